@@ -1,0 +1,59 @@
+//! Scan I/O and geometry for brainssl. No deep-learning dependency: this crate builds and tests fast.
+//!
+//! `load_scan` is the one entry point the rest of the system uses: a NIfTI file, a DICOM file or a
+//! folder holding one DICOM series becomes a [`Volume`] with its affine.
+
+pub mod dicom_io;
+pub mod error;
+pub mod geometry;
+pub mod info;
+pub mod nifti_io;
+pub mod volume;
+
+pub use error::{Result, ScanError};
+pub use geometry::{Affine, AxisCodes, View3};
+pub use volume::Volume;
+
+use std::path::Path;
+
+/// Options for reading a scan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Frame of a 4-D NIfTI to read; a multi-frame file without it is an error.
+    pub frame: Option<usize>,
+}
+
+/// Read any supported scan: `.nii`/`.nii.gz` (NIfTI-1 or -2), a `.dcm` file, or a DICOM series folder.
+pub fn load_scan(path: &Path, opts: LoadOptions) -> Result<Volume> {
+    if path.is_dir() {
+        return dicom_io::read_dicom_dir(path);
+    }
+    if !path.exists() {
+        return Err(ScanError::invalid(path, "no such file or folder"));
+    }
+    if dicom_io::looks_like_dicom(path) {
+        return dicom_io::read_dicom_file(path);
+    }
+    nifti_io::read_nifti(path, opts.frame)
+}
+
+/// Write bytes to `path` through a temporary file in the same folder and a rename, so readers never
+/// see a half-written file and an interrupted run leaves the old file intact.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ScanError::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| ScanError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| ScanError::io(&tmp, e))?;
+    f.sync_all().ok();
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| ScanError::io(path, e))
+}

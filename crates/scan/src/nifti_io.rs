@@ -1,0 +1,513 @@
+//! NIfTI-1 and NIfTI-2 reading (`.nii`, `.nii.gz`, either byte order) and float32 NIfTI-1 writing.
+//!
+//! The NIfTI-1 header is parsed by the `nifti` crate; NIfTI-2 (which that crate rejects) is parsed
+//! here. Voxel data is always decoded here, starting at `vox_offset`: the `nifti` crate reads from
+//! byte 352 whenever the extension flag is 0, which shifts atlases that keep text in that gap.
+
+use crate::error::{Result, ScanError};
+use crate::geometry::{affine_to_quaternion, quaternion_to_affine, Affine};
+use crate::volume::{sanitize, ScanMeta, Volume};
+use rayon::prelude::*;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Header fields this project uses, in one form for both NIfTI versions.
+#[derive(Debug, Clone)]
+pub struct NiftiHeader {
+    pub version: u8,
+    pub big_endian: bool,
+    /// dim[1..=dim[0]]
+    pub dims: Vec<usize>,
+    pub datatype: i16,
+    pub pixdim: [f64; 8],
+    pub vox_offset: u64,
+    pub scl_slope: f64,
+    pub scl_inter: f64,
+    pub qform_code: i32,
+    pub sform_code: i32,
+    pub quatern: [f64; 3],
+    pub qoffset: [f64; 3],
+    pub srow: [[f64; 4]; 3],
+}
+
+impl NiftiHeader {
+    /// The affine NIfTI says to use: sform if its code is set, else qform, else scaled pixdim
+    /// (NIfTI "method 1": no flips).
+    pub fn best_affine(&self) -> (Affine, &'static str) {
+        let pix = |k: usize| {
+            let v = self.pixdim[k];
+            if v.is_finite() && v > 0.0 {
+                v
+            } else {
+                1.0
+            }
+        };
+        if self.sform_code > 0 {
+            let s = self.srow;
+            return ([s[0], s[1], s[2], [0.0, 0.0, 0.0, 1.0]], "sform");
+        }
+        if self.qform_code > 0 {
+            let qfac = if self.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
+            let a =
+                quaternion_to_affine(self.quatern, qfac, [pix(1), pix(2), pix(3)], self.qoffset);
+            return (a, "qform");
+        }
+        let mut a = crate::geometry::IDENTITY;
+        for k in 0..3 {
+            a[k][k] = pix(k + 1);
+        }
+        (a, "pixdim")
+    }
+}
+
+/// Bytes of the file, decompressed if it starts with the gzip magic (whatever its extension).
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| ScanError::io(path, e))?;
+    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+        let hint = if raw.len() >= 4 {
+            u32::from_le_bytes(raw[raw.len() - 4..].try_into().unwrap()) as usize
+        } else {
+            0
+        };
+        let mut out = Vec::with_capacity(hint.min(1 << 31));
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                ScanError::invalid(path, format!("gzip stream is corrupt or truncated ({e})"))
+            })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+fn rd<const N: usize>(b: &[u8], off: usize, be: bool) -> [u8; N] {
+    let mut a: [u8; N] = b[off..off + N].try_into().unwrap();
+    if be {
+        a.reverse();
+    }
+    a
+}
+
+fn parse_v2(b: &[u8], be: bool) -> NiftiHeader {
+    let i16_ = |o| i16::from_le_bytes(rd(b, o, be));
+    let i32_ = |o| i32::from_le_bytes(rd(b, o, be));
+    let i64_ = |o| i64::from_le_bytes(rd(b, o, be));
+    let f64_ = |o| f64::from_le_bytes(rd(b, o, be));
+    let ndim = i64_(16).clamp(0, 7) as usize;
+    let dims = (1..=ndim)
+        .map(|k| i64_(16 + 8 * k).max(0) as usize)
+        .collect();
+    let mut pixdim = [0.0; 8];
+    for (k, p) in pixdim.iter_mut().enumerate() {
+        *p = f64_(104 + 8 * k);
+    }
+    let row = |o: usize| [f64_(o), f64_(o + 8), f64_(o + 16), f64_(o + 24)];
+    NiftiHeader {
+        version: 2,
+        big_endian: be,
+        dims,
+        datatype: i16_(12),
+        pixdim,
+        vox_offset: i64_(168).max(0) as u64,
+        scl_slope: f64_(176),
+        scl_inter: f64_(184),
+        qform_code: i32_(344),
+        sform_code: i32_(348),
+        quatern: [f64_(352), f64_(360), f64_(368)],
+        qoffset: [f64_(376), f64_(384), f64_(392)],
+        srow: [row(400), row(432), row(464)],
+    }
+}
+
+fn parse_v1(path: &Path, b: &[u8]) -> Result<NiftiHeader> {
+    let h = nifti::NiftiHeader::from_reader(&b[..348])
+        .map_err(|e| ScanError::invalid(path, format!("invalid NIfTI-1 header ({e})")))?;
+    if &h.magic != b"n+1\0" {
+        return Err(ScanError::invalid(
+            path,
+            "NIfTI-1 header/image pairs (.hdr/.img, magic 'ni1') are not supported; convert to .nii",
+        ));
+    }
+    let ndim = (h.dim[0] as usize).min(7);
+    let f = |x: f32| x as f64;
+    Ok(NiftiHeader {
+        version: 1,
+        big_endian: h.endianness == nifti::Endianness::Big,
+        dims: (1..=ndim)
+            .map(|k| h.dim[k] as i16 as isize)
+            .map(|d| d.max(0) as usize)
+            .collect(),
+        datatype: h.datatype,
+        pixdim: h.pixdim.map(f),
+        vox_offset: h.vox_offset.max(0.0) as u64,
+        scl_slope: f(h.scl_slope),
+        scl_inter: f(h.scl_inter),
+        qform_code: h.qform_code as i32,
+        sform_code: h.sform_code as i32,
+        quatern: [f(h.quatern_b), f(h.quatern_c), f(h.quatern_d)],
+        qoffset: [f(h.quatern_x), f(h.quatern_y), f(h.quatern_z)],
+        srow: [h.srow_x.map(f), h.srow_y.map(f), h.srow_z.map(f)],
+    })
+}
+
+/// Parse the header at the start of `bytes` (already decompressed).
+pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader> {
+    if bytes.len() < 348 {
+        return Err(ScanError::invalid(
+            path,
+            format!(
+                "not a NIfTI file: only {} bytes, a header needs 348",
+                bytes.len()
+            ),
+        ));
+    }
+    let le = i32::from_le_bytes(bytes[0..4].try_into().unwrap());
+    let be = i32::from_be_bytes(bytes[0..4].try_into().unwrap());
+    match (le, be) {
+        (348, _) | (_, 348) => parse_v1(path, bytes),
+        (540, _) | (_, 540) => {
+            if bytes.len() < 540 {
+                return Err(ScanError::invalid(path, "truncated NIfTI-2 header"));
+            }
+            if &bytes[4..8] != b"n+2\0" {
+                return Err(ScanError::invalid(
+                    path,
+                    "NIfTI-2 header with unsupported magic (expected 'n+2')",
+                ));
+            }
+            Ok(parse_v2(bytes, be == 540))
+        }
+        _ => Err(ScanError::invalid(
+            path,
+            "not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)",
+        )),
+    }
+}
+
+/// Name and byte width of each supported scalar datatype code.
+fn datatype_info(code: i16) -> Option<(&'static str, usize)> {
+    Some(match code {
+        2 => ("uint8", 1),
+        4 => ("int16", 2),
+        8 => ("int32", 4),
+        16 => ("float32", 4),
+        64 => ("float64", 8),
+        256 => ("int8", 1),
+        512 => ("uint16", 2),
+        768 => ("uint32", 4),
+        1024 => ("int64", 8),
+        1280 => ("uint64", 8),
+        _ => return None,
+    })
+}
+
+fn unsupported_datatype(code: i16) -> String {
+    let name = match code {
+        32 => "complex64",
+        1792 => "complex128",
+        2048 => "complex256",
+        128 => "RGB24",
+        2304 => "RGBA32",
+        1536 => "float128",
+        1 => "binary",
+        _ => "unknown",
+    };
+    format!("unsupported NIfTI datatype {code} ({name}); brainssl reads scalar integer and float volumes")
+}
+
+fn decode(bytes: &[u8], code: i16, be: bool, slope: f64, inter: f64, out: &mut [f32]) {
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            out.par_chunks_mut(1 << 16)
+                .enumerate()
+                .for_each(|(c, chunk)| {
+                    let base = c << 16;
+                    for (k, o) in chunk.iter_mut().enumerate() {
+                        let s = &bytes[(base + k) * $n..(base + k + 1) * $n];
+                        let arr: [u8; $n] = s.try_into().unwrap();
+                        let v = if be {
+                            <$t>::from_be_bytes(arr)
+                        } else {
+                            <$t>::from_le_bytes(arr)
+                        };
+                        *o = if slope == 1.0 && inter == 0.0 {
+                            v as f32
+                        } else {
+                            (v as f64 * slope + inter) as f32
+                        };
+                    }
+                })
+        };
+    }
+    match code {
+        2 => conv!(u8, 1),
+        4 => conv!(i16, 2),
+        8 => conv!(i32, 4),
+        16 => conv!(f32, 4),
+        64 => conv!(f64, 8),
+        256 => conv!(i8, 1),
+        512 => conv!(u16, 2),
+        768 => conv!(u32, 4),
+        1024 => conv!(i64, 8),
+        1280 => conv!(u64, 8),
+        _ => unreachable!("checked by datatype_info"),
+    }
+}
+
+/// Read a NIfTI volume. A 4-D file must have one frame, or `frame` must pick one.
+pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
+    let bytes = read_maybe_gz(path)?;
+    let h = parse_header(path, &bytes)?;
+    let (dtname, width) = datatype_info(h.datatype)
+        .ok_or_else(|| ScanError::invalid(path, unsupported_datatype(h.datatype)))?;
+    if h.dims.is_empty() || h.dims.iter().any(|&d| d == 0) {
+        return Err(ScanError::invalid(
+            path,
+            format!("invalid dimensions {:?} (a zero or missing axis)", h.dims),
+        ));
+    }
+    let mut dims3 = [1usize; 3];
+    for (k, d) in h.dims.iter().take(3).enumerate() {
+        dims3[k] = *d;
+    }
+    let extra: usize = h.dims.iter().skip(3).product();
+    let frames = h.dims.get(3).copied().unwrap_or(1);
+    if h.dims.iter().skip(4).any(|&d| d != 1) {
+        return Err(ScanError::invalid(
+            path,
+            format!(
+                "{}-D data {:?} is not a scalar volume",
+                h.dims.len(),
+                h.dims
+            ),
+        ));
+    }
+    let chosen = match (frames, frame) {
+        (1, None) => 0,
+        (n, None) => {
+            return Err(ScanError::invalid(
+                path,
+                format!(
+                    "4-D file with {n} frames; choose one with --frame (0..{})",
+                    n - 1
+                ),
+            ))
+        }
+        (n, Some(f)) if f >= n => {
+            return Err(ScanError::invalid(
+                path,
+                format!("frame {f} requested but the file has {n} frames"),
+            ))
+        }
+        (_, Some(f)) => f,
+    };
+    let nvox: usize = dims3.iter().product();
+    let need = nvox
+        .checked_mul(extra)
+        .and_then(|n| n.checked_mul(width))
+        .ok_or_else(|| ScanError::invalid(path, "dimensions overflow"))?;
+    let min_offset = if h.version == 1 { 352 } else { 544 };
+    let off = (h.vox_offset as usize).max(min_offset);
+    if off + need > bytes.len() {
+        return Err(ScanError::invalid(
+            path,
+            format!(
+                "truncated: {need} bytes of voxel data expected from offset {off}, but the (decompressed) file has {} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    let start = off + chosen * nvox * width;
+    let (slope, inter) = if h.scl_slope == 0.0 || !h.scl_slope.is_finite() {
+        (1.0, 0.0)
+    } else {
+        (
+            h.scl_slope,
+            if h.scl_inter.is_finite() {
+                h.scl_inter
+            } else {
+                0.0
+            },
+        )
+    };
+    let mut data = vec![0f32; nvox];
+    decode(
+        &bytes[start..start + nvox * width],
+        h.datatype,
+        h.big_endian,
+        slope,
+        inter,
+        &mut data,
+    );
+    let non_finite = sanitize(&mut data);
+    let (affine, src) = h.best_affine();
+    Ok(Volume {
+        data,
+        dims: dims3,
+        affine,
+        meta: ScanMeta {
+            format: format!(
+                "NIfTI-{}{}",
+                h.version,
+                if h.big_endian { " (big-endian)" } else { "" }
+            ),
+            datatype: dtname.to_string(),
+            affine_source: src.to_string(),
+            non_finite,
+            raw_dims: h.dims.clone(),
+        },
+    })
+}
+
+/// Write a float32 NIfTI-1 file (gzip-compressed when the name ends in `.gz`), atomically.
+pub fn write_nifti(path: &Path, data: &[f32], dims: [usize; 3], affine: &Affine) -> Result<()> {
+    assert_eq!(
+        data.len(),
+        dims.iter().product::<usize>(),
+        "data length must match dims"
+    );
+    if dims.iter().any(|&d| d > i16::MAX as usize) {
+        return Err(ScanError::invalid(
+            path,
+            "a dimension exceeds NIfTI-1's limit of 32767",
+        ));
+    }
+    let mut h = vec![0u8; 352];
+    let put = |h: &mut Vec<u8>, off: usize, b: &[u8]| h[off..off + b.len()].copy_from_slice(b);
+    put(&mut h, 0, &348i32.to_le_bytes());
+    let dim: [i16; 8] = [
+        3,
+        dims[0] as i16,
+        dims[1] as i16,
+        dims[2] as i16,
+        1,
+        1,
+        1,
+        1,
+    ];
+    for (k, d) in dim.iter().enumerate() {
+        put(&mut h, 40 + 2 * k, &d.to_le_bytes());
+    }
+    put(&mut h, 70, &16i16.to_le_bytes()); // float32
+    put(&mut h, 72, &32i16.to_le_bytes()); // bitpix
+    let (q, qfac, sp) = affine_to_quaternion(affine);
+    let pixdim = [
+        qfac as f32,
+        sp[0] as f32,
+        sp[1] as f32,
+        sp[2] as f32,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    ];
+    for (k, p) in pixdim.iter().enumerate() {
+        put(&mut h, 76 + 4 * k, &p.to_le_bytes());
+    }
+    put(&mut h, 108, &352f32.to_le_bytes()); // vox_offset
+    put(&mut h, 112, &1f32.to_le_bytes()); // scl_slope
+    h[123] = 2; // xyzt_units: mm
+    let descrip = b"brainssl";
+    put(&mut h, 148, descrip);
+    put(&mut h, 252, &1i16.to_le_bytes()); // qform_code: scanner
+    put(&mut h, 254, &1i16.to_le_bytes()); // sform_code: scanner
+    for (k, v) in q.iter().enumerate() {
+        put(&mut h, 256 + 4 * k, &(*v as f32).to_le_bytes());
+    }
+    for k in 0..3 {
+        put(&mut h, 268 + 4 * k, &(affine[k][3] as f32).to_le_bytes());
+    }
+    for r in 0..3 {
+        for c in 0..4 {
+            put(
+                &mut h,
+                280 + 16 * r + 4 * c,
+                &(affine[r][c] as f32).to_le_bytes(),
+            );
+        }
+    }
+    put(&mut h, 344, b"n+1\0");
+    let mut payload = h;
+    payload.reserve(data.len() * 4);
+    for v in data {
+        payload.extend_from_slice(&v.to_le_bytes());
+    }
+    let gz = path.extension().is_some_and(|e| e == "gz");
+    let bytes = if gz {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(4));
+        enc.write_all(&payload)
+            .map_err(|e| ScanError::io(path, e))?;
+        enc.finish().map_err(|e| ScanError::io(path, e))?
+    } else {
+        payload
+    };
+    crate::atomic_write(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let dims = [5, 4, 3];
+        let data: Vec<f32> = (0..60).map(|v| v as f32 * 0.5 - 3.0).collect();
+        let affine = [
+            [0.0, 0.0, -2.0, 10.0],
+            [1.5, 0.0, 0.0, -4.0],
+            [0.0, -1.0, 0.0, 3.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        for name in ["a.nii", "a.nii.gz"] {
+            let p = dir.path().join(name);
+            write_nifti(&p, &data, dims, &affine).unwrap();
+            let v = read_nifti(&p, None).unwrap();
+            assert_eq!(v.dims, dims);
+            assert_eq!(v.data, data);
+            for r in 0..3 {
+                for c in 0..4 {
+                    assert!((v.affine[r][c] - affine[r][c]).abs() < 1e-6);
+                }
+            }
+            assert_eq!(v.codes().letters(), "AIL");
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("junk.nii");
+        std::fs::write(&p, b"hello world").unwrap();
+        let e = read_nifti(&p, None).unwrap_err().to_string();
+        assert!(e.contains("junk.nii") && e.contains("not a NIfTI"), "{e}");
+
+        let good = dir.path().join("g.nii");
+        write_nifti(&good, &[1.0; 64], [4, 4, 4], &crate::geometry::IDENTITY).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let cut = dir.path().join("cut.nii");
+        std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+        let e = read_nifti(&cut, None).unwrap_err().to_string();
+        assert!(e.contains("cut.nii") && e.contains("truncated"), "{e}");
+
+        let gz = dir.path().join("cut.nii.gz");
+        write_nifti(&gz, &[1.0; 4096], [16, 16, 16], &crate::geometry::IDENTITY).unwrap();
+        let bytes = std::fs::read(&gz).unwrap();
+        std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
+        let e = read_nifti(&gz, None).unwrap_err().to_string();
+        assert!(e.contains("cut.nii.gz"), "{e}");
+    }
+
+    #[test]
+    fn zero_dimension_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("z.nii");
+        write_nifti(&p, &[1.0; 8], [2, 2, 2], &crate::geometry::IDENTITY).unwrap();
+        let mut b = std::fs::read(&p).unwrap();
+        b[42..44].copy_from_slice(&0i16.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let e = read_nifti(&p, None).unwrap_err().to_string();
+        assert!(e.contains("zero"), "{e}");
+    }
+}
