@@ -1,1 +1,11 @@
+//! Datasets for brainssl: manifests (SPEC 1.1), folder indexing, subject-level splits (SPEC 9),
+//! the cached, multi-threaded batch loader, and synthetic brains for demos and tests.
 
+pub mod cache;
+pub mod index;
+pub mod loader;
+pub mod manifest;
+pub mod splits;
+pub mod synth;
+
+pub use manifest::{Manifest, ManifestRow};

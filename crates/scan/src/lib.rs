@@ -8,6 +8,7 @@ pub mod error;
 pub mod geometry;
 pub mod info;
 pub mod nifti_io;
+pub mod npy;
 pub mod volume;
 
 pub use error::{Result, ScanError};

@@ -1,0 +1,185 @@
+//! Multi-threaded batch loading with prefetch. Batches are [B, 1, T, S, S] f32 in C order.
+//!
+//! The visiting order and every random draw are functions of (seed, epoch, index) only: a batch is
+//! the same whichever worker builds it and however many workers run.
+
+use crate::cache::{load_cropped, CropCache};
+use crate::manifest::ManifestRow;
+use anyhow::Result;
+use brainssl_prep::{finish, AugmentConfig, Mode, PrepConfig, Rng};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    /// Training mode: random layout and crop (SPEC 1.2) and augmentation (SPEC 1.3).
+    pub training: bool,
+    pub workers: usize,
+    /// Batches built ahead of the consumer.
+    pub prefetch: usize,
+    pub seed: u64,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig { batch_size: 2, shuffle: true, drop_last: true, training: true, workers: 2, prefetch: 2, seed: 0 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub data: Vec<f32>,
+    /// [B, 1, T, S, S]
+    pub shape: [usize; 5],
+    pub labels: Vec<i64>,
+    /// Manifest row of each sample.
+    pub indices: Vec<usize>,
+    /// Samples that failed, with the reason (the batch is then smaller): reported, never replaced.
+    pub failures: Vec<(usize, String)>,
+}
+
+pub struct Dataset {
+    pub rows: Vec<ManifestRow>,
+    pub prep: PrepConfig,
+    pub augment: Option<AugmentConfig>,
+    pub cache: Option<CropCache>,
+}
+
+impl Dataset {
+    /// One preprocessed sample [T, S, S]; `rng` drives every random choice.
+    pub fn sample(&self, index: usize, training: bool, rng: &mut Rng) -> Result<Vec<f32>> {
+        let row = &self.rows[index];
+        let cropped = match &self.cache {
+            Some(c) => c.get(row, self.prep.margin)?,
+            None => load_cropped(row, self.prep.margin)?,
+        };
+        let mode = if training { Mode::Train { rng, augment: self.augment.as_ref() } } else { Mode::Eval };
+        let p = finish(&cropped, &self.prep, mode).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?;
+        Ok(p.data)
+    }
+
+    /// Order of rows for `epoch`, then cut into batches.
+    pub fn batches(&self, cfg: &LoaderConfig, epoch: u64) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.rows.len()).collect();
+        if cfg.shuffle {
+            Rng::for_item(cfg.seed, epoch, u64::MAX).shuffle(&mut order);
+        }
+        let mut out: Vec<Vec<usize>> = order.chunks(cfg.batch_size.max(1)).map(|c| c.to_vec()).collect();
+        if cfg.drop_last && out.last().is_some_and(|b| b.len() < cfg.batch_size) {
+            out.pop();
+        }
+        out
+    }
+
+    pub fn build_batch(&self, cfg: &LoaderConfig, epoch: u64, idx: &[usize]) -> Batch {
+        let vox = self.prep.depth * self.prep.size * self.prep.size;
+        let mut b = Batch { data: Vec::with_capacity(idx.len() * vox), shape: [0, 1, self.prep.depth, self.prep.size, self.prep.size], labels: vec![], indices: vec![], failures: vec![] };
+        for &i in idx {
+            let mut rng = Rng::for_item(cfg.seed, epoch, i as u64);
+            match self.sample(i, cfg.training, &mut rng) {
+                Ok(d) => {
+                    b.data.extend_from_slice(&d);
+                    b.labels.push(self.rows[i].label);
+                    b.indices.push(i);
+                }
+                Err(e) => b.failures.push((i, format!("{e:#}"))),
+            }
+        }
+        b.shape[0] = b.indices.len();
+        b
+    }
+}
+
+/// Shared state of one epoch's workers.
+struct EpochState {
+    next: AtomicUsize,
+    stop: AtomicBool,
+    /// (consumed count, ready batches)
+    ready: Mutex<(usize, BTreeMap<usize, Batch>)>,
+    cv: Condvar,
+}
+
+/// Iterator over one epoch's batches, in order, built by background workers.
+pub struct EpochIter {
+    state: Arc<EpochState>,
+    total: usize,
+    pos: usize,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+pub fn epoch_iter(ds: Arc<Dataset>, cfg: &LoaderConfig, epoch: u64) -> EpochIter {
+    let plan = Arc::new(ds.batches(cfg, epoch));
+    let state = Arc::new(EpochState { next: AtomicUsize::new(0), stop: AtomicBool::new(false), ready: Mutex::new((0, BTreeMap::new())), cv: Condvar::new() });
+    let total = plan.len();
+    let ahead = cfg.prefetch.max(1) + cfg.workers.max(1);
+    let handles = (0..cfg.workers.max(1))
+        .map(|_| {
+            let (ds, plan, state, cfg) = (ds.clone(), plan.clone(), state.clone(), cfg.clone());
+            std::thread::spawn(move || loop {
+                let b = state.next.fetch_add(1, Ordering::SeqCst);
+                if b >= plan.len() {
+                    return;
+                }
+                {
+                    // wait until the consumer is close enough: bounded memory
+                    let mut g = state.ready.lock().unwrap();
+                    while b >= g.0 + ahead && !state.stop.load(Ordering::SeqCst) {
+                        g = state.cv.wait(g).unwrap();
+                    }
+                }
+                if state.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let batch = ds.build_batch(&cfg, epoch, &plan[b]);
+                state.ready.lock().unwrap().1.insert(b, batch);
+                state.cv.notify_all();
+            })
+        })
+        .collect();
+    EpochIter { state, total, pos: 0, handles }
+}
+
+impl EpochIter {
+    pub fn len(&self) -> usize {
+        self.total
+    }
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+impl Iterator for EpochIter {
+    type Item = Batch;
+    fn next(&mut self) -> Option<Batch> {
+        if self.pos >= self.total {
+            return None;
+        }
+        let mut g = self.state.ready.lock().unwrap();
+        loop {
+            if let Some(b) = g.1.remove(&self.pos) {
+                self.pos += 1;
+                g.0 = self.pos;
+                drop(g);
+                self.state.cv.notify_all();
+                return Some(b);
+            }
+            g = self.state.cv.wait(g).unwrap();
+        }
+    }
+}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        self.state.cv.notify_all();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

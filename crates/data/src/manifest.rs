@@ -1,0 +1,185 @@
+//! The CSV manifest of SPEC 1.1: `label, subject_id, contrast, nii_file_path, xmin..zmax`, other
+//! columns kept as they are. Box columns hold inclusive foreground extremes in RAS+ axis order
+//! (x, y, z) after reorientation (D10); -1 or empty means "compute from the scan".
+
+use anyhow::{anyhow, bail, Context, Result};
+use brainssl_prep::BoxIncl;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const BOX_COLUMNS: [&str; 6] = ["xmin", "xmax", "ymin", "ymax", "zmin", "zmax"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestRow {
+    pub label: i64,
+    pub subject_id: String,
+    pub contrast: String,
+    pub path: PathBuf,
+    pub bbox: Option<BoxIncl>,
+    /// Columns this project does not interpret, in file order.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl ManifestRow {
+    pub fn new(label: i64, subject_id: &str, contrast: &str, path: PathBuf) -> Self {
+        ManifestRow { label, subject_id: subject_id.into(), contrast: contrast.into(), path, bbox: None, extra: BTreeMap::new() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Manifest {
+    pub rows: Vec<ManifestRow>,
+    pub extra_columns: Vec<String>,
+}
+
+fn parse_box(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<BoxIncl>> {
+    let mut v = [0i64; 6];
+    for (k, c) in BOX_COLUMNS.iter().enumerate() {
+        let s = get(c).unwrap_or_default();
+        let s = s.trim();
+        if s.is_empty() || s.eq_ignore_ascii_case("nan") {
+            return Ok(None);
+        }
+        let x: f64 = s.parse().map_err(|_| anyhow!("column {c}: '{s}' is not a number"))?;
+        if x < 0.0 {
+            return Ok(None);
+        }
+        v[k] = x as i64;
+    }
+    let b = [(v[0] as usize, v[1] as usize), (v[2] as usize, v[3] as usize), (v[4] as usize, v[5] as usize)];
+    if b.iter().any(|(lo, hi)| lo > hi) {
+        bail!("bounding box {v:?} has a minimum above its maximum");
+    }
+    Ok(Some(b))
+}
+
+impl Manifest {
+    /// Read a manifest; relative scan paths are taken relative to the manifest's folder.
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_path(path)
+            .with_context(|| format!("{}: cannot open manifest", path.display()))?;
+        let headers: Vec<String> = rdr.headers()?.iter().map(|h| h.trim().to_string()).collect();
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        let label_col = col("label").ok_or_else(|| anyhow!("{}: manifest has no 'label' column", path.display()))?;
+        let path_col = col("nii_file_path").ok_or_else(|| anyhow!("{}: manifest has no 'nii_file_path' column", path.display()))?;
+        let known = ["label", "subject_id", "contrast", "nii_file_path"];
+        let extra_columns: Vec<String> =
+            headers.iter().filter(|h| !known.contains(&h.as_str()) && !BOX_COLUMNS.contains(&h.as_str())).cloned().collect();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut rows = Vec::new();
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i + 2;
+            let rec = rec.with_context(|| format!("{}: line {line}", path.display()))?;
+            let get = |name: &str| col(name).and_then(|c| rec.get(c)).map(|s| s.to_string());
+            let ctx = || format!("{}: line {line}", path.display());
+            let label_s = rec.get(label_col).unwrap_or("").trim();
+            let label: i64 = label_s
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.fract() == 0.0)
+                .map(|v| v as i64)
+                .ok_or_else(|| anyhow!("{}: label '{label_s}' is not an integer", ctx()))?;
+            let p = PathBuf::from(rec.get(path_col).unwrap_or("").trim());
+            if p.as_os_str().is_empty() {
+                bail!("{}: empty nii_file_path", ctx());
+            }
+            let p = if p.is_absolute() { p } else { base.join(p) };
+            let bbox = parse_box(&get).with_context(ctx)?;
+            let extra = extra_columns.iter().map(|c| (c.clone(), get(c).unwrap_or_default())).collect();
+            rows.push(ManifestRow {
+                label,
+                subject_id: get("subject_id").unwrap_or_default().trim().to_string(),
+                contrast: get("contrast").unwrap_or_default().trim().to_string(),
+                path: p,
+                bbox,
+                extra,
+            });
+        }
+        Ok(Manifest { rows, extra_columns })
+    }
+
+    /// Concatenate manifests in order (SPEC 1.1: the loader reads a list of CSVs).
+    pub fn read_many(paths: &[PathBuf]) -> Result<Manifest> {
+        let mut out = Manifest::default();
+        for p in paths {
+            let m = Manifest::read(p)?;
+            for c in m.extra_columns {
+                if !out.extra_columns.contains(&c) {
+                    out.extra_columns.push(c);
+                }
+            }
+            out.rows.extend(m.rows);
+        }
+        Ok(out)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["label", "subject_id", "contrast", "nii_file_path"];
+        header.extend(BOX_COLUMNS);
+        header.extend(self.extra_columns.iter().map(|s| s.as_str()));
+        w.write_record(&header)?;
+        for r in &self.rows {
+            let mut rec = vec![r.label.to_string(), r.subject_id.clone(), r.contrast.clone(), r.path.display().to_string()];
+            match r.bbox {
+                Some(b) => rec.extend(b.iter().flat_map(|(lo, hi)| [lo.to_string(), hi.to_string()])),
+                None => rec.extend(std::iter::repeat_n("-1".to_string(), 6)),
+            }
+            rec.extend(self.extra_columns.iter().map(|c| r.extra.get(c).cloned().unwrap_or_default()));
+            w.write_record(&rec)?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow!("{e}"))?;
+        brainssl_scan::atomic_write(path, &bytes)?;
+        Ok(())
+    }
+
+    pub fn subjects(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.rows.iter().map(|r| r.subject_id.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_reference_schema_and_keeps_extra_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(
+            &p,
+            "label,subject_id,contrast,date_acquired,subject_sex,nii_file_path,xmin,xmax,ymin,ymax,zmin,zmax\n\
+             1,033_S_0513,T1,2007-05-31,M,scans/a.nii.gz,0,255,0,255,0,165\n\
+             0,033_S_0514,T2,2008-01-01,F,/abs/b.nii,NaN,NaN,NaN,NaN,NaN,NaN\n",
+        )
+        .unwrap();
+        let m = Manifest::read(&p).unwrap();
+        assert_eq!(m.rows.len(), 2);
+        assert_eq!(m.rows[0].bbox, Some([(0, 255), (0, 255), (0, 165)]));
+        assert_eq!(m.rows[0].path, dir.path().join("scans/a.nii.gz"));
+        assert_eq!(m.rows[1].bbox, None);
+        assert_eq!(m.extra_columns, vec!["date_acquired", "subject_sex"]);
+        let out = dir.path().join("o.csv");
+        m.write(&out).unwrap();
+        let back = Manifest::read(&out).unwrap();
+        assert_eq!(back.rows[0].extra["subject_sex"], "M");
+        assert_eq!(back.rows[1].bbox, None);
+        assert_eq!(back.rows[0].bbox, m.rows[0].bbox);
+    }
+
+    #[test]
+    fn bad_rows_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.csv");
+        std::fs::write(&p, "label,nii_file_path\n1,a.nii\nx,b.nii\n").unwrap();
+        let e = format!("{:#}", Manifest::read(&p).unwrap_err());
+        assert!(e.contains("bad.csv") && e.contains("line 3"), "{e}");
+        std::fs::write(&p, "subject_id,nii_file_path\ns,a.nii\n").unwrap();
+        assert!(format!("{:#}", Manifest::read(&p).unwrap_err()).contains("'label'"));
+    }
+}
