@@ -1,0 +1,72 @@
+//! `brainssl`: one binary, one subcommand per step of the path from scans to results.
+
+mod bench;
+mod commands;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "brainssl", version, about = "Self-supervised foundation models for 3D brain MRI")]
+struct Cli {
+    /// Worker threads for data work (default: all cores)
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Header and intensity summary of a scan (NIfTI file, DICOM file or DICOM series folder)
+    Info {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Frame of a 4-D file
+        #[arg(long)]
+        frame: Option<usize>,
+    },
+    /// Evaluation-mode preprocessing (SPEC 1.2) to a (T, S, S) float32 .npy, or .nii/.nii.gz for viewing
+    Preprocess(commands::PreprocessArgs),
+    /// Walk a folder of scans and write a manifest with foreground boxes
+    Index(commands::IndexArgs),
+    /// Subject-level splits: k-fold, train/val/test, few-shot, or import of released split files
+    Split(commands::SplitArgs),
+    /// Generate synthetic brains with known labels, plus a manifest
+    Synth(commands::SynthArgs),
+    /// Benchmarks
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCmd,
+    },
+    /// Print the preprocessing and loader configuration as TOML
+    PrintConfig,
+    /// Run the demo on built-in synthetic data
+    Demo(commands::DemoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global().ok();
+    }
+    if let Err(e) = run(cli.cmd) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Info { path, json, frame } => commands::info(&path, json, frame),
+        Cmd::Preprocess(a) => commands::preprocess(a),
+        Cmd::Index(a) => commands::index(a),
+        Cmd::Split(a) => commands::split(a),
+        Cmd::Synth(a) => commands::synth(a),
+        Cmd::Bench { what } => bench::run(what),
+        Cmd::PrintConfig => commands::print_config(),
+        Cmd::Demo(a) => commands::demo(a),
+    }
+}
