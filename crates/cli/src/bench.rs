@@ -35,12 +35,24 @@ pub enum BenchCmd {
 
 /// Scans to benchmark: the anatomical volumes of the folder (labels, masks and multi-frame files excluded).
 fn bench_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let skip = ["label", "seg", "mask", "lesion", "gap_offset", "4d", "nifti2"];
+    let skip = [
+        "label",
+        "seg",
+        "mask",
+        "lesion",
+        "gap_offset",
+        "4d",
+        "nifti2",
+    ];
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot read benchmark folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let n = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+            let n = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             (n.ends_with(".nii") || n.ends_with(".nii.gz")) && !skip.iter().any(|s| n.contains(s))
         })
         .collect();
@@ -60,12 +72,29 @@ fn one(path: &Path, cfg: &PrepConfig) -> Result<()> {
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
-    let BenchCmd::Preprocess { data, depth, size, threads, repeat, python } = cmd;
+    let BenchCmd::Preprocess {
+        data,
+        depth,
+        size,
+        threads,
+        repeat,
+        python,
+    } = cmd;
     let files = bench_files(&data)?;
-    let cfg = PrepConfig { depth, size, ..Default::default() };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build()?;
+    let cfg = PrepConfig {
+        depth,
+        size,
+        ..Default::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()?;
     let jobs: Vec<&PathBuf> = (0..repeat.max(1)).flat_map(|_| files.iter()).collect();
-    eprintln!("{} scans x {} passes, output {depth}x{size}x{size}, {threads} thread(s)", files.len(), repeat.max(1));
+    eprintln!(
+        "{} scans x {} passes, output {depth}x{size}x{size}, {threads} thread(s)",
+        files.len(),
+        repeat.max(1)
+    );
     pool.install(|| one(&files[0], &cfg))?; // warm-up
     let t = Instant::now();
     pool.install(|| jobs.par_iter().try_for_each(|f| one(f, &cfg)))?;
@@ -74,10 +103,21 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
 
     let mut py_rate = None;
     if python != "none" {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
         let out = std::process::Command::new(&python)
             .arg(&script)
-            .args(["bench", "--depth", &depth.to_string(), "--size", &size.to_string(), "--threads", &threads.to_string(), "--repeat", &repeat.max(1).to_string()])
+            .args([
+                "bench",
+                "--depth",
+                &depth.to_string(),
+                "--size",
+                &size.to_string(),
+                "--threads",
+                &threads.to_string(),
+                "--repeat",
+                &repeat.max(1).to_string(),
+            ])
             .args(&files)
             .env("OMP_NUM_THREADS", "1")
             .env("OPENBLAS_NUM_THREADS", "1")
@@ -95,9 +135,18 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     }
     println!("| implementation | threads | volumes | volumes/s | ratio |");
     println!("|---|---|---|---|---|");
-    println!("| brainssl (Rust) | {threads} | {} | {rust_rate:.2} | {} |", jobs.len(), py_rate.map(|p| format!("{:.1}x", rust_rate / p)).unwrap_or("-".into()));
+    println!(
+        "| brainssl (Rust) | {threads} | {} | {rust_rate:.2} | {} |",
+        jobs.len(),
+        py_rate
+            .map(|p| format!("{:.1}x", rust_rate / p))
+            .unwrap_or("-".into())
+    );
     if let Some(p) = py_rate {
-        println!("| nibabel + numpy + scipy | {threads} | {} | {p:.2} | 1.0x |", jobs.len());
+        println!(
+            "| nibabel + numpy + scipy | {threads} | {} | {p:.2} | 1.0x |",
+            jobs.len()
+        );
     }
     Ok(())
 }

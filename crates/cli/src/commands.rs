@@ -20,9 +20,11 @@ use std::sync::Arc;
 pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(len);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap()
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb
@@ -63,17 +65,40 @@ pub struct PreprocessArgs {
 }
 
 pub fn preprocess(a: PreprocessArgs) -> Result<()> {
-    let cfg = PrepConfig { depth: a.depth, size: a.size, margin: a.margin, ..Default::default() };
+    let cfg = PrepConfig {
+        depth: a.depth,
+        size: a.size,
+        margin: a.margin,
+        ..Default::default()
+    };
     cfg.validate().map_err(anyhow::Error::msg)?;
     let v = load_scan(&a.input, LoadOptions { frame: a.frame })?;
     if v.meta.non_finite > 0 {
-        eprintln!("warning: {}: {} non-finite voxels set to 0", a.input.display(), v.meta.non_finite);
+        eprintln!(
+            "warning: {}: {} non-finite voxels set to 0",
+            a.input.display(),
+            v.meta.non_finite
+        );
     }
-    let mask = a.mask.as_ref().map(|m| load_scan(m, LoadOptions::default())).transpose()?;
-    let fg = ras_foreground(&v, mask.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
-    let p = preprocess_eval(&v, fg, &cfg).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+    let mask = a
+        .mask
+        .as_ref()
+        .map(|m| load_scan(m, LoadOptions::default()))
+        .transpose()?;
+    let fg = ras_foreground(&v, mask.as_ref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+    let p =
+        preprocess_eval(&v, fg, &cfg).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
     write_prepared(&a.out, &p)?;
-    eprintln!("{} → {} ({:?}, depth axis {:?}, clip [{:.4}, {:.4}])", a.input.display(), a.out.display(), p.shape, p.layout, p.clip.0, p.clip.1);
+    eprintln!(
+        "{} → {} ({:?}, depth axis {:?}, clip [{:.4}, {:.4}])",
+        a.input.display(),
+        a.out.display(),
+        p.shape,
+        p.layout,
+        p.clip.0,
+        p.clip.1
+    );
     Ok(())
 }
 
@@ -81,11 +106,19 @@ fn write_prepared(out: &Path, p: &brainssl_prep::Prepared) -> Result<()> {
     let name = out.to_string_lossy();
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {
         // memory order (t, h, w) C-order = NIfTI (w, h, t)
-        brainssl_scan::nifti_io::write_nifti(out, &p.data, [p.shape[2], p.shape[1], p.shape[0]], &p.affine)?;
+        brainssl_scan::nifti_io::write_nifti(
+            out,
+            &p.data,
+            [p.shape[2], p.shape[1], p.shape[0]],
+            &p.affine,
+        )?;
     } else if name.ends_with(".npy") {
         brainssl_scan::npy::write_f32(out, &p.data, &p.shape)?;
     } else {
-        bail!("{}: output must end in .npy, .nii or .nii.gz", out.display());
+        bail!(
+            "{}: output must end in .npy, .nii or .nii.gz",
+            out.display()
+        );
     }
     Ok(())
 }
@@ -110,7 +143,10 @@ pub struct IndexArgs {
 }
 
 pub fn index(a: IndexArgs) -> Result<()> {
-    let mut o = IndexOptions { label: a.label, ..Default::default() };
+    let mut o = IndexOptions {
+        label: a.label,
+        ..Default::default()
+    };
     if let Some(r) = a.subject_regex {
         o.subject_regex = Regex::new(&r).with_context(|| format!("--subject-regex '{r}'"))?;
     }
@@ -127,8 +163,18 @@ pub fn index(a: IndexArgs) -> Result<()> {
         bail!("{} scan(s) could not be indexed", errors.len());
     }
     m.write(&a.out)?;
-    let masks = m.rows.iter().filter(|r| r.extra.get("mask_path").is_some_and(|p| !p.is_empty())).count();
-    eprintln!("{} scans of {} subjects ({masks} with a mask), {} skipped → {}", m.rows.len(), m.subjects().len(), errors.len(), a.out.display());
+    let masks = m
+        .rows
+        .iter()
+        .filter(|r| r.extra.get("mask_path").is_some_and(|p| !p.is_empty()))
+        .count();
+    eprintln!(
+        "{} scans of {} subjects ({masks} with a mask), {} skipped → {}",
+        m.rows.len(),
+        m.subjects().len(),
+        errors.len(),
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -162,7 +208,11 @@ pub struct SplitArgs {
 
 fn write_rows(m: &Manifest, rows: Vec<brainssl_data::ManifestRow>, path: &Path) -> Result<()> {
     let n = rows.len();
-    Manifest { rows, extra_columns: m.extra_columns.clone() }.write(path)?;
+    Manifest {
+        rows,
+        extra_columns: m.extra_columns.clone(),
+    }
+    .write(path)?;
     eprintln!("{n:>6} rows → {}", path.display());
     Ok(())
 }
@@ -170,19 +220,37 @@ fn write_rows(m: &Manifest, rows: Vec<brainssl_data::ManifestRow>, path: &Path) 
 pub fn split(a: SplitArgs) -> Result<()> {
     let m = Manifest::read(&a.manifest)?;
     std::fs::create_dir_all(&a.out)?;
-    let modes = [a.kfold.is_some(), a.fractions.is_some(), a.few_shot.is_some(), !a.import.is_empty()];
+    let modes = [
+        a.kfold.is_some(),
+        a.fractions.is_some(),
+        a.few_shot.is_some(),
+        !a.import.is_empty(),
+    ];
     if modes.iter().filter(|x| **x).count() != 1 {
         bail!("choose exactly one of --kfold, --fractions, --few-shot, --import");
     }
     if let Some(k) = a.kfold {
         let folds = splits::stratified_kfold(&m.rows, k, a.seed)?;
         for i in 0..k {
-            let rest: Vec<_> = folds.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f.clone()).collect();
-            let [train, val, _] = splits::train_val_test(&rest, [1.0 - a.val_fraction, a.val_fraction, 0.0], a.seed + i as u64)?;
+            let rest: Vec<_> = folds
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, f)| f.clone())
+                .collect();
+            let [train, val, _] = splits::train_val_test(
+                &rest,
+                [1.0 - a.val_fraction, a.val_fraction, 0.0],
+                a.seed + i as u64,
+            )?;
             splits::check_disjoint(&[("train", &train), ("val", &val), ("test", &folds[i])])?;
             write_rows(&m, train, &a.out.join(format!("fold{i}_train.csv")))?;
             write_rows(&m, val, &a.out.join(format!("fold{i}_val.csv")))?;
-            write_rows(&m, folds[i].clone(), &a.out.join(format!("fold{i}_test.csv")))?;
+            write_rows(
+                &m,
+                folds[i].clone(),
+                &a.out.join(format!("fold{i}_test.csv")),
+            )?;
         }
     } else if let Some(f) = a.fractions {
         if f.len() != 3 {
@@ -194,20 +262,36 @@ pub fn split(a: SplitArgs) -> Result<()> {
         write_rows(&m, test, &a.out.join("test.csv"))?;
     } else if let Some(k) = a.few_shot {
         let rows = splits::few_shot(&m.rows, k, a.seed)?;
-        write_rows(&m, rows, &a.out.join(format!("fewshot_k{k}_seed{}.csv", a.seed)))?;
+        write_rows(
+            &m,
+            rows,
+            &a.out.join(format!("fewshot_k{k}_seed{}.csv", a.seed)),
+        )?;
     } else {
         let mut rules = Vec::new();
-        for r in a.uid_regex.iter().map(String::as_str).chain(DEFAULT_UID_RULES.iter().copied()) {
+        for r in a
+            .uid_regex
+            .iter()
+            .map(String::as_str)
+            .chain(DEFAULT_UID_RULES.iter().copied())
+        {
             rules.push(Regex::new(r).with_context(|| format!("uid regex '{r}'"))?);
         }
         let mut parts = Vec::new();
         for f in &a.import {
             let (rows, cov) = splits::import_split(f, &m, &rules)?;
             eprintln!("{}: {cov}", f.display());
-            let stem = f.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            let stem = f
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             parts.push((stem, rows));
         }
-        let named: Vec<(&str, &[brainssl_data::ManifestRow])> = parts.iter().map(|(n, r)| (n.as_str(), r.as_slice())).collect();
+        let named: Vec<(&str, &[brainssl_data::ManifestRow])> = parts
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.as_slice()))
+            .collect();
         splits::check_disjoint(&named)?;
         for (stem, rows) in parts {
             write_rows(&m, rows, &a.out.join(format!("{stem}.csv")))?;
@@ -238,12 +322,25 @@ pub struct SynthArgs {
 }
 
 pub fn synth(a: SynthArgs) -> Result<()> {
-    let cfg = SynthConfig { task: SynthTask::parse(&a.task)?, subjects: a.subjects, sessions: a.sessions, size: a.size, seed: a.seed, keep_skull: a.keep_skull };
+    let cfg = SynthConfig {
+        task: SynthTask::parse(&a.task)?,
+        subjects: a.subjects,
+        sessions: a.sessions,
+        size: a.size,
+        seed: a.seed,
+        keep_skull: a.keep_skull,
+    };
     let pb = progress(0, "synth");
     let t = std::time::Instant::now();
     let m = generate(&cfg, &a.out, &pb)?;
     pb.finish_and_clear();
-    eprintln!("{} scans of {} subjects in {:.2} s → {}", m.rows.len(), a.subjects, t.elapsed().as_secs_f64(), a.out.join("manifest.csv").display());
+    eprintln!(
+        "{} scans of {} subjects in {:.2} s → {}",
+        m.rows.len(),
+        a.subjects,
+        t.elapsed().as_secs_f64(),
+        a.out.join("manifest.csv").display()
+    );
     Ok(())
 }
 
@@ -255,7 +352,11 @@ struct DataConfig {
 }
 
 pub fn print_config() -> Result<()> {
-    let c = DataConfig { preprocessing: PrepConfig::default(), augmentation: AugmentConfig::default(), loader: LoaderConfig::default() };
+    let c = DataConfig {
+        preprocessing: PrepConfig::default(),
+        augmentation: AugmentConfig::default(),
+        loader: LoaderConfig::default(),
+    };
     print!("{}", toml::to_string_pretty(&c)?);
     Ok(())
 }
@@ -273,20 +374,55 @@ pub struct DemoArgs {
 /// cached, multi-threaded training batches and evaluation-mode volumes written for viewing.
 pub fn demo(a: DemoArgs) -> Result<()> {
     let data = a.out.join("synth-ad");
-    let cfg = SynthConfig { task: SynthTask::Ad, subjects: 24, sessions: 2, size: 64, seed: a.seed, keep_skull: false };
+    let cfg = SynthConfig {
+        task: SynthTask::Ad,
+        subjects: 24,
+        sessions: 2,
+        size: 64,
+        seed: a.seed,
+        keep_skull: false,
+    };
     let pb = progress(0, "synth");
     let m = generate(&cfg, &data, &pb)?;
     pb.finish_and_clear();
-    eprintln!("1/4 synthesised {} scans of {} subjects → {}", m.rows.len(), cfg.subjects, data.join("manifest.csv").display());
+    eprintln!(
+        "1/4 synthesised {} scans of {} subjects → {}",
+        m.rows.len(),
+        cfg.subjects,
+        data.join("manifest.csv").display()
+    );
     let [train, val, test] = splits::train_val_test(&m.rows, [0.7, 0.15, 0.15], a.seed)?;
     let splits_dir = a.out.join("splits");
     for (name, rows) in [("train", &train), ("val", &val), ("test", &test)] {
-        Manifest { rows: rows.clone(), extra_columns: m.extra_columns.clone() }.write(&splits_dir.join(format!("{name}.csv")))?;
+        Manifest {
+            rows: rows.clone(),
+            extra_columns: m.extra_columns.clone(),
+        }
+        .write(&splits_dir.join(format!("{name}.csv")))?;
     }
-    eprintln!("2/4 subject-level split: {} / {} / {} scans → {}", train.len(), val.len(), test.len(), splits_dir.display());
-    let prep = PrepConfig { depth: 32, size: 48, ..Default::default() };
-    let ds = Arc::new(Dataset { rows: train, prep: prep.clone(), augment: Some(AugmentConfig::default()), cache: Some(CropCache::new(a.out.join("cache"))) });
-    let lc = LoaderConfig { batch_size: 4, seed: a.seed, ..Default::default() };
+    eprintln!(
+        "2/4 subject-level split: {} / {} / {} scans → {}",
+        train.len(),
+        val.len(),
+        test.len(),
+        splits_dir.display()
+    );
+    let prep = PrepConfig {
+        depth: 32,
+        size: 48,
+        ..Default::default()
+    };
+    let ds = Arc::new(Dataset {
+        rows: train,
+        prep: prep.clone(),
+        augment: Some(AugmentConfig::default()),
+        cache: Some(CropCache::new(a.out.join("cache"))),
+    });
+    let lc = LoaderConfig {
+        batch_size: 4,
+        seed: a.seed,
+        ..Default::default()
+    };
     for epoch in 0..2 {
         let t = std::time::Instant::now();
         let it = epoch_iter(ds.clone(), &lc, epoch);
@@ -306,12 +442,32 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let view = a.out.join("preprocessed");
     for r in test.iter().take(4) {
         let v = load_scan(&r.path, LoadOptions::default())?;
-        let fg = r.bbox.map(Ok).unwrap_or_else(|| ras_foreground(&v, None).map_err(anyhow::Error::msg))?;
-        let p = preprocess_eval(&v, fg, &PrepConfig { depth: 64, size: 64, ..Default::default() }).map_err(anyhow::Error::msg)?;
-        let name = r.path.file_name().unwrap_or_default().to_string_lossy().replace(".nii.gz", "_prep.nii.gz");
+        let fg = r
+            .bbox
+            .map(Ok)
+            .unwrap_or_else(|| ras_foreground(&v, None).map_err(anyhow::Error::msg))?;
+        let p = preprocess_eval(
+            &v,
+            fg,
+            &PrepConfig {
+                depth: 64,
+                size: 64,
+                ..Default::default()
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        let name = r
+            .path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .replace(".nii.gz", "_prep.nii.gz");
         write_prepared(&view.join(name), &p)?;
     }
-    eprintln!("4/4 evaluation-mode volumes (64 x 64 x 64) for viewing → {}", view.display());
+    eprintln!(
+        "4/4 evaluation-mode volumes (64 x 64 x 64) for viewing → {}",
+        view.display()
+    );
     println!("demo finished: outputs in {}", a.out.display());
     Ok(())
 }

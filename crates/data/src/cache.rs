@@ -20,7 +20,11 @@ const MAGIC: &[u8; 8] = b"BSSLCRP1";
 pub fn load_cropped(row: &ManifestRow, margin: usize) -> Result<Cropped> {
     let v = load_scan(&row.path, LoadOptions::default())?;
     if v.meta.non_finite > 0 {
-        eprintln!("warning: {}: {} non-finite voxels set to 0", row.path.display(), v.meta.non_finite);
+        eprintln!(
+            "warning: {}: {} non-finite voxels set to 0",
+            row.path.display(),
+            v.meta.non_finite
+        );
     }
     let fg = match row.bbox {
         Some(b) => b,
@@ -29,7 +33,8 @@ pub fn load_cropped(row: &ManifestRow, margin: usize) -> Result<Cropped> {
                 Some(m) => Some(load_scan(Path::new(m), LoadOptions::default())?),
                 None => None,
             };
-            ras_foreground(&v, mask.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?
+            ras_foreground(&v, mask.as_ref())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?
         }
     };
     crop_foreground(&v, fg, margin).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))
@@ -43,22 +48,30 @@ pub struct CropCache {
 
 fn hash_path(h: &mut blake3::Hasher, p: &Path) -> Result<()> {
     if p.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(p)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file()).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(p)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| f.is_file())
+            .collect();
         files.sort();
         for f in files {
             h.update(f.file_name().unwrap_or_default().as_encoded_bytes());
-            h.update_reader(std::fs::File::open(&f)?).with_context(|| f.display().to_string())?;
+            h.update_reader(std::fs::File::open(&f)?)
+                .with_context(|| f.display().to_string())?;
         }
     } else {
         let f = std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
-        h.update_reader(f).with_context(|| p.display().to_string())?;
+        h.update_reader(f)
+            .with_context(|| p.display().to_string())?;
     }
     Ok(())
 }
 
 impl CropCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        CropCache { dir: dir.into(), lossless: false }
+        CropCache {
+            dir: dir.into(),
+            lossless: false,
+        }
     }
 
     pub fn key(&self, row: &ManifestRow, margin: usize) -> Result<String> {
@@ -88,8 +101,10 @@ impl CropCache {
             }
         }
         let c = load_cropped(row, margin)?;
-        brainssl_scan::atomic_write(&p, &encode(&c, self.lossless))?;
-        Ok(c)
+        let bytes = encode(&c, self.lossless);
+        brainssl_scan::atomic_write(&p, &bytes)?;
+        // Return what the cache holds, so a miss and a later hit give identical samples.
+        decode(&bytes)
     }
 }
 
@@ -105,22 +120,37 @@ pub fn encode(c: &Cropped, lossless: bool) -> Vec<u8> {
         }
     }
     let integral = c.data.iter().all(|v| v.fract() == 0.0);
-    let (lo, hi) = c.data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = c
+        .data
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if integral && lo >= 0.0 && hi <= 255.0 {
         out.push(0);
         out.extend(c.data.iter().map(|&v| v as u8));
     } else if integral && lo >= -32768.0 && hi <= 32767.0 {
         out.push(1);
-        c.data.iter().for_each(|&v| out.extend_from_slice(&(v as i16).to_le_bytes()));
+        c.data
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&(v as i16).to_le_bytes()));
     } else if !lossless {
         out.push(2);
         let maxabs = lo.abs().max(hi.abs()).max(f32::MIN_POSITIVE);
-        let scale = if maxabs > 60000.0 { maxabs / 60000.0 } else { 1.0 };
+        let scale = if maxabs > 60000.0 {
+            maxabs / 60000.0
+        } else {
+            1.0
+        };
         out.extend_from_slice(&scale.to_le_bytes());
-        c.data.iter().for_each(|&v| out.extend_from_slice(&half::f16::from_f32(v / scale).to_le_bytes()));
+        c.data
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&half::f16::from_f32(v / scale).to_le_bytes()));
     } else {
         out.push(3);
-        c.data.iter().for_each(|&v| out.extend_from_slice(&v.to_le_bytes()));
+        c.data
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&v.to_le_bytes()));
     }
     out
 }
@@ -134,22 +164,39 @@ pub fn decode(b: &[u8]) -> Result<Cropped> {
     let mut affine = [[0.0; 4]; 4];
     for (r, row) in affine.iter_mut().enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
-            *v = f64::from_le_bytes(b[32 + 8 * (4 * r + c)..40 + 8 * (4 * r + c)].try_into().unwrap());
+            *v = f64::from_le_bytes(
+                b[32 + 8 * (4 * r + c)..40 + 8 * (4 * r + c)]
+                    .try_into()
+                    .unwrap(),
+            );
         }
     }
     let n: usize = shape.iter().product();
     let body = &b[161..];
     let data: Vec<f32> = match b[160] {
         0 if body.len() == n => body.iter().map(|&v| v as f32).collect(),
-        1 if body.len() == 2 * n => body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
+        1 if body.len() == 2 * n => body
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
+            .collect(),
         2 if body.len() == 4 + 2 * n => {
             let scale = f32::from_le_bytes(body[..4].try_into().unwrap());
-            body[4..].chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32() * scale).collect()
+            body[4..]
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32() * scale)
+                .collect()
         }
-        3 if body.len() == 4 * n => body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        3 if body.len() == 4 * n => body
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
         _ => bail!("corrupt cache entry"),
     };
-    Ok(Cropped { data, shape, affine })
+    Ok(Cropped {
+        data,
+        shape,
+        affine,
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +211,11 @@ mod tests {
             (vec![-5.0, 3000.0, 1.0, 0.0], true),
             (vec![0.5, -1.25, 1e5, 3.3], false),
         ] {
-            let c = Cropped { data: data.clone(), shape: [1, 2, 2], affine };
+            let c = Cropped {
+                data: data.clone(),
+                shape: [1, 2, 2],
+                affine,
+            };
             let back = decode(&encode(&c, false)).unwrap();
             for (a, b) in back.data.iter().zip(&data) {
                 if exact {

@@ -29,13 +29,18 @@ impl Default for IndexOptions {
 
 fn nifti_stem(p: &Path) -> Option<String> {
     let name = p.file_name()?.to_string_lossy().to_string();
-    name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii")).map(str::to_string)
+    name.strip_suffix(".nii.gz")
+        .or_else(|| name.strip_suffix(".nii"))
+        .map(str::to_string)
 }
 
 /// Contrast from common naming conventions (BIDS suffixes, BraTS and UCSF names, vendor words).
 pub fn guess_contrast(name: &str) -> &'static str {
     let n = name.to_ascii_lowercase();
-    let has = |k: &str| n.split(|c: char| !c.is_ascii_alphanumeric()).any(|t| t == k);
+    let has = |k: &str| {
+        n.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|t| t == k)
+    };
     let contains = |k: &str| n.contains(k);
     if contains("flair") || has("t2f") {
         "FLAIR"
@@ -43,7 +48,13 @@ pub fn guess_contrast(name: &str) -> &'static str {
         "T1c"
     } else if has("t2w") || has("t2") || contains("t2w") {
         "T2"
-    } else if has("t1w") || has("t1") || has("t1n") || contains("mprage") || contains("t1w") || contains("spgr") {
+    } else if has("t1w")
+        || has("t1")
+        || has("t1n")
+        || contains("mprage")
+        || contains("t1w")
+        || contains("spgr")
+    {
         "T1"
     } else if has("pd") || has("pdw") {
         "PD"
@@ -64,7 +75,9 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Optio
         let mut has_dicom = false;
         for e in std::fs::read_dir(&d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))? {
             let p = e?.path();
-            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 continue;
             }
             if p.is_dir() {
@@ -80,12 +93,17 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Optio
         }
     }
     files.sort();
-    let is_mask = |p: &Path| nifti_stem(p).is_some_and(|s| opts.mask_suffixes.iter().any(|m| s.ends_with(m.as_str())));
+    let is_mask = |p: &Path| {
+        nifti_stem(p).is_some_and(|s| opts.mask_suffixes.iter().any(|m| s.ends_with(m.as_str())))
+    };
     let mut out = Vec::new();
     for f in files.iter().filter(|f| !is_mask(f)) {
         let mask = nifti_stem(f).and_then(|stem| {
             opts.mask_suffixes.iter().find_map(|suf| {
-                ["nii.gz", "nii"].iter().map(|ext| f.with_file_name(format!("{stem}{suf}.{ext}"))).find(|m| m.exists())
+                ["nii.gz", "nii"]
+                    .iter()
+                    .map(|ext| f.with_file_name(format!("{stem}{suf}.{ext}")))
+                    .find(|m| m.exists())
             })
         });
         out.push((f.clone(), mask));
@@ -94,15 +112,27 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Optio
 }
 
 pub fn subject_of(path: &Path, re: &Regex) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     if let Some(c) = re.captures(&name) {
         return c.get(1).or_else(|| c.get(0)).unwrap().as_str().to_string();
     }
-    name.split('_').next().unwrap_or(&name).trim_end_matches(".gz").trim_end_matches(".nii").to_string()
+    name.split('_')
+        .next()
+        .unwrap_or(&name)
+        .trim_end_matches(".gz")
+        .trim_end_matches(".nii")
+        .to_string()
 }
 
 /// Index result: the manifest and the scans that could not be used, each with its reason.
-pub fn index_dir(dir: &Path, opts: &IndexOptions, progress: &indicatif::ProgressBar) -> Result<(Manifest, Vec<String>)> {
+pub fn index_dir(
+    dir: &Path,
+    opts: &IndexOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Manifest, Vec<String>)> {
     let scans = find_scans(dir, opts)?;
     progress.set_length(scans.len() as u64);
     let results: Vec<std::result::Result<ManifestRow, String>> = scans
@@ -111,15 +141,28 @@ pub fn index_dir(dir: &Path, opts: &IndexOptions, progress: &indicatif::Progress
             let r = (|| {
                 let v = load_scan(p, LoadOptions::default()).map_err(|e| e.to_string())?;
                 let m = match mask {
-                    Some(m) => Some(load_scan(m, LoadOptions::default()).map_err(|e| e.to_string())?),
+                    Some(m) => {
+                        Some(load_scan(m, LoadOptions::default()).map_err(|e| e.to_string())?)
+                    }
                     None => None,
                 };
-                let b = ras_foreground(&v, m.as_ref()).map_err(|e| format!("{}: {e}", p.display()))?;
-                let name = p.file_name().unwrap_or_default().to_string_lossy().to_string();
-                let mut row = ManifestRow::new(opts.label, &subject_of(p, &opts.subject_regex), guess_contrast(&name), p.clone());
+                let b =
+                    ras_foreground(&v, m.as_ref()).map_err(|e| format!("{}: {e}", p.display()))?;
+                let name = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
+                let mut row = ManifestRow::new(
+                    opts.label,
+                    &subject_of(p, &opts.subject_regex),
+                    guess_contrast(&name),
+                    p.clone(),
+                );
                 row.bbox = Some(b);
                 if let Some(m) = mask {
-                    row.extra.insert("mask_path".into(), m.display().to_string());
+                    row.extra
+                        .insert("mask_path".into(), m.display().to_string());
                 }
                 Ok(row)
             })();
@@ -127,7 +170,10 @@ pub fn index_dir(dir: &Path, opts: &IndexOptions, progress: &indicatif::Progress
             r
         })
         .collect();
-    let mut m = Manifest { rows: vec![], extra_columns: vec!["mask_path".into()] };
+    let mut m = Manifest {
+        rows: vec![],
+        extra_columns: vec!["mask_path".into()],
+    };
     let mut errors = vec![];
     for r in results {
         match r {
@@ -151,8 +197,17 @@ mod tests {
         assert_eq!(guess_contrast("ADNI_MPRAGE_I1234.nii"), "T1");
         assert_eq!(guess_contrast("scan.nii"), "unknown");
         let o = IndexOptions::default();
-        assert_eq!(subject_of(Path::new("sub-A12_T1w.nii.gz"), &o.subject_regex), "sub-A12");
-        assert_eq!(subject_of(Path::new("ADNI_033_S_0513_MR.nii"), &o.subject_regex), "033_S_0513");
-        assert_eq!(subject_of(Path::new("patient7_flair.nii"), &o.subject_regex), "patient7");
+        assert_eq!(
+            subject_of(Path::new("sub-A12_T1w.nii.gz"), &o.subject_regex),
+            "sub-A12"
+        );
+        assert_eq!(
+            subject_of(Path::new("ADNI_033_S_0513_MR.nii"), &o.subject_regex),
+            "033_S_0513"
+        );
+        assert_eq!(
+            subject_of(Path::new("patient7_flair.nii"), &o.subject_regex),
+            "patient7"
+        );
     }
 }

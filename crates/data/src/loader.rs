@@ -28,7 +28,15 @@ pub struct LoaderConfig {
 
 impl Default for LoaderConfig {
     fn default() -> Self {
-        LoaderConfig { batch_size: 2, shuffle: true, drop_last: true, training: true, workers: 2, prefetch: 2, seed: 0 }
+        LoaderConfig {
+            batch_size: 2,
+            shuffle: true,
+            drop_last: true,
+            training: true,
+            workers: 2,
+            prefetch: 2,
+            seed: 0,
+        }
     }
 }
 
@@ -59,8 +67,16 @@ impl Dataset {
             Some(c) => c.get(row, self.prep.margin)?,
             None => load_cropped(row, self.prep.margin)?,
         };
-        let mode = if training { Mode::Train { rng, augment: self.augment.as_ref() } } else { Mode::Eval };
-        let p = finish(&cropped, &self.prep, mode).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?;
+        let mode = if training {
+            Mode::Train {
+                rng,
+                augment: self.augment.as_ref(),
+            }
+        } else {
+            Mode::Eval
+        };
+        let p = finish(&cropped, &self.prep, mode)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?;
         Ok(p.data)
     }
 
@@ -70,7 +86,10 @@ impl Dataset {
         if cfg.shuffle {
             Rng::for_item(cfg.seed, epoch, u64::MAX).shuffle(&mut order);
         }
-        let mut out: Vec<Vec<usize>> = order.chunks(cfg.batch_size.max(1)).map(|c| c.to_vec()).collect();
+        let mut out: Vec<Vec<usize>> = order
+            .chunks(cfg.batch_size.max(1))
+            .map(|c| c.to_vec())
+            .collect();
         if cfg.drop_last && out.last().is_some_and(|b| b.len() < cfg.batch_size) {
             out.pop();
         }
@@ -79,7 +98,13 @@ impl Dataset {
 
     pub fn build_batch(&self, cfg: &LoaderConfig, epoch: u64, idx: &[usize]) -> Batch {
         let vox = self.prep.depth * self.prep.size * self.prep.size;
-        let mut b = Batch { data: Vec::with_capacity(idx.len() * vox), shape: [0, 1, self.prep.depth, self.prep.size, self.prep.size], labels: vec![], indices: vec![], failures: vec![] };
+        let mut b = Batch {
+            data: Vec::with_capacity(idx.len() * vox),
+            shape: [0, 1, self.prep.depth, self.prep.size, self.prep.size],
+            labels: vec![],
+            indices: vec![],
+            failures: vec![],
+        };
         for &i in idx {
             let mut rng = Rng::for_item(cfg.seed, epoch, i as u64);
             match self.sample(i, cfg.training, &mut rng) {
@@ -115,7 +140,12 @@ pub struct EpochIter {
 
 pub fn epoch_iter(ds: Arc<Dataset>, cfg: &LoaderConfig, epoch: u64) -> EpochIter {
     let plan = Arc::new(ds.batches(cfg, epoch));
-    let state = Arc::new(EpochState { next: AtomicUsize::new(0), stop: AtomicBool::new(false), ready: Mutex::new((0, BTreeMap::new())), cv: Condvar::new() });
+    let state = Arc::new(EpochState {
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        ready: Mutex::new((0, BTreeMap::new())),
+        cv: Condvar::new(),
+    });
     let total = plan.len();
     let ahead = cfg.prefetch.max(1) + cfg.workers.max(1);
     let handles = (0..cfg.workers.max(1))
@@ -142,7 +172,12 @@ pub fn epoch_iter(ds: Arc<Dataset>, cfg: &LoaderConfig, epoch: u64) -> EpochIter
             })
         })
         .collect();
-    EpochIter { state, total, pos: 0, handles }
+    EpochIter {
+        state,
+        total,
+        pos: 0,
+        handles,
+    }
 }
 
 impl EpochIter {

@@ -22,7 +22,14 @@ pub struct ManifestRow {
 
 impl ManifestRow {
     pub fn new(label: i64, subject_id: &str, contrast: &str, path: PathBuf) -> Self {
-        ManifestRow { label, subject_id: subject_id.into(), contrast: contrast.into(), path, bbox: None, extra: BTreeMap::new() }
+        ManifestRow {
+            label,
+            subject_id: subject_id.into(),
+            contrast: contrast.into(),
+            path,
+            bbox: None,
+            extra: BTreeMap::new(),
+        }
     }
 }
 
@@ -40,13 +47,19 @@ fn parse_box(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<BoxIncl>> {
         if s.is_empty() || s.eq_ignore_ascii_case("nan") {
             return Ok(None);
         }
-        let x: f64 = s.parse().map_err(|_| anyhow!("column {c}: '{s}' is not a number"))?;
+        let x: f64 = s
+            .parse()
+            .map_err(|_| anyhow!("column {c}: '{s}' is not a number"))?;
         if x < 0.0 {
             return Ok(None);
         }
         v[k] = x as i64;
     }
-    let b = [(v[0] as usize, v[1] as usize), (v[2] as usize, v[3] as usize), (v[4] as usize, v[5] as usize)];
+    let b = [
+        (v[0] as usize, v[1] as usize),
+        (v[2] as usize, v[3] as usize),
+        (v[4] as usize, v[5] as usize),
+    ];
     if b.iter().any(|(lo, hi)| lo > hi) {
         bail!("bounding box {v:?} has a minimum above its maximum");
     }
@@ -60,13 +73,22 @@ impl Manifest {
             .flexible(false)
             .from_path(path)
             .with_context(|| format!("{}: cannot open manifest", path.display()))?;
-        let headers: Vec<String> = rdr.headers()?.iter().map(|h| h.trim().to_string()).collect();
+        let headers: Vec<String> = rdr
+            .headers()?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
         let col = |name: &str| headers.iter().position(|h| h == name);
-        let label_col = col("label").ok_or_else(|| anyhow!("{}: manifest has no 'label' column", path.display()))?;
-        let path_col = col("nii_file_path").ok_or_else(|| anyhow!("{}: manifest has no 'nii_file_path' column", path.display()))?;
+        let label_col = col("label")
+            .ok_or_else(|| anyhow!("{}: manifest has no 'label' column", path.display()))?;
+        let path_col = col("nii_file_path")
+            .ok_or_else(|| anyhow!("{}: manifest has no 'nii_file_path' column", path.display()))?;
         let known = ["label", "subject_id", "contrast", "nii_file_path"];
-        let extra_columns: Vec<String> =
-            headers.iter().filter(|h| !known.contains(&h.as_str()) && !BOX_COLUMNS.contains(&h.as_str())).cloned().collect();
+        let extra_columns: Vec<String> = headers
+            .iter()
+            .filter(|h| !known.contains(&h.as_str()) && !BOX_COLUMNS.contains(&h.as_str()))
+            .cloned()
+            .collect();
         let base = path.parent().unwrap_or(Path::new("."));
         let mut rows = Vec::new();
         for (i, rec) in rdr.records().enumerate() {
@@ -87,7 +109,10 @@ impl Manifest {
             }
             let p = if p.is_absolute() { p } else { base.join(p) };
             let bbox = parse_box(&get).with_context(ctx)?;
-            let extra = extra_columns.iter().map(|c| (c.clone(), get(c).unwrap_or_default())).collect();
+            let extra = extra_columns
+                .iter()
+                .map(|c| (c.clone(), get(c).unwrap_or_default()))
+                .collect();
             rows.push(ManifestRow {
                 label,
                 subject_id: get("subject_id").unwrap_or_default().trim().to_string(),
@@ -97,7 +122,10 @@ impl Manifest {
                 extra,
             });
         }
-        Ok(Manifest { rows, extra_columns })
+        Ok(Manifest {
+            rows,
+            extra_columns,
+        })
     }
 
     /// Concatenate manifests in order (SPEC 1.1: the loader reads a list of CSVs).
@@ -122,12 +150,24 @@ impl Manifest {
         header.extend(self.extra_columns.iter().map(|s| s.as_str()));
         w.write_record(&header)?;
         for r in &self.rows {
-            let mut rec = vec![r.label.to_string(), r.subject_id.clone(), r.contrast.clone(), r.path.display().to_string()];
+            let mut rec = vec![
+                r.label.to_string(),
+                r.subject_id.clone(),
+                r.contrast.clone(),
+                r.path.display().to_string(),
+            ];
             match r.bbox {
-                Some(b) => rec.extend(b.iter().flat_map(|(lo, hi)| [lo.to_string(), hi.to_string()])),
+                Some(b) => rec.extend(
+                    b.iter()
+                        .flat_map(|(lo, hi)| [lo.to_string(), hi.to_string()]),
+                ),
                 None => rec.extend(std::iter::repeat_n("-1".to_string(), 6)),
             }
-            rec.extend(self.extra_columns.iter().map(|c| r.extra.get(c).cloned().unwrap_or_default()));
+            rec.extend(
+                self.extra_columns
+                    .iter()
+                    .map(|c| r.extra.get(c).cloned().unwrap_or_default()),
+            );
             w.write_record(&rec)?;
         }
         let bytes = w.into_inner().map_err(|e| anyhow!("{e}"))?;

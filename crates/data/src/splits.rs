@@ -26,12 +26,23 @@ pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
     for (i, (na, a)) in parts.iter().enumerate() {
         let sa: BTreeSet<&str> = a.iter().map(|r| r.subject_id.as_str()).collect();
         for (nb, b) in &parts[i + 1..] {
-            let shared: Vec<&str> = b.iter().map(|r| r.subject_id.as_str()).filter(|s| sa.contains(s)).collect::<BTreeSet<_>>().into_iter().collect();
+            let shared: Vec<&str> = b
+                .iter()
+                .map(|r| r.subject_id.as_str())
+                .filter(|s| sa.contains(s))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             if !shared.is_empty() {
                 bail!(
                     "subject leak: {} subject(s) are in both '{na}' and '{nb}' (e.g. {})",
                     shared.len(),
-                    shared.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    shared
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
         }
@@ -52,19 +63,30 @@ fn shuffled_by_class(rows: &[ManifestRow], rng: &mut Rng) -> BTreeMap<i64, Vec<S
 }
 
 fn rows_of(rows: &[ManifestRow], subjects: &BTreeSet<String>) -> Vec<ManifestRow> {
-    rows.iter().filter(|r| subjects.contains(&r.subject_id)).cloned().collect()
+    rows.iter()
+        .filter(|r| subjects.contains(&r.subject_id))
+        .cloned()
+        .collect()
 }
 
 fn require_subjects(rows: &[ManifestRow]) -> Result<()> {
     if let Some(i) = rows.iter().position(|r| r.subject_id.is_empty()) {
-        bail!("row {} ({}) has no subject_id; subject-level splits need one on every row", i + 1, rows[i].path.display());
+        bail!(
+            "row {} ({}) has no subject_id; subject-level splits need one on every row",
+            i + 1,
+            rows[i].path.display()
+        );
     }
     Ok(())
 }
 
 /// Stratified k-fold over subjects: fold f is the test part of split f. Subjects of each class are
 /// dealt round-robin after a seeded shuffle, continuing across classes so fold sizes stay even.
-pub fn stratified_kfold(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec<Vec<ManifestRow>>> {
+pub fn stratified_kfold(
+    rows: &[ManifestRow],
+    k: usize,
+    seed: u64,
+) -> Result<Vec<Vec<ManifestRow>>> {
     require_subjects(rows)?;
     if k < 2 {
         bail!("k-fold needs k >= 2 (got {k})");
@@ -84,13 +106,26 @@ pub fn stratified_kfold(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec
         }
     }
     let parts: Vec<Vec<ManifestRow>> = folds.iter().map(|f| rows_of(rows, f)).collect();
-    let named: Vec<(String, &[ManifestRow])> = parts.iter().enumerate().map(|(i, p)| (format!("fold{i}"), p.as_slice())).collect();
-    check_disjoint(&named.iter().map(|(n, p)| (n.as_str(), *p)).collect::<Vec<_>>())?;
+    let named: Vec<(String, &[ManifestRow])> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("fold{i}"), p.as_slice()))
+        .collect();
+    check_disjoint(
+        &named
+            .iter()
+            .map(|(n, p)| (n.as_str(), *p))
+            .collect::<Vec<_>>(),
+    )?;
     Ok(parts)
 }
 
 /// Stratified train/val/test by subject with the given fractions (summing to 1).
-pub fn train_val_test(rows: &[ManifestRow], fractions: [f64; 3], seed: u64) -> Result<[Vec<ManifestRow>; 3]> {
+pub fn train_val_test(
+    rows: &[ManifestRow],
+    fractions: [f64; 3],
+    seed: u64,
+) -> Result<[Vec<ManifestRow>; 3]> {
     require_subjects(rows)?;
     let sum: f64 = fractions.iter().sum();
     if fractions.iter().any(|f| *f < 0.0) || (sum - 1.0).abs() > 1e-6 {
@@ -104,7 +139,13 @@ pub fn train_val_test(rows: &[ManifestRow], fractions: [f64; 3], seed: u64) -> R
         let n_train = (fractions[0] * n as f64).round() as usize;
         let n_val = ((fractions[1] * n as f64).round() as usize).min(n - n_train.min(n));
         for (i, s) in subjects.iter().enumerate() {
-            let p = if i < n_train { 0 } else if i < n_train + n_val { 1 } else { 2 };
+            let p = if i < n_train {
+                0
+            } else if i < n_train + n_val {
+                1
+            } else {
+                2
+            };
             parts[p].insert(s.clone());
         }
     }
@@ -121,7 +162,10 @@ pub fn few_shot(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec<Manifes
     let mut chosen = BTreeSet::new();
     for (label, subjects) in &by {
         if subjects.len() < k {
-            bail!("class {label} has {} subjects, fewer than the {k} asked for", subjects.len());
+            bail!(
+                "class {label} has {} subjects, fewer than the {k} asked for",
+                subjects.len()
+            );
         }
         chosen.extend(subjects[..k].iter().cloned());
     }
@@ -129,11 +173,18 @@ pub fn few_shot(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec<Manifes
 }
 
 /// Default scan_uid rules of SPEC 9.3, tried in order on the file name.
-pub const DEFAULT_UID_RULES: &[&str] = &[r"BraTS-[A-Za-z]+-\d{5}-\d{3}", r"OAS3\d{4}_d\d{4}(?:_run-\d{2})?_[A-Za-z0-9]+", r"I\d+"];
+pub const DEFAULT_UID_RULES: &[&str] = &[
+    r"BraTS-[A-Za-z]+-\d{5}-\d{3}",
+    r"OAS3\d{4}_d\d{4}(?:_run-\d{2})?_[A-Za-z0-9]+",
+    r"I\d+",
+];
 
 /// scan_uid of a path: first match of the rules on the file name, else the file stem.
 pub fn scan_uid(path: &Path, rules: &[Regex]) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     for r in rules {
         if let Some(m) = r.find(&name) {
             return m.as_str().to_string();
@@ -165,7 +216,11 @@ impl std::fmt::Display for Coverage {
             self.missing_uids.len()
         )?;
         if self.subject_mismatches > 0 {
-            write!(f, "; {} rows took the split file's subject_id over the manifest's", self.subject_mismatches)?;
+            write!(
+                f,
+                "; {} rows took the split file's subject_id over the manifest's",
+                self.subject_mismatches
+            )?;
         }
         Ok(())
     }
@@ -173,22 +228,46 @@ impl std::fmt::Display for Coverage {
 
 /// Inner join of a released split file (`subject_id,scan_uid`) with a manifest on scan_uid.
 /// A session uid (BraTS) selects every scan of that session. Rows take the split's subject_id.
-pub fn import_split(split_csv: &Path, manifest: &Manifest, rules: &[Regex]) -> Result<(Vec<ManifestRow>, Coverage)> {
-    let mut rdr = csv::Reader::from_path(split_csv).with_context(|| format!("{}: cannot open split file", split_csv.display()))?;
-    let headers: Vec<String> = rdr.headers()?.iter().map(|s| s.trim().to_string()).collect();
-    let (si, ui) = match (headers.iter().position(|h| h == "subject_id"), headers.iter().position(|h| h == "scan_uid")) {
+pub fn import_split(
+    split_csv: &Path,
+    manifest: &Manifest,
+    rules: &[Regex],
+) -> Result<(Vec<ManifestRow>, Coverage)> {
+    let mut rdr = csv::Reader::from_path(split_csv)
+        .with_context(|| format!("{}: cannot open split file", split_csv.display()))?;
+    let headers: Vec<String> = rdr
+        .headers()?
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    let (si, ui) = match (
+        headers.iter().position(|h| h == "subject_id"),
+        headers.iter().position(|h| h == "scan_uid"),
+    ) {
         (Some(a), Some(b)) => (a, b),
-        _ => bail!("{}: split file needs columns subject_id,scan_uid", split_csv.display()),
+        _ => bail!(
+            "{}: split file needs columns subject_id,scan_uid",
+            split_csv.display()
+        ),
     };
     let mut by_uid: HashMap<String, Vec<&ManifestRow>> = HashMap::new();
     for r in &manifest.rows {
         by_uid.entry(scan_uid(&r.path, rules)).or_default().push(r);
     }
     let mut out = Vec::new();
-    let mut cov = Coverage { split_rows: 0, matched_rows: 0, manifest_rows_selected: 0, missing_uids: vec![], subject_mismatches: 0 };
+    let mut cov = Coverage {
+        split_rows: 0,
+        matched_rows: 0,
+        manifest_rows_selected: 0,
+        missing_uids: vec![],
+        subject_mismatches: 0,
+    };
     for rec in rdr.records() {
         let rec = rec.with_context(|| split_csv.display().to_string())?;
-        let (subj, uid) = (rec.get(si).unwrap_or("").trim(), rec.get(ui).unwrap_or("").trim());
+        let (subj, uid) = (
+            rec.get(si).unwrap_or("").trim(),
+            rec.get(ui).unwrap_or("").trim(),
+        );
         cov.split_rows += 1;
         match by_uid.get(uid) {
             Some(rows) => {
@@ -218,7 +297,12 @@ mod tests {
         let mut v = Vec::new();
         for s in 0..n_subj {
             for k in 0..scans {
-                v.push(ManifestRow::new((s % 3 == 0) as i64, &format!("S{s:03}"), "T1", PathBuf::from(format!("I{}{k}.nii", 100 + s))));
+                v.push(ManifestRow::new(
+                    (s % 3 == 0) as i64,
+                    &format!("S{s:03}"),
+                    "T1",
+                    PathBuf::from(format!("I{}{k}.nii", 100 + s)),
+                ));
             }
         }
         v
@@ -255,7 +339,9 @@ mod tests {
     #[test]
     fn leaks_are_refused() {
         let r = rows(4, 2);
-        let e = check_disjoint(&[("train", &r[..3]), ("test", &r[3..])]).unwrap_err().to_string();
+        let e = check_disjoint(&[("train", &r[..3]), ("test", &r[3..])])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("S001"), "{e}");
     }
 
@@ -263,11 +349,27 @@ mod tests {
     fn import_joins_on_uid_and_reports_coverage() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("split.csv");
-        std::fs::write(&p, "subject_id,scan_uid\n002_S_0001,I1000\n002_S_0002,I1020\n002_S_0003,I999999\n").unwrap();
-        let m = Manifest { rows: rows(3, 1), extra_columns: vec![] };
-        let rules: Vec<Regex> = DEFAULT_UID_RULES.iter().map(|r| Regex::new(r).unwrap()).collect();
-        assert_eq!(scan_uid(Path::new("/x/ADNI_I1000_T1.nii.gz"), &rules), "I1000");
-        assert_eq!(scan_uid(Path::new("BraTS-GLI-00001-000-t1c.nii.gz"), &rules), "BraTS-GLI-00001-000");
+        std::fs::write(
+            &p,
+            "subject_id,scan_uid\n002_S_0001,I1000\n002_S_0002,I1020\n002_S_0003,I999999\n",
+        )
+        .unwrap();
+        let m = Manifest {
+            rows: rows(3, 1),
+            extra_columns: vec![],
+        };
+        let rules: Vec<Regex> = DEFAULT_UID_RULES
+            .iter()
+            .map(|r| Regex::new(r).unwrap())
+            .collect();
+        assert_eq!(
+            scan_uid(Path::new("/x/ADNI_I1000_T1.nii.gz"), &rules),
+            "I1000"
+        );
+        assert_eq!(
+            scan_uid(Path::new("BraTS-GLI-00001-000-t1c.nii.gz"), &rules),
+            "BraTS-GLI-00001-000"
+        );
         let (sel, cov) = import_split(&p, &m, &rules).unwrap();
         assert_eq!(sel.len(), 2);
         assert_eq!(sel[0].subject_id, "002_S_0001");

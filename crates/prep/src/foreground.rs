@@ -5,15 +5,22 @@ use brainssl_scan::{AxisCodes, Volume};
 /// Inclusive [lo, hi] voxel extremes per axis.
 pub type BoxIncl = [(usize, usize); 3];
 
+/// (i range, j range) of the kept voxels of one k-slab.
+type SlabExtent = ((usize, usize), (usize, usize));
+
 /// Extremes of the voxels where `keep` holds, in stored (i, j, k) order; None when there are none.
-pub fn stored_box(data: &[f32], dims: [usize; 3], keep: impl Fn(f32) -> bool + Sync) -> Option<BoxIncl> {
+pub fn stored_box(
+    data: &[f32],
+    dims: [usize; 3],
+    keep: impl Fn(f32) -> bool + Sync,
+) -> Option<BoxIncl> {
     use rayon::prelude::*;
     let [ni, nj, nk] = dims;
     // per k-slab: (i range, j range) of kept voxels
-    let per_k: Vec<Option<((usize, usize), (usize, usize))>> = data
+    let per_k: Vec<Option<SlabExtent>> = data
         .par_chunks(ni * nj)
         .map(|slab| {
-            let mut acc: Option<((usize, usize), (usize, usize))> = None;
+            let mut acc: Option<SlabExtent> = None;
             for (j, row) in slab.chunks(ni).enumerate() {
                 let first = row.iter().position(|&v| keep(v));
                 if let Some(i0) = first {
@@ -32,7 +39,9 @@ pub fn stored_box(data: &[f32], dims: [usize; 3], keep: impl Fn(f32) -> bool + S
         if let Some(((i0, i1), (j0, j1))) = s {
             out = Some(match out {
                 None => [(i0, i1), (j0, j1), (k, k)],
-                Some([(a, b), (c, d), (e, _)]) => [(a.min(i0), b.max(i1)), (c.min(j0), d.max(j1)), (e, k)],
+                Some([(a, b), (c, d), (e, _)]) => {
+                    [(a.min(i0), b.max(i1)), (c.min(j0), d.max(j1)), (e, k)]
+                }
             });
         }
     }
@@ -44,7 +53,11 @@ pub fn box_to_ras(b: BoxIncl, dims: [usize; 3], codes: &AxisCodes) -> BoxIncl {
     let mut out = [(0, 0); 3];
     for a in 0..3 {
         let (lo, hi) = b[a];
-        out[codes.world_axis[a]] = if codes.positive[a] { (lo, hi) } else { (dims[a] - 1 - hi, dims[a] - 1 - lo) };
+        out[codes.world_axis[a]] = if codes.positive[a] {
+            (lo, hi)
+        } else {
+            (dims[a] - 1 - hi, dims[a] - 1 - lo)
+        };
     }
     out
 }
@@ -53,7 +66,10 @@ pub fn box_to_ras(b: BoxIncl, dims: [usize; 3], codes: &AxisCodes) -> BoxIncl {
 pub fn margin_crop(b: BoxIncl, shape: [usize; 3], margin: usize) -> [(usize, usize); 3] {
     let mut out = [(0, 0); 3];
     for a in 0..3 {
-        out[a] = (b[a].0.saturating_sub(margin), (b[a].1 + 1 + margin).min(shape[a]));
+        out[a] = (
+            b[a].0.saturating_sub(margin),
+            (b[a].1 + 1 + margin).min(shape[a]),
+        );
     }
     out
 }
@@ -74,7 +90,8 @@ pub fn ras_foreground(vol: &Volume, mask: Option<&Volume>) -> Result<BoxIncl, St
             }
             stored_box(&m.data, m.dims, |v| v > 0.0).ok_or("the mask is empty (no voxel > 0)")?
         }
-        None => stored_box(&vol.data, vol.dims, |v| v != 0.0).ok_or("empty foreground: every voxel is 0")?,
+        None => stored_box(&vol.data, vol.dims, |v| v != 0.0)
+            .ok_or("empty foreground: every voxel is 0")?,
     };
     Ok(box_to_ras(b, vol.dims, &codes))
 }
@@ -93,14 +110,20 @@ mod tests {
         let b = stored_box(&d, dims, |v| v != 0.0).unwrap();
         assert_eq!(b, [(1, 3), (1, 4), (1, 2)]);
         assert_eq!(margin_crop(b, dims, 1), [(0, 5), (0, 5), (0, 4)]);
-        assert_eq!(margin_crop([(5, 5), (0, 0), (2, 2)], [20, 20, 20], 6), [(0, 12), (0, 7), (0, 9)]);
+        assert_eq!(
+            margin_crop([(5, 5), (0, 0), (2, 2)], [20, 20, 20], 6),
+            [(0, 12), (0, 7), (0, 9)]
+        );
         assert!(stored_box(&[0.0; 8], [2, 2, 2], |v| v != 0.0).is_none());
     }
 
     #[test]
     fn ras_box_flips_and_permutes() {
         // stored axes: i runs L (x flipped), j runs S (z), k runs A (y): "LSA"
-        let codes = AxisCodes { world_axis: [0, 2, 1], positive: [false, true, true] };
+        let codes = AxisCodes {
+            world_axis: [0, 2, 1],
+            positive: [false, true, true],
+        };
         let b = box_to_ras([(1, 2), (3, 4), (0, 5)], [10, 8, 6], &codes);
         assert_eq!(b, [(7, 8), (0, 5), (3, 4)]);
     }

@@ -14,7 +14,10 @@ pub fn percentiles(data: &[f32], qs: &[f64]) -> Vec<f64> {
             (lo.min(n - 1), vi - lo as f64)
         })
         .collect();
-    let mut wanted: Vec<usize> = ranks.iter().flat_map(|&(k, _)| [k, (k + 1).min(n - 1)]).collect();
+    let mut wanted: Vec<usize> = ranks
+        .iter()
+        .flat_map(|&(k, _)| [k, (k + 1).min(n - 1)])
+        .collect();
     wanted.sort_unstable();
     wanted.dedup();
     let values = order_statistics(data, &wanted);
@@ -33,20 +36,60 @@ pub fn percentiles(data: &[f32], qs: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// round(x) for 0 <= x < 2²² by the float trick: adding 2²³ leaves the integer in the low mantissa
+/// bits. Branch-free and vectorisable, unlike a saturating float-to-int cast.
+#[inline]
+fn small_index(x: f32) -> usize {
+    ((x + 8_388_608.0).to_bits() - 0x4B00_0000) as usize
+}
+
 /// Values of rank `ks` (sorted, ascending, 0-based) in `data`.
 fn order_statistics(data: &[f32], ks: &[usize]) -> Vec<f64> {
-    let (mut lo, mut hi, mut integral) = (f32::INFINITY, f32::NEG_INFINITY, true);
-    for &v in data {
+    const MAGIC: f32 = 12_582_912.0;
+    // Eight independent lanes let this loop vectorise. Adding and subtracting 1.5·2²³ rounds to
+    // an integer with plain SSE2 arithmetic (fract() is a libm call on baseline x86-64); values
+    // beyond 2²² fail the test and take the float path, which is exact too.
+    let (mut lo8, mut hi8, mut int8) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8], [true; 8]);
+    let chunks = data.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            let v = c[l];
+            lo8[l] = if v < lo8[l] { v } else { lo8[l] };
+            hi8[l] = if v > hi8[l] { v } else { hi8[l] };
+            int8[l] &= (v + MAGIC) - MAGIC == v;
+        }
+    }
+    let (mut lo, mut hi, mut integral) =
+        (f32::INFINITY, f32::NEG_INFINITY, int8.iter().all(|&b| b));
+    for l in 0..8 {
+        lo = lo.min(lo8[l]);
+        hi = hi.max(hi8[l]);
+    }
+    for &v in tail {
         lo = lo.min(v);
         hi = hi.max(v);
-        integral &= v.fract() == 0.0;
+        integral &= (v + MAGIC) - MAGIC == v;
     }
     let span = hi as f64 - lo as f64;
     if integral && span <= (1 << 20) as f64 {
-        let mut hist = vec![0u32; span as usize + 1];
-        for &v in data {
-            hist[(v - lo) as usize] += 1;
+        // four interleaved histograms: MR background is mostly one value, and one counter would
+        // serialise every increment on the same memory location
+        let nb = span as usize + 1;
+        let mut h4 = vec![0u32; 4 * nb];
+        let quads = data.chunks_exact(4);
+        let rest = quads.remainder();
+        for q in quads {
+            for (l, &v) in q.iter().enumerate() {
+                h4[l * nb + small_index(v - lo)] += 1;
+            }
         }
+        for &v in rest {
+            h4[small_index(v - lo)] += 1;
+        }
+        let hist: Vec<u32> = (0..nb)
+            .map(|b| h4[b] + h4[nb + b] + h4[2 * nb + b] + h4[3 * nb + b])
+            .collect();
         let mut out = Vec::with_capacity(ks.len());
         let (mut cum, mut bin) = (0usize, 0usize);
         for &k in ks {
@@ -58,24 +101,50 @@ fn order_statistics(data: &[f32], ks: &[usize]) -> Vec<f64> {
         }
         return out;
     }
-    let mut buf = data.to_vec();
-    let mut out = vec![0.0; ks.len()];
-    select_many(&mut buf, 0, ks, &mut out);
-    out
-}
-
-/// Recursive multi-select: after the middle query is placed, the others live on either side.
-fn select_many(buf: &mut [f32], base: usize, ks: &[usize], out: &mut [f64]) {
-    if ks.is_empty() {
-        return;
+    // Floats: a coarse histogram says which bins hold the wanted ranks; only the values of those
+    // bins are copied and selected, so the work is two passes plus a small selection.
+    const BINS: usize = 1 << 16;
+    let scale = if hi > lo {
+        ((BINS - 1) as f64 / (hi as f64 - lo as f64)) as f32
+    } else {
+        0.0
+    };
+    // any monotone map to bins will do: round-to-nearest of the scaled offset
+    let bin_of = |v: f32| small_index(((v - lo) * scale).max(0.0)).min(BINS - 1);
+    let mut hist = vec![0u32; BINS];
+    for &v in data {
+        hist[bin_of(v)] += 1;
     }
-    let mid = ks.len() / 2;
-    let k = ks[mid] - base;
-    let (left, pivot, right) = buf.select_nth_unstable_by(k, f32::total_cmp);
-    out[mid] = *pivot as f64;
-    let (out_l, out_r) = out.split_at_mut(mid);
-    select_many(left, base, &ks[..mid], out_l);
-    select_many(right, base + k + 1, &ks[mid + 1..], &mut out_r[1..]);
+    let mut starts = vec![0usize; BINS + 1];
+    for b in 0..BINS {
+        starts[b + 1] = starts[b] + hist[b] as usize;
+    }
+    let wanted_bins: Vec<usize> = ks
+        .iter()
+        .map(|&k| starts.partition_point(|&s| s <= k) - 1)
+        .collect();
+    // pool_of[bin] = 1 + index of that bin's pool, 0 for bins nobody asked for
+    let mut pool_of = vec![0u8; BINS];
+    let mut pools: Vec<Vec<f32>> = Vec::new();
+    for &b in &wanted_bins {
+        if pool_of[b] == 0 {
+            pools.push(Vec::with_capacity(hist[b] as usize));
+            pool_of[b] = pools.len() as u8;
+        }
+    }
+    for &v in data {
+        let p = pool_of[bin_of(v)];
+        if p != 0 {
+            pools[p as usize - 1].push(v);
+        }
+    }
+    ks.iter()
+        .zip(&wanted_bins)
+        .map(|(&k, &b)| {
+            let pool = &mut pools[pool_of[b] as usize - 1];
+            *pool.select_nth_unstable_by(k - starts[b], f32::total_cmp).1 as f64
+        })
+        .collect()
 }
 
 pub fn clip(data: &mut [f32], lo: f64, hi: f64) {
@@ -85,12 +154,38 @@ pub fn clip(data: &mut [f32], lo: f64, hi: f64) {
     }
 }
 
-/// Mean and unbiased (N−1) standard deviation, accumulated in f64.
+/// Mean and unbiased (N−1) standard deviation in one pass: f64 sums of values shifted by the
+/// first value (which keeps the sum of squares well conditioned), eight lanes to vectorise.
 pub fn mean_std(data: &[f32]) -> (f64, f64) {
-    let n = data.len() as f64;
-    let mean = data.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let ss: f64 = data.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
-    (mean, if data.len() > 1 { (ss / (n - 1.0)).sqrt() } else { 0.0 })
+    let n = data.len();
+    if n == 0 {
+        return (f64::NAN, 0.0);
+    }
+    let k = data[0] as f64;
+    let (mut s8, mut q8) = ([0f64; 8], [0f64; 8]);
+    let chunks = data.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            let d = c[l] as f64 - k;
+            s8[l] += d;
+            q8[l] += d * d;
+        }
+    }
+    let (mut s, mut q): (f64, f64) = (s8.iter().sum(), q8.iter().sum());
+    for &v in tail {
+        let d = v as f64 - k;
+        s += d;
+        q += d * d;
+    }
+    let nf = n as f64;
+    let mean = k + s / nf;
+    let var = if n > 1 {
+        ((q - s * s / nf) / (nf - 1.0)).max(0.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
 }
 
 /// SPEC 1.2 step 10: (x − mean)/(std + 1e-8), with std < 1e-8 replaced by 1.
@@ -99,9 +194,9 @@ pub fn zscore(data: &mut [f32]) {
     if std < 1e-8 {
         std = 1.0;
     }
-    let inv = 1.0 / (std + 1e-8);
+    let (m, inv) = (mean as f32, (1.0 / (std + 1e-8)) as f32);
     for v in data.iter_mut() {
-        *v = ((*v as f64 - mean) * inv) as f32;
+        *v = (*v - m) * inv;
     }
 }
 
@@ -119,7 +214,10 @@ mod tests {
         // non-integral data takes the selection path: numpy.percentile([0.5, 0.25, 10.75, 3.5, 7.125], [1, 99])
         // = [0.26, 10.605]
         let p = percentiles(&[0.5, 0.25, 10.75, 3.5, 7.125], &[1.0, 99.0]);
-        assert!((p[0] - 0.26).abs() < 1e-12 && (p[1] - 10.605).abs() < 1e-12, "{p:?}");
+        assert!(
+            (p[0] - 0.26).abs() < 1e-12 && (p[1] - 10.605).abs() < 1e-12,
+            "{p:?}"
+        );
     }
 
     #[test]

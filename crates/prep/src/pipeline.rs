@@ -30,7 +30,13 @@ pub struct PrepConfig {
 
 impl Default for PrepConfig {
     fn default() -> Self {
-        PrepConfig { depth: 144, size: 160, margin: 6, isotropy_threshold: 1.4, clip_percentiles: (1.0, 99.0) }
+        PrepConfig {
+            depth: 144,
+            size: 160,
+            margin: 6,
+            isotropy_threshold: 1.4,
+            clip_percentiles: (1.0, 99.0),
+        }
     }
 }
 
@@ -41,7 +47,9 @@ impl PrepConfig {
         }
         let (lo, hi) = self.clip_percentiles;
         if !(0.0..=100.0).contains(&lo) || !(0.0..=100.0).contains(&hi) || lo > hi {
-            return Err(format!("clip percentiles ({lo}, {hi}) must satisfy 0 <= lo <= hi <= 100"));
+            return Err(format!(
+                "clip percentiles ({lo}, {hi}) must satisfy 0 <= lo <= hi <= 100"
+            ));
         }
         if self.isotropy_threshold < 1.0 {
             return Err("isotropy_threshold must be >= 1".into());
@@ -75,7 +83,10 @@ impl Layout {
 /// Evaluation or training mode (SPEC 1.2, D3).
 pub enum Mode<'a> {
     Eval,
-    Train { rng: &'a mut Rng, augment: Option<&'a AugmentConfig> },
+    Train {
+        rng: &'a mut Rng,
+        augment: Option<&'a AugmentConfig>,
+    },
 }
 
 /// Foreground-cropped volume in RAS+ order, C-order [x, y, z]: the deterministic, cacheable stage.
@@ -99,18 +110,33 @@ pub struct Prepared {
     pub clip: (f64, f64),
 }
 
-/// SPEC 1.2 steps 1-3 with D9 and D10: RAS+ view, crop to `fg` (inclusive, RAS order) plus margin.
-pub fn crop_foreground(vol: &Volume, fg: BoxIncl, margin: usize) -> Result<Cropped, String> {
+/// SPEC 1.2 steps 1-3 with D9 and D10 as a view on the volume's buffer: RAS+ axes, cropped to `fg`
+/// (inclusive, RAS order) plus margin, and the crop's affine.
+pub fn crop_view(vol: &Volume, fg: BoxIncl, margin: usize) -> Result<(View3, Affine), String> {
     let (view, affine) = vol.ras_view();
     for a in 0..3 {
         if fg[a].0 > fg[a].1 || fg[a].1 >= view.shape[a] {
-            return Err(format!("foreground box {fg:?} lies outside the RAS volume of shape {:?}", view.shape));
+            return Err(format!(
+                "foreground box {fg:?} lies outside the RAS volume of shape {:?}",
+                view.shape
+            ));
         }
     }
     let r = margin_crop(fg, view.shape, margin);
-    let v = view.crop(r);
-    let data = v.materialize(&vol.data);
-    Ok(Cropped { data, shape: v.shape, affine: shift_origin(&affine, [r[0].0, r[1].0, r[2].0]) })
+    Ok((
+        view.crop(r),
+        shift_origin(&affine, [r[0].0, r[1].0, r[2].0]),
+    ))
+}
+
+/// The crop materialised (the cacheable stage).
+pub fn crop_foreground(vol: &Volume, fg: BoxIncl, margin: usize) -> Result<Cropped, String> {
+    let (v, affine) = crop_view(vol, fg, margin)?;
+    Ok(Cropped {
+        data: v.materialize(&vol.data),
+        shape: v.shape,
+        affine,
+    })
 }
 
 /// SPEC 1.2 step 4: the depth axis is the shortest extent (first on ties) unless training on a
@@ -130,13 +156,24 @@ pub fn choose_layout(shape: [usize; 3], threshold: f64, rng: Option<&mut Rng>) -
 
 /// Steps 4-10 on a cropped volume.
 pub fn finish(c: &Cropped, cfg: &PrepConfig, mode: Mode) -> Result<Prepared, String> {
+    finish_view(&c.data, View3::c_order(c.shape), &c.affine, cfg, mode)
+}
+
+/// Steps 4-10 on a crop given as a view (axes x, y, z) on `src`; copies the data once.
+fn finish_view(
+    src: &[f32],
+    crop: View3,
+    crop_affine: &Affine,
+    cfg: &PrepConfig,
+    mode: Mode,
+) -> Result<Prepared, String> {
     let (mut rng, aug) = match mode {
         Mode::Eval => (None, None),
         Mode::Train { rng, augment } => (Some(rng), augment),
     };
-    let layout = choose_layout(c.shape, cfg.isotropy_threshold, rng.as_deref_mut());
+    let layout = choose_layout(crop.shape, cfg.isotropy_threshold, rng.as_deref_mut());
     let order = layout.order();
-    let v = View3::c_order(c.shape).permute(order);
+    let v = crop.permute(order);
     let [d, h, w] = v.shape;
     // step 5: square in-plane crop of the longer axis
     let side = h.min(w);
@@ -145,9 +182,13 @@ pub fn finish(c: &Cropped, cfg: &PrepConfig, mode: Mode) -> Result<Prepared, Str
         Some(r) => r.int_inclusive(0, diff),
         None => diff / 2,
     };
-    let ranges = if h > w { [(0, d), (off, off + side), (0, w)] } else { [(0, d), (0, h), (off, off + side)] };
+    let ranges = if h > w {
+        [(0, d), (off, off + side), (0, w)]
+    } else {
+        [(0, d), (0, h), (off, off + side)]
+    };
     let v = v.crop(ranges);
-    let mut arr = v.materialize(&c.data);
+    let mut arr = v.materialize(src);
     // step 6: percentile clip over all voxels, background included
     let (qlo, qhi) = cfg.clip_percentiles;
     let p = percentiles(&arr, &[qlo, qhi]);
@@ -167,13 +208,37 @@ pub fn finish(c: &Cropped, cfg: &PrepConfig, mode: Mode) -> Result<Prepared, Str
     }
     // step 10
     zscore(&mut out);
-    let affine = output_affine(c, order, [ranges[1].0, ranges[2].0], v.shape, out_shape);
-    Ok(Prepared { data: out, shape: out_shape, affine, layout, clip: (p[0], p[1]) })
+    let affine = output_affine(
+        crop_affine,
+        order,
+        [ranges[1].0, ranges[2].0],
+        v.shape,
+        out_shape,
+    );
+    Ok(Prepared {
+        data: out,
+        shape: out_shape,
+        affine,
+        layout,
+        clip: (p[0], p[1]),
+    })
 }
 
 /// NIfTI voxel (w, h, t) of the output → world, through resize, square crop and permutation.
-fn output_affine(c: &Cropped, order: [usize; 3], inplane_off: [usize; 2], pre: [usize; 3], out: [usize; 3]) -> Affine {
-    let scale = |k: usize| if out[k] > 1 { (pre[k] - 1) as f64 / (out[k] - 1) as f64 } else { 0.0 };
+fn output_affine(
+    crop_affine: &Affine,
+    order: [usize; 3],
+    inplane_off: [usize; 2],
+    pre: [usize; 3],
+    out: [usize; 3],
+) -> Affine {
+    let scale = |k: usize| {
+        if out[k] > 1 {
+            (pre[k] - 1) as f64 / (out[k] - 1) as f64
+        } else {
+            0.0
+        }
+    };
     let mut m = [[0.0; 4]; 4];
     m[3][3] = 1.0;
     // output axis k (0 = t, 1 = h, 2 = w) is NIfTI axis 2 - k, and crop axis order[k]
@@ -182,14 +247,14 @@ fn output_affine(c: &Cropped, order: [usize; 3], inplane_off: [usize; 2], pre: [
     }
     m[order[1]][3] = inplane_off[0] as f64;
     m[order[2]][3] = inplane_off[1] as f64;
-    matmul(&c.affine, &m)
+    matmul(crop_affine, &m)
 }
 
 /// Evaluation-mode preprocessing of a whole volume (the `brainssl preprocess` contract).
 pub fn preprocess_eval(vol: &Volume, fg: BoxIncl, cfg: &PrepConfig) -> Result<Prepared, String> {
     cfg.validate()?;
-    let c = crop_foreground(vol, fg, cfg.margin)?;
-    finish(&c, cfg, Mode::Eval)
+    let (v, affine) = crop_view(vol, fg, cfg.margin)?;
+    finish_view(&vol.data, v, &affine, cfg, Mode::Eval)
 }
 
 #[cfg(test)]
@@ -207,7 +272,12 @@ mod tests {
                 }
             }
         }
-        Volume { data, dims, affine, meta: ScanMeta::default() }
+        Volume {
+            data,
+            dims,
+            affine,
+            meta: ScanMeta::default(),
+        }
     }
 
     #[test]
@@ -224,14 +294,24 @@ mod tests {
         }
         assert_eq!(seen.len(), 3);
         // anisotropic crops ignore the rng
-        assert_eq!(choose_layout([100, 120, 40], 1.4, Some(&mut r)), Layout::Axial);
+        assert_eq!(
+            choose_layout([100, 120, 40], 1.4, Some(&mut r)),
+            Layout::Axial
+        );
     }
 
     #[test]
     fn eval_output_shape_stats_and_geometry() {
         // RAS volume 20x24x10 at 1 mm, foreground everywhere but a frame
-        let v = vol([20, 24, 10], IDENTITY, |i, j, k| (1 + i + 2 * j + 3 * k) as f32);
-        let cfg = PrepConfig { depth: 8, size: 12, margin: 0, ..Default::default() };
+        let v = vol([20, 24, 10], IDENTITY, |i, j, k| {
+            (1 + i + 2 * j + 3 * k) as f32
+        });
+        let cfg = PrepConfig {
+            depth: 8,
+            size: 12,
+            margin: 0,
+            ..Default::default()
+        };
         let p = preprocess_eval(&v, [(0, 19), (0, 23), (0, 9)], &cfg).unwrap();
         assert_eq!(p.shape, [8, 12, 12]);
         assert_eq!(p.layout, Layout::Axial);
@@ -245,26 +325,50 @@ mod tests {
         };
         assert_eq!(world(0.0, 0.0, 0.0), [0.0, 2.0, 0.0]);
         let far = world(11.0, 11.0, 7.0);
-        assert!((far[0] - 19.0).abs() < 1e-9 && (far[1] - 21.0).abs() < 1e-9 && (far[2] - 9.0).abs() < 1e-9);
+        assert!(
+            (far[0] - 19.0).abs() < 1e-9
+                && (far[1] - 21.0).abs() < 1e-9
+                && (far[2] - 9.0).abs() < 1e-9
+        );
     }
 
     #[test]
     fn constant_volume_is_refused() {
         let v = vol([8, 8, 8], IDENTITY, |_, _, _| 3.0);
-        let cfg = PrepConfig { depth: 4, size: 4, ..Default::default() };
+        let cfg = PrepConfig {
+            depth: 4,
+            size: 4,
+            ..Default::default()
+        };
         let e = preprocess_eval(&v, [(0, 7), (0, 7), (0, 7)], &cfg).unwrap_err();
         assert!(e.contains("constant"), "{e}");
     }
 
     #[test]
     fn training_mode_is_seeded() {
-        let v = vol([30, 31, 29], IDENTITY, |i, j, k| ((i * 7 + j * 3 + k) % 17) as f32 + 1.0);
-        let cfg = PrepConfig { depth: 8, size: 8, margin: 0, ..Default::default() };
+        let v = vol([30, 31, 29], IDENTITY, |i, j, k| {
+            ((i * 7 + j * 3 + k) % 17) as f32 + 1.0
+        });
+        let cfg = PrepConfig {
+            depth: 8,
+            size: 8,
+            margin: 0,
+            ..Default::default()
+        };
         let c = crop_foreground(&v, [(0, 29), (0, 30), (0, 28)], 0).unwrap();
         let aug = AugmentConfig::default();
         let run = |seed| {
             let mut r = Rng::new(seed);
-            finish(&c, &cfg, Mode::Train { rng: &mut r, augment: Some(&aug) }).unwrap().data
+            finish(
+                &c,
+                &cfg,
+                Mode::Train {
+                    rng: &mut r,
+                    augment: Some(&aug),
+                },
+            )
+            .unwrap()
+            .data
         };
         assert_eq!(run(5), run(5));
         assert!((0..10).any(|s| run(s) != run(5)));

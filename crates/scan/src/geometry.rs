@@ -205,32 +205,74 @@ impl View3 {
         v
     }
 
-    /// Copy into a new C-order buffer. The innermost loop runs over the output's last axis.
+    /// Copy into a new C-order buffer. A source contiguous along the last axis is copied row by
+    /// row; any other permutation is gathered in 16³ tiles so both sides stay in cache.
     pub fn materialize<T: Copy + Send + Sync + Default>(&self, src: &[T]) -> Vec<T> {
         use rayon::prelude::*;
+        const TILE: usize = 16;
         let [n0, n1, n2] = self.shape;
         let mut out = vec![T::default(); n0 * n1 * n2];
         if out.is_empty() {
             return out;
         }
         let v = *self;
-        out.par_chunks_mut(n1 * n2)
-            .enumerate()
-            .for_each(|(a, plane)| {
+        let plane = n1 * n2;
+        if v.strides[2] == 1 {
+            out.par_chunks_mut(plane).enumerate().for_each(|(a, p)| {
                 let base_a = v.offset + a as isize * v.strides[0];
-                for (b, row) in plane.chunks_mut(n2).enumerate() {
-                    let base = base_a + b as isize * v.strides[1];
-                    if v.strides[2] == 1 {
-                        let s = base as usize;
-                        row.copy_from_slice(&src[s..s + n2]);
-                    } else {
-                        for (c, x) in row.iter_mut().enumerate() {
-                            *x = src[(base + c as isize * v.strides[2]) as usize];
+                for (b, row) in p.chunks_mut(n2).enumerate() {
+                    let s = (base_a + b as isize * v.strides[1]) as usize;
+                    row.copy_from_slice(&src[s..s + n2]);
+                }
+            });
+            return out;
+        }
+        out.par_chunks_mut(TILE * plane)
+            .enumerate()
+            .for_each(|(ta, chunk)| {
+                let a0 = ta * TILE;
+                let na = chunk.len() / plane;
+                for b0 in (0..n1).step_by(TILE) {
+                    for c0 in (0..n2).step_by(TILE) {
+                        let c1 = (c0 + TILE).min(n2);
+                        for da in 0..na {
+                            let base_a = v.offset + (a0 + da) as isize * v.strides[0];
+                            for b in b0..(b0 + TILE).min(n1) {
+                                let start =
+                                    base_a + b as isize * v.strides[1] + c0 as isize * v.strides[2];
+                                let row =
+                                    &mut chunk[da * plane + b * n2 + c0..da * plane + b * n2 + c1];
+                                gather(row, src, start, v.strides[2]);
+                            }
                         }
                     }
                 }
             });
         out
+    }
+}
+
+/// dst[t] = src[start + t·stride]; iterator stepping avoids a bounds check per element.
+fn gather<T: Copy>(dst: &mut [T], src: &[T], start: isize, stride: isize) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    let start = start as usize;
+    if stride >= 0 {
+        let s = stride as usize;
+        for (d, x) in dst
+            .iter_mut()
+            .zip(src[start..=start + (n - 1) * s].iter().step_by(s.max(1)))
+        {
+            *d = *x;
+        }
+    } else {
+        let s = stride.unsigned_abs();
+        let lo = start - (n - 1) * s;
+        for (d, x) in dst.iter_mut().zip(src[lo..=start].iter().rev().step_by(s)) {
+            *d = *x;
+        }
     }
 }
 

