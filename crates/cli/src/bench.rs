@@ -35,24 +35,12 @@ pub enum BenchCmd {
 
 /// Scans to benchmark: the anatomical volumes of the folder (labels, masks and multi-frame files excluded).
 fn bench_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let skip = [
-        "label",
-        "seg",
-        "mask",
-        "lesion",
-        "gap_offset",
-        "4d",
-        "nifti2",
-    ];
+    let skip = ["label", "seg", "mask", "lesion", "gap_offset", "4d", "nifti2"];
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot read benchmark folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let n = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
+            let n = p.file_name().unwrap_or_default().to_string_lossy().to_string();
             (n.ends_with(".nii") || n.ends_with(".nii.gz")) && !skip.iter().any(|s| n.contains(s))
         })
         .collect();
@@ -86,9 +74,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         size,
         ..Default::default()
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build()?;
     let jobs: Vec<&PathBuf> = (0..repeat.max(1)).flat_map(|_| files.iter()).collect();
     eprintln!(
         "{} scans x {} passes, output {depth}x{size}x{size}, {threads} thread(s)",
@@ -103,8 +89,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
 
     let mut py_rate = None;
     if python != "none" {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
         let out = std::process::Command::new(&python)
             .arg(&script)
             .args([
@@ -129,7 +114,11 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
                 let n = j["volumes"].as_f64().unwrap_or(0.0);
                 py_rate = Some(n / j["seconds"].as_f64().unwrap_or(f64::NAN));
             }
-            Ok(o) => eprintln!("baseline failed ({}): {}", python, String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")),
+            Ok(o) => eprintln!(
+                "baseline failed ({}): {}",
+                python,
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            ),
             Err(e) => eprintln!("baseline not run ({python}: {e}); install numpy, scipy and nibabel or pass --python"),
         }
     }
@@ -138,9 +127,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     println!(
         "| brainssl (Rust) | {threads} | {} | {rust_rate:.2} | {} |",
         jobs.len(),
-        py_rate
-            .map(|p| format!("{:.1}x", rust_rate / p))
-            .unwrap_or("-".into())
+        py_rate.map(|p| format!("{:.1}x", rust_rate / p)).unwrap_or("-".into())
     );
     if let Some(p) = py_rate {
         println!(

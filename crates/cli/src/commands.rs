@@ -20,11 +20,9 @@ use std::sync::Arc;
 pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(len);
     pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-        )
-        .unwrap()
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap()
+            .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb
@@ -85,10 +83,8 @@ pub fn preprocess(a: PreprocessArgs) -> Result<()> {
         .as_ref()
         .map(|m| load_scan(m, LoadOptions::default()))
         .transpose()?;
-    let fg = ras_foreground(&v, mask.as_ref())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
-    let p =
-        preprocess_eval(&v, fg, &cfg).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+    let fg = ras_foreground(&v, mask.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+    let p = preprocess_eval(&v, fg, &cfg).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
     write_prepared(&a.out, &p)?;
     eprintln!(
         "{} → {} ({:?}, depth axis {:?}, clip [{:.4}, {:.4}])",
@@ -106,19 +102,11 @@ fn write_prepared(out: &Path, p: &brainssl_prep::Prepared) -> Result<()> {
     let name = out.to_string_lossy();
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {
         // memory order (t, h, w) C-order = NIfTI (w, h, t)
-        brainssl_scan::nifti_io::write_nifti(
-            out,
-            &p.data,
-            [p.shape[2], p.shape[1], p.shape[0]],
-            &p.affine,
-        )?;
+        brainssl_scan::nifti_io::write_nifti(out, &p.data, [p.shape[2], p.shape[1], p.shape[0]], &p.affine)?;
     } else if name.ends_with(".npy") {
         brainssl_scan::npy::write_f32(out, &p.data, &p.shape)?;
     } else {
-        bail!(
-            "{}: output must end in .npy, .nii or .nii.gz",
-            out.display()
-        );
+        bail!("{}: output must end in .npy, .nii or .nii.gz", out.display());
     }
     Ok(())
 }
@@ -238,19 +226,12 @@ pub fn split(a: SplitArgs) -> Result<()> {
                 .filter(|(j, _)| *j != i)
                 .flat_map(|(_, f)| f.clone())
                 .collect();
-            let [train, val, _] = splits::train_val_test(
-                &rest,
-                [1.0 - a.val_fraction, a.val_fraction, 0.0],
-                a.seed + i as u64,
-            )?;
+            let [train, val, _] =
+                splits::train_val_test(&rest, [1.0 - a.val_fraction, a.val_fraction, 0.0], a.seed + i as u64)?;
             splits::check_disjoint(&[("train", &train), ("val", &val), ("test", &folds[i])])?;
             write_rows(&m, train, &a.out.join(format!("fold{i}_train.csv")))?;
             write_rows(&m, val, &a.out.join(format!("fold{i}_val.csv")))?;
-            write_rows(
-                &m,
-                folds[i].clone(),
-                &a.out.join(format!("fold{i}_test.csv")),
-            )?;
+            write_rows(&m, folds[i].clone(), &a.out.join(format!("fold{i}_test.csv")))?;
         }
     } else if let Some(f) = a.fractions {
         if f.len() != 3 {
@@ -262,11 +243,7 @@ pub fn split(a: SplitArgs) -> Result<()> {
         write_rows(&m, test, &a.out.join("test.csv"))?;
     } else if let Some(k) = a.few_shot {
         let rows = splits::few_shot(&m.rows, k, a.seed)?;
-        write_rows(
-            &m,
-            rows,
-            &a.out.join(format!("fewshot_k{k}_seed{}.csv", a.seed)),
-        )?;
+        write_rows(&m, rows, &a.out.join(format!("fewshot_k{k}_seed{}.csv", a.seed)))?;
     } else {
         let mut rules = Vec::new();
         for r in a
@@ -281,17 +258,11 @@ pub fn split(a: SplitArgs) -> Result<()> {
         for f in &a.import {
             let (rows, cov) = splits::import_split(f, &m, &rules)?;
             eprintln!("{}: {cov}", f.display());
-            let stem = f
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
+            let stem = f.file_stem().unwrap_or_default().to_string_lossy().to_string();
             parts.push((stem, rows));
         }
-        let named: Vec<(&str, &[brainssl_data::ManifestRow])> = parts
-            .iter()
-            .map(|(n, r)| (n.as_str(), r.as_slice()))
-            .collect();
+        let named: Vec<(&str, &[brainssl_data::ManifestRow])> =
+            parts.iter().map(|(n, r)| (n.as_str(), r.as_slice())).collect();
         splits::check_disjoint(&named)?;
         for (stem, rows) in parts {
             write_rows(&m, rows, &a.out.join(format!("{stem}.csv")))?;
@@ -437,7 +408,18 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         }
         pb.finish_and_clear();
         let dt = t.elapsed().as_secs_f64();
-        eprintln!("3/4 training epoch {epoch}: {n} augmented volumes [1, {}, {}, {}] in {dt:.2} s ({:.1} vol/s{})", prep.depth, prep.size, prep.size, n as f64 / dt, if epoch == 0 { ", filling the cache" } else { ", from the cache" });
+        eprintln!(
+            "3/4 training epoch {epoch}: {n} augmented volumes [1, {}, {}, {}] in {dt:.2} s ({:.1} vol/s{})",
+            prep.depth,
+            prep.size,
+            prep.size,
+            n as f64 / dt,
+            if epoch == 0 {
+                ", filling the cache"
+            } else {
+                ", from the cache"
+            }
+        );
     }
     let view = a.out.join("preprocessed");
     for r in test.iter().take(4) {

@@ -43,12 +43,14 @@ fn read_npy(p: &Path) -> (Vec<f32>, Vec<usize>) {
     brainssl_scan::npy::read_f32(p).unwrap()
 }
 
+/// A float32 NIfTI with an identity affine.
+fn write_cube(p: &Path, data: &[f32], dims: [usize; 3]) {
+    brainssl_scan::nifti_io::write_nifti(p, data, dims, &brainssl_scan::geometry::IDENTITY).unwrap();
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]
@@ -161,42 +163,17 @@ fn bad_inputs_give_errors_naming_the_file() {
     let junk = dir.path().join("junk.nii.gz");
     std::fs::write(&junk, b"\x1f\x8bnot really gzip").unwrap();
     let out = dir.path().join("o.npy");
-    let e = fails(&[
-        "preprocess",
-        junk.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let e = fails(&["preprocess", junk.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(e.contains("junk.nii.gz"), "{e}");
     assert!(!out.exists(), "no output may be written on error");
 
     let zero = dir.path().join("zero.nii");
-    brainssl_scan::nifti_io::write_nifti(
-        &zero,
-        &[0.0; 64],
-        [4, 4, 4],
-        &brainssl_scan::geometry::IDENTITY,
-    )
-    .unwrap();
-    let e = fails(&[
-        "preprocess",
-        zero.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        e.contains("zero.nii") && e.contains("empty foreground"),
-        "{e}"
-    );
+    write_cube(&zero, &[0.0; 64], [4, 4, 4]);
+    let e = fails(&["preprocess", zero.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(e.contains("zero.nii") && e.contains("empty foreground"), "{e}");
 
     let flat = dir.path().join("flat.nii");
-    brainssl_scan::nifti_io::write_nifti(
-        &flat,
-        &[7.0; 512],
-        [8, 8, 8],
-        &brainssl_scan::geometry::IDENTITY,
-    )
-    .unwrap();
+    write_cube(&flat, &[7.0; 512], [8, 8, 8]);
     let e = fails(&[
         "preprocess",
         flat.to_str().unwrap(),
@@ -220,8 +197,7 @@ fn non_finite_voxels_are_zeroed_with_a_warning() {
     let mut d: Vec<f32> = (0..512).map(|v| (v % 37) as f32 + 1.0).collect();
     d[10] = f32::NAN;
     d[20] = f32::INFINITY;
-    brainssl_scan::nifti_io::write_nifti(&p, &d, [8, 8, 8], &brainssl_scan::geometry::IDENTITY)
-        .unwrap();
+    write_cube(&p, &d, [8, 8, 8]);
     let out = dir.path().join("o.npy");
     let o = brainssl(&[
         "preprocess",
@@ -265,12 +241,7 @@ fn synth_index_split_preprocess_end_to_end() {
 
     // index finds the same scans, pairs the masks and computes the same boxes
     let idx = dir.path().join("index.csv");
-    ok(&[
-        "index",
-        data.to_str().unwrap(),
-        "--out",
-        idx.to_str().unwrap(),
-    ]);
+    ok(&["index", data.to_str().unwrap(), "--out", idx.to_str().unwrap()]);
     let ix = brainssl_data::Manifest::read(&idx).unwrap();
     assert_eq!(ix.rows.len(), 20);
     for r in &ix.rows {
@@ -298,9 +269,7 @@ fn synth_index_split_preprocess_end_to_end() {
     ]);
     let mut tested = std::collections::BTreeSet::new();
     for f in 0..5 {
-        let read = |p: &str| {
-            brainssl_data::Manifest::read(&splits.join(format!("fold{f}_{p}.csv"))).unwrap()
-        };
+        let read = |p: &str| brainssl_data::Manifest::read(&splits.join(format!("fold{f}_{p}.csv"))).unwrap();
         let (tr, va, te) = (read("train"), read("val"), read("test"));
         assert_eq!(tr.rows.len() + va.rows.len() + te.rows.len(), 20);
         for s in te.subjects() {
@@ -346,11 +315,7 @@ fn dicom_folder_preprocesses_like_any_scan() {
     assert_eq!(s, vec![16, 32, 32]);
     let mean = d.iter().map(|&v| v as f64).sum::<f64>() / d.len() as f64;
     assert!(mean.abs() < 1e-5);
-    let j = ok(&[
-        "info",
-        real.join("dicom/pd_series").to_str().unwrap(),
-        "--json",
-    ]);
+    let j = ok(&["info", real.join("dicom/pd_series").to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();
     assert_eq!(v["dims"], serde_json::json!([256, 256, 20]));
     assert_eq!(v["orientation"], "LPS");

@@ -33,8 +33,7 @@ pub fn load_cropped(row: &ManifestRow, margin: usize) -> Result<Cropped> {
                 Some(m) => Some(load_scan(Path::new(m), LoadOptions::default())?),
                 None => None,
             };
-            ras_foreground(&v, mask.as_ref())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?
+            ras_foreground(&v, mask.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?
         }
     };
     crop_foreground(&v, fg, margin).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))
@@ -60,8 +59,7 @@ fn hash_path(h: &mut blake3::Hasher, p: &Path) -> Result<()> {
         }
     } else {
         let f = std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
-        h.update_reader(f)
-            .with_context(|| p.display().to_string())?;
+        h.update_reader(f).with_context(|| p.display().to_string())?;
     }
     Ok(())
 }
@@ -123,9 +121,7 @@ pub fn encode(c: &Cropped, lossless: bool) -> Vec<u8> {
     let (lo, hi) = c
         .data
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     if integral && lo >= 0.0 && hi <= 255.0 {
         out.push(0);
         out.extend(c.data.iter().map(|&v| v as u8));
@@ -137,20 +133,14 @@ pub fn encode(c: &Cropped, lossless: bool) -> Vec<u8> {
     } else if !lossless {
         out.push(2);
         let maxabs = lo.abs().max(hi.abs()).max(f32::MIN_POSITIVE);
-        let scale = if maxabs > 60000.0 {
-            maxabs / 60000.0
-        } else {
-            1.0
-        };
+        let scale = if maxabs > 60000.0 { maxabs / 60000.0 } else { 1.0 };
         out.extend_from_slice(&scale.to_le_bytes());
         c.data
             .iter()
             .for_each(|&v| out.extend_from_slice(&half::f16::from_f32(v / scale).to_le_bytes()));
     } else {
         out.push(3);
-        c.data
-            .iter()
-            .for_each(|&v| out.extend_from_slice(&v.to_le_bytes()));
+        c.data.iter().for_each(|&v| out.extend_from_slice(&v.to_le_bytes()));
     }
     out
 }
@@ -164,11 +154,7 @@ pub fn decode(b: &[u8]) -> Result<Cropped> {
     let mut affine = [[0.0; 4]; 4];
     for (r, row) in affine.iter_mut().enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
-            *v = f64::from_le_bytes(
-                b[32 + 8 * (4 * r + c)..40 + 8 * (4 * r + c)]
-                    .try_into()
-                    .unwrap(),
-            );
+            *v = f64::from_le_bytes(b[32 + 8 * (4 * r + c)..40 + 8 * (4 * r + c)].try_into().unwrap());
         }
     }
     let n: usize = shape.iter().product();
@@ -192,11 +178,7 @@ pub fn decode(b: &[u8]) -> Result<Cropped> {
             .collect(),
         _ => bail!("corrupt cache entry"),
     };
-    Ok(Cropped {
-        data,
-        shape,
-        affine,
-    })
+    Ok(Cropped { data, shape, affine })
 }
 
 #[cfg(test)]

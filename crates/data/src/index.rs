@@ -20,8 +20,16 @@ pub struct IndexOptions {
 impl Default for IndexOptions {
     fn default() -> Self {
         IndexOptions {
-            subject_regex: Regex::new(r"(sub-[A-Za-z0-9]+|\d{3}_S_\d{4}|OAS3\d{4}|IXI\d{3}|BraTS-[A-Za-z]+-\d{5}|UCSF-PDGM-\d+)").unwrap(),
-            mask_suffixes: vec!["_brainmask".into(), "_brain_mask".into(), "_betmask".into(), "_mask".into()],
+            subject_regex: Regex::new(
+                r"(sub-[A-Za-z0-9]+|\d{3}_S_\d{4}|OAS3\d{4}|IXI\d{3}|BraTS-[A-Za-z]+-\d{5}|UCSF-PDGM-\d+)",
+            )
+            .unwrap(),
+            mask_suffixes: vec![
+                "_brainmask".into(),
+                "_brain_mask".into(),
+                "_betmask".into(),
+                "_mask".into(),
+            ],
             label: 0,
         }
     }
@@ -37,10 +45,7 @@ fn nifti_stem(p: &Path) -> Option<String> {
 /// Contrast from common naming conventions (BIDS suffixes, BraTS and UCSF names, vendor words).
 pub fn guess_contrast(name: &str) -> &'static str {
     let n = name.to_ascii_lowercase();
-    let has = |k: &str| {
-        n.split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|t| t == k)
-    };
+    let has = |k: &str| n.split(|c: char| !c.is_ascii_alphanumeric()).any(|t| t == k);
     let contains = |k: &str| n.contains(k);
     if contains("flair") || has("t2f") {
         "FLAIR"
@@ -48,13 +53,7 @@ pub fn guess_contrast(name: &str) -> &'static str {
         "T1c"
     } else if has("t2w") || has("t2") || contains("t2w") {
         "T2"
-    } else if has("t1w")
-        || has("t1")
-        || has("t1n")
-        || contains("mprage")
-        || contains("t1w")
-        || contains("spgr")
-    {
+    } else if has("t1w") || has("t1") || has("t1n") || contains("mprage") || contains("t1w") || contains("spgr") {
         "T1"
     } else if has("pd") || has("pdw") {
         "PD"
@@ -75,9 +74,7 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Optio
         let mut has_dicom = false;
         for e in std::fs::read_dir(&d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))? {
             let p = e?.path();
-            if p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
+            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
                 continue;
             }
             if p.is_dir() {
@@ -93,9 +90,7 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Optio
         }
     }
     files.sort();
-    let is_mask = |p: &Path| {
-        nifti_stem(p).is_some_and(|s| opts.mask_suffixes.iter().any(|m| s.ends_with(m.as_str())))
-    };
+    let is_mask = |p: &Path| nifti_stem(p).is_some_and(|s| opts.mask_suffixes.iter().any(|m| s.ends_with(m.as_str())));
     let mut out = Vec::new();
     for f in files.iter().filter(|f| !is_mask(f)) {
         let mask = nifti_stem(f).and_then(|stem| {
@@ -141,18 +136,11 @@ pub fn index_dir(
             let r = (|| {
                 let v = load_scan(p, LoadOptions::default()).map_err(|e| e.to_string())?;
                 let m = match mask {
-                    Some(m) => {
-                        Some(load_scan(m, LoadOptions::default()).map_err(|e| e.to_string())?)
-                    }
+                    Some(m) => Some(load_scan(m, LoadOptions::default()).map_err(|e| e.to_string())?),
                     None => None,
                 };
-                let b =
-                    ras_foreground(&v, m.as_ref()).map_err(|e| format!("{}: {e}", p.display()))?;
-                let name = p
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .to_string();
+                let b = ras_foreground(&v, m.as_ref()).map_err(|e| format!("{}: {e}", p.display()))?;
+                let name = p.file_name().unwrap_or_default().to_string_lossy().to_string();
                 let mut row = ManifestRow::new(
                     opts.label,
                     &subject_of(p, &opts.subject_regex),
@@ -161,8 +149,7 @@ pub fn index_dir(
                 );
                 row.bbox = Some(b);
                 if let Some(m) = mask {
-                    row.extra
-                        .insert("mask_path".into(), m.display().to_string());
+                    row.extra.insert("mask_path".into(), m.display().to_string());
                 }
                 Ok(row)
             })();
@@ -197,10 +184,7 @@ mod tests {
         assert_eq!(guess_contrast("ADNI_MPRAGE_I1234.nii"), "T1");
         assert_eq!(guess_contrast("scan.nii"), "unknown");
         let o = IndexOptions::default();
-        assert_eq!(
-            subject_of(Path::new("sub-A12_T1w.nii.gz"), &o.subject_regex),
-            "sub-A12"
-        );
+        assert_eq!(subject_of(Path::new("sub-A12_T1w.nii.gz"), &o.subject_regex), "sub-A12");
         assert_eq!(
             subject_of(Path::new("ADNI_033_S_0513_MR.nii"), &o.subject_regex),
             "033_S_0513"

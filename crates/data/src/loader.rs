@@ -75,8 +75,7 @@ impl Dataset {
         } else {
             Mode::Eval
         };
-        let p = finish(&cropped, &self.prep, mode)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?;
+        let p = finish(&cropped, &self.prep, mode).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?;
         Ok(p.data)
     }
 
@@ -86,10 +85,7 @@ impl Dataset {
         if cfg.shuffle {
             Rng::for_item(cfg.seed, epoch, u64::MAX).shuffle(&mut order);
         }
-        let mut out: Vec<Vec<usize>> = order
-            .chunks(cfg.batch_size.max(1))
-            .map(|c| c.to_vec())
-            .collect();
+        let mut out: Vec<Vec<usize>> = order.chunks(cfg.batch_size.max(1)).map(|c| c.to_vec()).collect();
         if cfg.drop_last && out.last().is_some_and(|b| b.len() < cfg.batch_size) {
             out.pop();
         }

@@ -47,9 +47,7 @@ fn parse_box(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<BoxIncl>> {
         if s.is_empty() || s.eq_ignore_ascii_case("nan") {
             return Ok(None);
         }
-        let x: f64 = s
-            .parse()
-            .map_err(|_| anyhow!("column {c}: '{s}' is not a number"))?;
+        let x: f64 = s.parse().map_err(|_| anyhow!("column {c}: '{s}' is not a number"))?;
         if x < 0.0 {
             return Ok(None);
         }
@@ -73,14 +71,9 @@ impl Manifest {
             .flexible(false)
             .from_path(path)
             .with_context(|| format!("{}: cannot open manifest", path.display()))?;
-        let headers: Vec<String> = rdr
-            .headers()?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+        let headers: Vec<String> = rdr.headers()?.iter().map(|h| h.trim().to_string()).collect();
         let col = |name: &str| headers.iter().position(|h| h == name);
-        let label_col = col("label")
-            .ok_or_else(|| anyhow!("{}: manifest has no 'label' column", path.display()))?;
+        let label_col = col("label").ok_or_else(|| anyhow!("{}: manifest has no 'label' column", path.display()))?;
         let path_col = col("nii_file_path")
             .ok_or_else(|| anyhow!("{}: manifest has no 'nii_file_path' column", path.display()))?;
         let known = ["label", "subject_id", "contrast", "nii_file_path"];
@@ -122,10 +115,7 @@ impl Manifest {
                 extra,
             });
         }
-        Ok(Manifest {
-            rows,
-            extra_columns,
-        })
+        Ok(Manifest { rows, extra_columns })
     }
 
     /// Concatenate manifests in order (SPEC 1.1: the loader reads a list of CSVs).
@@ -157,10 +147,7 @@ impl Manifest {
                 r.path.display().to_string(),
             ];
             match r.bbox {
-                Some(b) => rec.extend(
-                    b.iter()
-                        .flat_map(|(lo, hi)| [lo.to_string(), hi.to_string()]),
-                ),
+                Some(b) => rec.extend(b.iter().flat_map(|(lo, hi)| [lo.to_string(), hi.to_string()])),
                 None => rec.extend(std::iter::repeat_n("-1".to_string(), 6)),
             }
             rec.extend(

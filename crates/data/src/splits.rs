@@ -37,12 +37,7 @@ pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
                 bail!(
                     "subject leak: {} subject(s) are in both '{na}' and '{nb}' (e.g. {})",
                     shared.len(),
-                    shared
-                        .iter()
-                        .take(5)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    shared.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
                 );
             }
         }
@@ -82,11 +77,7 @@ fn require_subjects(rows: &[ManifestRow]) -> Result<()> {
 
 /// Stratified k-fold over subjects: fold f is the test part of split f. Subjects of each class are
 /// dealt round-robin after a seeded shuffle, continuing across classes so fold sizes stay even.
-pub fn stratified_kfold(
-    rows: &[ManifestRow],
-    k: usize,
-    seed: u64,
-) -> Result<Vec<Vec<ManifestRow>>> {
+pub fn stratified_kfold(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec<Vec<ManifestRow>>> {
     require_subjects(rows)?;
     if k < 2 {
         bail!("k-fold needs k >= 2 (got {k})");
@@ -111,21 +102,12 @@ pub fn stratified_kfold(
         .enumerate()
         .map(|(i, p)| (format!("fold{i}"), p.as_slice()))
         .collect();
-    check_disjoint(
-        &named
-            .iter()
-            .map(|(n, p)| (n.as_str(), *p))
-            .collect::<Vec<_>>(),
-    )?;
+    check_disjoint(&named.iter().map(|(n, p)| (n.as_str(), *p)).collect::<Vec<_>>())?;
     Ok(parts)
 }
 
 /// Stratified train/val/test by subject with the given fractions (summing to 1).
-pub fn train_val_test(
-    rows: &[ManifestRow],
-    fractions: [f64; 3],
-    seed: u64,
-) -> Result<[Vec<ManifestRow>; 3]> {
+pub fn train_val_test(rows: &[ManifestRow], fractions: [f64; 3], seed: u64) -> Result<[Vec<ManifestRow>; 3]> {
     require_subjects(rows)?;
     let sum: f64 = fractions.iter().sum();
     if fractions.iter().any(|f| *f < 0.0) || (sum - 1.0).abs() > 1e-6 {
@@ -228,27 +210,16 @@ impl std::fmt::Display for Coverage {
 
 /// Inner join of a released split file (`subject_id,scan_uid`) with a manifest on scan_uid.
 /// A session uid (BraTS) selects every scan of that session. Rows take the split's subject_id.
-pub fn import_split(
-    split_csv: &Path,
-    manifest: &Manifest,
-    rules: &[Regex],
-) -> Result<(Vec<ManifestRow>, Coverage)> {
+pub fn import_split(split_csv: &Path, manifest: &Manifest, rules: &[Regex]) -> Result<(Vec<ManifestRow>, Coverage)> {
     let mut rdr = csv::Reader::from_path(split_csv)
         .with_context(|| format!("{}: cannot open split file", split_csv.display()))?;
-    let headers: Vec<String> = rdr
-        .headers()?
-        .iter()
-        .map(|s| s.trim().to_string())
-        .collect();
+    let headers: Vec<String> = rdr.headers()?.iter().map(|s| s.trim().to_string()).collect();
     let (si, ui) = match (
         headers.iter().position(|h| h == "subject_id"),
         headers.iter().position(|h| h == "scan_uid"),
     ) {
         (Some(a), Some(b)) => (a, b),
-        _ => bail!(
-            "{}: split file needs columns subject_id,scan_uid",
-            split_csv.display()
-        ),
+        _ => bail!("{}: split file needs columns subject_id,scan_uid", split_csv.display()),
     };
     let mut by_uid: HashMap<String, Vec<&ManifestRow>> = HashMap::new();
     for r in &manifest.rows {
@@ -264,10 +235,7 @@ pub fn import_split(
     };
     for rec in rdr.records() {
         let rec = rec.with_context(|| split_csv.display().to_string())?;
-        let (subj, uid) = (
-            rec.get(si).unwrap_or("").trim(),
-            rec.get(ui).unwrap_or("").trim(),
-        );
+        let (subj, uid) = (rec.get(si).unwrap_or("").trim(), rec.get(ui).unwrap_or("").trim());
         cov.split_rows += 1;
         match by_uid.get(uid) {
             Some(rows) => {
@@ -358,14 +326,8 @@ mod tests {
             rows: rows(3, 1),
             extra_columns: vec![],
         };
-        let rules: Vec<Regex> = DEFAULT_UID_RULES
-            .iter()
-            .map(|r| Regex::new(r).unwrap())
-            .collect();
-        assert_eq!(
-            scan_uid(Path::new("/x/ADNI_I1000_T1.nii.gz"), &rules),
-            "I1000"
-        );
+        let rules: Vec<Regex> = DEFAULT_UID_RULES.iter().map(|r| Regex::new(r).unwrap()).collect();
+        assert_eq!(scan_uid(Path::new("/x/ADNI_I1000_T1.nii.gz"), &rules), "I1000");
         assert_eq!(
             scan_uid(Path::new("BraTS-GLI-00001-000-t1c.nii.gz"), &rules),
             "BraTS-GLI-00001-000"

@@ -101,9 +101,7 @@ fn unreadable_scans_are_reported_not_replaced() {
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0, 2);
     assert!(
-        failures[0]
-            .1
-            .contains(&ds.rows[2].path.display().to_string()),
+        failures[0].1.contains(&ds.rows[2].path.display().to_string()),
         "{}",
         failures[0].1
     );

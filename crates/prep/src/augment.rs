@@ -60,10 +60,7 @@ pub fn augment(data: &mut [f32], shape: [usize; 3], cfg: &AugmentConfig, rng: &m
     match rng.choose_weighted(&cfg.spatial_weights) {
         0 => {
             let scales = [0; 3].map(|_| rng.range(cfg.scale_range.0, cfg.scale_range.1));
-            let angles = [0; 3].map(|_| {
-                rng.range(-cfg.rotation_degrees, cfg.rotation_degrees)
-                    .to_radians()
-            });
+            let angles = [0; 3].map(|_| rng.range(-cfg.rotation_degrees, cfg.rotation_degrees).to_radians());
             random_affine(data, shape, scales, angles);
         }
         1 if rng.bernoulli(cfg.flip_probability) => flip_h(data, shape),
@@ -143,18 +140,15 @@ pub fn random_affine(data: &mut [f32], shape: [usize; 3], scales: [f64; 3], angl
     let pad = src.iter().copied().fold(f32::INFINITY, f32::min);
     let c = shape.map(|n| (n as f64 - 1.0) / 2.0);
     let [_, h, w] = shape;
-    data.par_chunks_mut(h * w)
-        .enumerate()
-        .for_each(|(t, plane)| {
-            for y in 0..h {
-                for x in 0..w {
-                    let d = [t as f64 - c[0], y as f64 - c[1], x as f64 - c[2]];
-                    let p = [0, 1, 2]
-                        .map(|i| c[i] + inv[i][0] * d[0] + inv[i][1] * d[1] + inv[i][2] * d[2]);
-                    plane[y * w + x] = sample_trilinear(&src, shape, p, pad);
-                }
+    data.par_chunks_mut(h * w).enumerate().for_each(|(t, plane)| {
+        for y in 0..h {
+            for x in 0..w {
+                let d = [t as f64 - c[0], y as f64 - c[1], x as f64 - c[2]];
+                let p = [0, 1, 2].map(|i| c[i] + inv[i][0] * d[0] + inv[i][1] * d[1] + inv[i][2] * d[2]);
+                plane[y * w + x] = sample_trilinear(&src, shape, p, pad);
             }
-        });
+        }
+    });
 }
 
 fn sample_trilinear(src: &[f32], shape: [usize; 3], p: [f64; 3], pad: f32) -> f32 {
@@ -180,11 +174,7 @@ fn sample_trilinear(src: &[f32], shape: [usize; 3], p: [f64; 3], pad: f32) -> f3
         if w == 0.0 {
             continue;
         }
-        acc += w * if idx == usize::MAX {
-            pad as f64
-        } else {
-            src[idx] as f64
-        };
+        acc += w * if idx == usize::MAX { pad as f64 } else { src[idx] as f64 };
     }
     acc as f32
 }
@@ -245,18 +235,10 @@ mod tests {
         let shape = [1, 3, 3];
         let orig: Vec<f32> = (0..9).map(|v| v as f32).collect();
         let mut d = orig.clone();
-        random_affine(
-            &mut d,
-            shape,
-            [1.0; 3],
-            [std::f64::consts::FRAC_PI_2, 0.0, 0.0],
-        );
+        random_affine(&mut d, shape, [1.0; 3], [std::f64::consts::FRAC_PI_2, 0.0, 0.0]);
         let mut sorted = d.clone();
         sorted.sort_by(f32::total_cmp);
-        assert!(
-            sorted.iter().zip(&orig).all(|(a, b)| (a - b).abs() < 1e-5),
-            "{d:?}"
-        );
+        assert!(sorted.iter().zip(&orig).all(|(a, b)| (a - b).abs() < 1e-5), "{d:?}");
         assert!((d[4] - 4.0).abs() < 1e-6);
         assert!(d.iter().zip(&orig).any(|(a, b)| (a - b).abs() > 0.5));
     }

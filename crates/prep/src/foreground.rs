@@ -9,11 +9,7 @@ pub type BoxIncl = [(usize, usize); 3];
 type SlabExtent = ((usize, usize), (usize, usize));
 
 /// Extremes of the voxels where `keep` holds, in stored (i, j, k) order; None when there are none.
-pub fn stored_box(
-    data: &[f32],
-    dims: [usize; 3],
-    keep: impl Fn(f32) -> bool + Sync,
-) -> Option<BoxIncl> {
+pub fn stored_box(data: &[f32], dims: [usize; 3], keep: impl Fn(f32) -> bool + Sync) -> Option<BoxIncl> {
     use rayon::prelude::*;
     let [ni, nj, nk] = dims;
     // per k-slab: (i range, j range) of kept voxels
@@ -39,9 +35,7 @@ pub fn stored_box(
         if let Some(((i0, i1), (j0, j1))) = s {
             out = Some(match out {
                 None => [(i0, i1), (j0, j1), (k, k)],
-                Some([(a, b), (c, d), (e, _)]) => {
-                    [(a.min(i0), b.max(i1)), (c.min(j0), d.max(j1)), (e, k)]
-                }
+                Some([(a, b), (c, d), (e, _)]) => [(a.min(i0), b.max(i1)), (c.min(j0), d.max(j1)), (e, k)],
             });
         }
     }
@@ -66,10 +60,7 @@ pub fn box_to_ras(b: BoxIncl, dims: [usize; 3], codes: &AxisCodes) -> BoxIncl {
 pub fn margin_crop(b: BoxIncl, shape: [usize; 3], margin: usize) -> [(usize, usize); 3] {
     let mut out = [(0, 0); 3];
     for a in 0..3 {
-        out[a] = (
-            b[a].0.saturating_sub(margin),
-            (b[a].1 + 1 + margin).min(shape[a]),
-        );
+        out[a] = (b[a].0.saturating_sub(margin), (b[a].1 + 1 + margin).min(shape[a]));
     }
     out
 }
@@ -90,8 +81,7 @@ pub fn ras_foreground(vol: &Volume, mask: Option<&Volume>) -> Result<BoxIncl, St
             }
             stored_box(&m.data, m.dims, |v| v > 0.0).ok_or("the mask is empty (no voxel > 0)")?
         }
-        None => stored_box(&vol.data, vol.dims, |v| v != 0.0)
-            .ok_or("empty foreground: every voxel is 0")?,
+        None => stored_box(&vol.data, vol.dims, |v| v != 0.0).ok_or("empty foreground: every voxel is 0")?,
     };
     Ok(box_to_ras(b, vol.dims, &codes))
 }

@@ -14,10 +14,7 @@ pub fn percentiles(data: &[f32], qs: &[f64]) -> Vec<f64> {
             (lo.min(n - 1), vi - lo as f64)
         })
         .collect();
-    let mut wanted: Vec<usize> = ranks
-        .iter()
-        .flat_map(|&(k, _)| [k, (k + 1).min(n - 1)])
-        .collect();
+    let mut wanted: Vec<usize> = ranks.iter().flat_map(|&(k, _)| [k, (k + 1).min(n - 1)]).collect();
     wanted.sort_unstable();
     wanted.dedup();
     let values = order_statistics(data, &wanted);
@@ -60,8 +57,7 @@ fn order_statistics(data: &[f32], ks: &[usize]) -> Vec<f64> {
             int8[l] &= (v + MAGIC) - MAGIC == v;
         }
     }
-    let (mut lo, mut hi, mut integral) =
-        (f32::INFINITY, f32::NEG_INFINITY, int8.iter().all(|&b| b));
+    let (mut lo, mut hi, mut integral) = (f32::INFINITY, f32::NEG_INFINITY, int8.iter().all(|&b| b));
     for l in 0..8 {
         lo = lo.min(lo8[l]);
         hi = hi.max(hi8[l]);
@@ -119,10 +115,7 @@ fn order_statistics(data: &[f32], ks: &[usize]) -> Vec<f64> {
     for b in 0..BINS {
         starts[b + 1] = starts[b] + hist[b] as usize;
     }
-    let wanted_bins: Vec<usize> = ks
-        .iter()
-        .map(|&k| starts.partition_point(|&s| s <= k) - 1)
-        .collect();
+    let wanted_bins: Vec<usize> = ks.iter().map(|&k| starts.partition_point(|&s| s <= k) - 1).collect();
     // pool_of[bin] = 1 + index of that bin's pool, 0 for bins nobody asked for
     let mut pool_of = vec![0u8; BINS];
     let mut pools: Vec<Vec<f32>> = Vec::new();
@@ -214,10 +207,7 @@ mod tests {
         // non-integral data takes the selection path: numpy.percentile([0.5, 0.25, 10.75, 3.5, 7.125], [1, 99])
         // = [0.26, 10.605]
         let p = percentiles(&[0.5, 0.25, 10.75, 3.5, 7.125], &[1.0, 99.0]);
-        assert!(
-            (p[0] - 0.26).abs() < 1e-12 && (p[1] - 10.605).abs() < 1e-12,
-            "{p:?}"
-        );
+        assert!((p[0] - 0.26).abs() < 1e-12 && (p[1] - 10.605).abs() < 1e-12, "{p:?}");
     }
 
     #[test]

@@ -10,7 +10,5 @@ pub mod rng;
 
 pub use augment::AugmentConfig;
 pub use foreground::{ras_foreground, BoxIncl};
-pub use pipeline::{
-    crop_foreground, finish, preprocess_eval, Cropped, Layout, Mode, PrepConfig, Prepared,
-};
+pub use pipeline::{crop_foreground, finish, preprocess_eval, Cropped, Layout, Mode, PrepConfig, Prepared};
 pub use rng::Rng;

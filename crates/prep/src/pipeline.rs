@@ -123,10 +123,7 @@ pub fn crop_view(vol: &Volume, fg: BoxIncl, margin: usize) -> Result<(View3, Aff
         }
     }
     let r = margin_crop(fg, view.shape, margin);
-    Ok((
-        view.crop(r),
-        shift_origin(&affine, [r[0].0, r[1].0, r[2].0]),
-    ))
+    Ok((view.crop(r), shift_origin(&affine, [r[0].0, r[1].0, r[2].0])))
 }
 
 /// The crop materialised (the cacheable stage).
@@ -208,13 +205,7 @@ fn finish_view(
     }
     // step 10
     zscore(&mut out);
-    let affine = output_affine(
-        crop_affine,
-        order,
-        [ranges[1].0, ranges[2].0],
-        v.shape,
-        out_shape,
-    );
+    let affine = output_affine(crop_affine, order, [ranges[1].0, ranges[2].0], v.shape, out_shape);
     Ok(Prepared {
         data: out,
         shape: out_shape,
@@ -294,18 +285,13 @@ mod tests {
         }
         assert_eq!(seen.len(), 3);
         // anisotropic crops ignore the rng
-        assert_eq!(
-            choose_layout([100, 120, 40], 1.4, Some(&mut r)),
-            Layout::Axial
-        );
+        assert_eq!(choose_layout([100, 120, 40], 1.4, Some(&mut r)), Layout::Axial);
     }
 
     #[test]
     fn eval_output_shape_stats_and_geometry() {
         // RAS volume 20x24x10 at 1 mm, foreground everywhere but a frame
-        let v = vol([20, 24, 10], IDENTITY, |i, j, k| {
-            (1 + i + 2 * j + 3 * k) as f32
-        });
+        let v = vol([20, 24, 10], IDENTITY, |i, j, k| (1 + i + 2 * j + 3 * k) as f32);
         let cfg = PrepConfig {
             depth: 8,
             size: 12,
@@ -325,11 +311,7 @@ mod tests {
         };
         assert_eq!(world(0.0, 0.0, 0.0), [0.0, 2.0, 0.0]);
         let far = world(11.0, 11.0, 7.0);
-        assert!(
-            (far[0] - 19.0).abs() < 1e-9
-                && (far[1] - 21.0).abs() < 1e-9
-                && (far[2] - 9.0).abs() < 1e-9
-        );
+        assert!((far[0] - 19.0).abs() < 1e-9 && (far[1] - 21.0).abs() < 1e-9 && (far[2] - 9.0).abs() < 1e-9);
     }
 
     #[test]

@@ -59,27 +59,25 @@ fn resize_axis(src: &[f32], outer: usize, n: usize, inner: usize, m: usize) -> V
             });
         return dst;
     }
-    dst.par_chunks_mut(m * inner)
-        .enumerate()
-        .for_each(|(o, block)| {
-            let s = &src[o * n * inner..(o + 1) * n * inner];
-            for (j, tap) in t.iter().enumerate() {
-                let out = &mut block[j * inner..(j + 1) * inner];
-                let Some((i, w)) = *tap else {
-                    out.fill(0.0);
-                    continue;
-                };
-                let a = &s[i * inner..(i + 1) * inner];
-                if n == 1 {
-                    out.copy_from_slice(a);
-                    continue;
-                }
-                let b = &s[(i + 1) * inner..(i + 2) * inner];
-                for ((d, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                    *d = x + (y - x) * w;
-                }
+    dst.par_chunks_mut(m * inner).enumerate().for_each(|(o, block)| {
+        let s = &src[o * n * inner..(o + 1) * n * inner];
+        for (j, tap) in t.iter().enumerate() {
+            let out = &mut block[j * inner..(j + 1) * inner];
+            let Some((i, w)) = *tap else {
+                out.fill(0.0);
+                continue;
+            };
+            let a = &s[i * inner..(i + 1) * inner];
+            if n == 1 {
+                out.copy_from_slice(a);
+                continue;
             }
-        });
+            let b = &s[(i + 1) * inner..(i + 2) * inner];
+            for ((d, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *d = x + (y - x) * w;
+            }
+        }
+    });
     dst
 }
 
@@ -114,11 +112,7 @@ mod tests {
         for z in 0..9 {
             for y in 0..3 {
                 for x in 0..6 {
-                    let want = f(
-                        z as f64 * 4.0 / 8.0,
-                        y as f64 * 6.0 / 2.0,
-                        x as f64 * 3.0 / 5.0,
-                    );
+                    let want = f(z as f64 * 4.0 / 8.0, y as f64 * 6.0 / 2.0, x as f64 * 3.0 / 5.0);
                     assert!((r[(z * 3 + y) * 6 + x] as f64 - want).abs() < 1e-5);
                 }
             }

@@ -27,10 +27,7 @@ impl Rng {
             splitmix64(&mut st),
             splitmix64(&mut st),
         ];
-        Rng {
-            s,
-            spare_normal: None,
-        }
+        Rng { s, spare_normal: None }
     }
 
     /// Independent stream for one item of one epoch: draws depend on (seed, epoch, index) only, so
@@ -165,9 +162,6 @@ mod tests {
         for _ in 0..30_000 {
             counts[r.int_inclusive(4, 6) - 4] += 1;
         }
-        assert!(
-            counts.iter().all(|&c| (c as i64 - 10_000).abs() < 500),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (c as i64 - 10_000).abs() < 500), "{counts:?}");
     }
 }

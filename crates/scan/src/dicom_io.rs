@@ -13,10 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// `.dcm` extension, or the "DICM" magic after the 128-byte preamble.
 pub fn looks_like_dicom(path: &Path) -> bool {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("dcm"))
-    {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("dcm")) {
         return true;
     }
     let mut buf = [0u8; 132];
@@ -133,14 +130,8 @@ fn frames_f32(path: &Path, obj: &DefaultDicomObject) -> Result<Vec<Vec<f32>>> {
 
 fn read_slices(path: &Path) -> Result<(Vec<Slice>, Option<String>)> {
     let obj = open(path)?;
-    let rows = obj
-        .get(tags::ROWS)
-        .and_then(|e| e.to_int::<u32>().ok())
-        .unwrap_or(0) as usize;
-    let cols = obj
-        .get(tags::COLUMNS)
-        .and_then(|e| e.to_int::<u32>().ok())
-        .unwrap_or(0) as usize;
+    let rows = obj.get(tags::ROWS).and_then(|e| e.to_int::<u32>().ok()).unwrap_or(0) as usize;
+    let cols = obj.get(tags::COLUMNS).and_then(|e| e.to_int::<u32>().ok()).unwrap_or(0) as usize;
     if rows == 0 || cols == 0 {
         return Err(ScanError::invalid(
             path,
@@ -165,25 +156,16 @@ fn read_slices(path: &Path) -> Result<(Vec<Slice>, Option<String>)> {
             }
         };
         let position = get(tags::PLANE_POSITION_SEQUENCE, tags::IMAGE_POSITION_PATIENT);
-        let orientation = get(
-            tags::PLANE_ORIENTATION_SEQUENCE,
-            tags::IMAGE_ORIENTATION_PATIENT,
-        );
+        let orientation = get(tags::PLANE_ORIENTATION_SEQUENCE, tags::IMAGE_ORIENTATION_PATIENT);
         let spacing = get(tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING);
         let thickness = get(tags::PIXEL_MEASURES_SEQUENCE, tags::SLICE_THICKNESS)
             .and_then(|v| v.first().copied())
             .or_else(|| float(&obj, tags::SPACING_BETWEEN_SLICES))
             .or_else(|| float(&obj, tags::SLICE_THICKNESS));
-        let slope = get(
-            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
-            tags::RESCALE_SLOPE,
-        )
-        .and_then(|v| v.first().copied());
-        let inter = get(
-            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
-            tags::RESCALE_INTERCEPT,
-        )
-        .and_then(|v| v.first().copied());
+        let slope =
+            get(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, tags::RESCALE_SLOPE).and_then(|v| v.first().copied());
+        let inter =
+            get(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, tags::RESCALE_INTERCEPT).and_then(|v| v.first().copied());
         let (slope, inter) = (slope.unwrap_or(1.0), inter.unwrap_or(0.0));
         if slope != 1.0 || inter != 0.0 {
             for v in pixels.iter_mut() {
@@ -194,12 +176,8 @@ fn read_slices(path: &Path) -> Result<(Vec<Slice>, Option<String>)> {
             .filter(|s| s.len() >= 2 && s[0] > 0.0 && s[1] > 0.0)
             .unwrap_or(vec![1.0, 1.0]);
         out.push(Slice {
-            position: position
-                .filter(|p| p.len() >= 3)
-                .map(|p| [p[0], p[1], p[2]]),
-            orientation: orientation
-                .filter(|o| o.len() >= 6)
-                .map(|o| o[..6].try_into().unwrap()),
+            position: position.filter(|p| p.len() >= 3).map(|p| [p[0], p[1], p[2]]),
+            orientation: orientation.filter(|o| o.len() >= 6).map(|o| o[..6].try_into().unwrap()),
             pixel_spacing: [spacing[0], spacing[1]],
             thickness,
             rows,
@@ -225,17 +203,10 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 /// Stack slices into a volume, ordered along the slice normal; `origin` names the source in errors.
 /// Frames of one multi-frame object without plane geometry (`in_file_order`) keep their stored order
 /// and get an axis-aligned affine from the pixel spacing and slice spacing.
-fn stack(
-    origin: &Path,
-    mut slices: Vec<Slice>,
-    format: &str,
-    in_file_order: bool,
-) -> Result<Volume> {
+fn stack(origin: &Path, mut slices: Vec<Slice>, format: &str, in_file_order: bool) -> Result<Volume> {
     let (rows, cols) = (slices[0].rows, slices[0].cols);
     let thickness = slices[0].thickness;
-    let located = slices
-        .iter()
-        .all(|s| s.position.is_some() && s.orientation.is_some());
+    let located = slices.iter().all(|s| s.position.is_some() && s.orientation.is_some());
     if !located && !in_file_order {
         return Err(ScanError::invalid(
             origin,
@@ -245,11 +216,7 @@ fn stack(
     if !located {
         for (k, s) in slices.iter_mut().enumerate() {
             s.orientation = Some([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
-            s.position = Some([
-                0.0,
-                0.0,
-                k as f64 * thickness.filter(|t| *t > 0.0).unwrap_or(1.0),
-            ]);
+            s.position = Some([0.0, 0.0, k as f64 * thickness.filter(|t| *t > 0.0).unwrap_or(1.0)]);
         }
     }
     let iop = slices[0].orientation.unwrap();
@@ -304,7 +271,11 @@ fn stack(
         if d.iter().any(|&x| (x - median).abs() > 0.2 * median) {
             return Err(ScanError::invalid(
                 origin,
-                format!("uneven slice spacing (median {median:.3} mm, range {:.3}..{:.3}): missing slices?", sorted[0], sorted[sorted.len() - 1]),
+                format!(
+                    "uneven slice spacing (median {median:.3} mm, range {:.3}..{:.3}): missing slices?",
+                    sorted[0],
+                    sorted[sorted.len() - 1]
+                ),
             ));
         }
         let (p0, p1) = (pos(&slices[0]), pos(&slices[n - 1]));
@@ -377,10 +348,7 @@ pub fn read_dicom_dir(dir: &Path) -> Result<Volume> {
     }
     let parsed: Vec<(Vec<Slice>, Option<String>)> = {
         use rayon::prelude::*;
-        files
-            .par_iter()
-            .map(|f| read_slices(f))
-            .collect::<Result<_>>()?
+        files.par_iter().map(|f| read_slices(f)).collect::<Result<_>>()?
     };
     let mut series: Vec<String> = parsed.iter().filter_map(|(_, s)| s.clone()).collect();
     series.sort();

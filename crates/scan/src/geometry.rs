@@ -31,8 +31,7 @@ pub fn spacing(a: &Affine) -> [f64; 3] {
 }
 
 fn det3(m: &[[f64; 3]; 3]) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
@@ -115,10 +114,7 @@ impl AxisCodes {
                 row[bj] = 0.0;
             }
         }
-        Some(AxisCodes {
-            world_axis,
-            positive,
-        })
+        Some(AxisCodes { world_axis, positive })
     }
 
     /// Three-letter code such as "RAS" or "LAS": the direction each voxel axis increases towards.
@@ -227,27 +223,23 @@ impl View3 {
             });
             return out;
         }
-        out.par_chunks_mut(TILE * plane)
-            .enumerate()
-            .for_each(|(ta, chunk)| {
-                let a0 = ta * TILE;
-                let na = chunk.len() / plane;
-                for b0 in (0..n1).step_by(TILE) {
-                    for c0 in (0..n2).step_by(TILE) {
-                        let c1 = (c0 + TILE).min(n2);
-                        for da in 0..na {
-                            let base_a = v.offset + (a0 + da) as isize * v.strides[0];
-                            for b in b0..(b0 + TILE).min(n1) {
-                                let start =
-                                    base_a + b as isize * v.strides[1] + c0 as isize * v.strides[2];
-                                let row =
-                                    &mut chunk[da * plane + b * n2 + c0..da * plane + b * n2 + c1];
-                                gather(row, src, start, v.strides[2]);
-                            }
+        out.par_chunks_mut(TILE * plane).enumerate().for_each(|(ta, chunk)| {
+            let a0 = ta * TILE;
+            let na = chunk.len() / plane;
+            for b0 in (0..n1).step_by(TILE) {
+                for c0 in (0..n2).step_by(TILE) {
+                    let c1 = (c0 + TILE).min(n2);
+                    for da in 0..na {
+                        let base_a = v.offset + (a0 + da) as isize * v.strides[0];
+                        for b in b0..(b0 + TILE).min(n1) {
+                            let start = base_a + b as isize * v.strides[1] + c0 as isize * v.strides[2];
+                            let row = &mut chunk[da * plane + b * n2 + c0..da * plane + b * n2 + c1];
+                            gather(row, src, start, v.strides[2]);
                         }
                     }
                 }
-            });
+            }
+        });
         out
     }
 }
@@ -367,12 +359,7 @@ pub fn affine_to_quaternion(a: &Affine) -> ([f64; 3], f64, [f64; 3]) {
 }
 
 /// NIfTI qform: rotation from the quaternion (b, c, d), scaled by pixdim, with qfac on the k axis.
-pub fn quaternion_to_affine(
-    bcd: [f64; 3],
-    qfac: f64,
-    pixdim: [f64; 3],
-    offset: [f64; 3],
-) -> Affine {
+pub fn quaternion_to_affine(bcd: [f64; 3], qfac: f64, pixdim: [f64; 3], offset: [f64; 3]) -> Affine {
     let [b, c, d] = bcd;
     let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
     let r = [
@@ -418,18 +405,8 @@ mod tests {
 
     #[test]
     fn codes_of_simple_affines() {
-        assert_eq!(
-            AxisCodes::from_affine(&diag(1.0, 1.0, 1.0))
-                .unwrap()
-                .letters(),
-            "RAS"
-        );
-        assert_eq!(
-            AxisCodes::from_affine(&diag(-2.0, 1.0, 3.0))
-                .unwrap()
-                .letters(),
-            "LAS"
-        );
+        assert_eq!(AxisCodes::from_affine(&diag(1.0, 1.0, 1.0)).unwrap().letters(), "RAS");
+        assert_eq!(AxisCodes::from_affine(&diag(-2.0, 1.0, 3.0)).unwrap().letters(), "LAS");
         // i runs anterior, j runs inferior, k runs left: "AIL"
         let a = [
             [0.0, 0.0, -1.0, 0.0],

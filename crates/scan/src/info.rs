@@ -65,7 +65,10 @@ impl std::fmt::Display for ScanInfo {
             writeln!(
                 f,
                 "{label:<12} [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]",
-                r[0], r[1], r[2], r[3]
+                r[0] + 0.0,
+                r[1] + 0.0,
+                r[2] + 0.0,
+                r[3] + 0.0 // + 0.0 prints -0.0 as 0.0
             )?;
         }
         writeln!(

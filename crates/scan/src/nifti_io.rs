@@ -48,8 +48,7 @@ impl NiftiHeader {
         }
         if self.qform_code > 0 {
             let qfac = if self.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
-            let a =
-                quaternion_to_affine(self.quatern, qfac, [pix(1), pix(2), pix(3)], self.qoffset);
+            let a = quaternion_to_affine(self.quatern, qfac, [pix(1), pix(2), pix(3)], self.qoffset);
             return (a, "qform");
         }
         let mut a = crate::geometry::IDENTITY;
@@ -72,9 +71,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(hint.min(1 << 31));
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| {
-                ScanError::invalid(path, format!("gzip stream is corrupt or truncated ({e})"))
-            })?;
+            .map_err(|e| ScanError::invalid(path, format!("gzip stream is corrupt or truncated ({e})")))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -95,9 +92,7 @@ fn parse_v2(b: &[u8], be: bool) -> NiftiHeader {
     let i64_ = |o| i64::from_le_bytes(rd(b, o, be));
     let f64_ = |o| f64::from_le_bytes(rd(b, o, be));
     let ndim = i64_(16).clamp(0, 7) as usize;
-    let dims = (1..=ndim)
-        .map(|k| i64_(16 + 8 * k).max(0) as usize)
-        .collect();
+    let dims = (1..=ndim).map(|k| i64_(16 + 8 * k).max(0) as usize).collect();
     let mut pixdim = [0.0; 8];
     for (k, p) in pixdim.iter_mut().enumerate() {
         *p = f64_(104 + 8 * k);
@@ -156,10 +151,7 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader> {
     if bytes.len() < 348 {
         return Err(ScanError::invalid(
             path,
-            format!(
-                "not a NIfTI file: only {} bytes, a header needs 348",
-                bytes.len()
-            ),
+            format!("not a NIfTI file: only {} bytes, a header needs 348", bytes.len()),
         ));
     }
     let le = i32::from_le_bytes(bytes[0..4].try_into().unwrap());
@@ -262,8 +254,8 @@ fn decode(bytes: &[u8], code: i16, be: bool, slope: f64, inter: f64, out: &mut [
 pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
     let bytes = read_maybe_gz(path)?;
     let h = parse_header(path, &bytes)?;
-    let (dtname, width) = datatype_info(h.datatype)
-        .ok_or_else(|| ScanError::invalid(path, unsupported_datatype(h.datatype)))?;
+    let (dtname, width) =
+        datatype_info(h.datatype).ok_or_else(|| ScanError::invalid(path, unsupported_datatype(h.datatype)))?;
     if h.dims.is_empty() || h.dims.contains(&0) {
         return Err(ScanError::invalid(
             path,
@@ -279,11 +271,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
     if h.dims.iter().skip(4).any(|&d| d != 1) {
         return Err(ScanError::invalid(
             path,
-            format!(
-                "{}-D data {:?} is not a scalar volume",
-                h.dims.len(),
-                h.dims
-            ),
+            format!("{}-D data {:?} is not a scalar volume", h.dims.len(), h.dims),
         ));
     }
     let chosen = match (frames, frame) {
@@ -291,10 +279,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
         (n, None) => {
             return Err(ScanError::invalid(
                 path,
-                format!(
-                    "4-D file with {n} frames; choose one with --frame (0..{})",
-                    n - 1
-                ),
+                format!("4-D file with {n} frames; choose one with --frame (0..{})", n - 1),
             ))
         }
         (n, Some(f)) if f >= n => {
@@ -325,14 +310,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
     let (slope, inter) = if h.scl_slope == 0.0 || !h.scl_slope.is_finite() {
         (1.0, 0.0)
     } else {
-        (
-            h.scl_slope,
-            if h.scl_inter.is_finite() {
-                h.scl_inter
-            } else {
-                0.0
-            },
-        )
+        (h.scl_slope, if h.scl_inter.is_finite() { h.scl_inter } else { 0.0 })
     };
     let mut data = vec![0f32; nvox];
     decode(
@@ -356,11 +334,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
         dims: dims3,
         affine,
         meta: ScanMeta {
-            format: format!(
-                "NIfTI-{}{}",
-                h.version,
-                if h.big_endian { " (big-endian)" } else { "" }
-            ),
+            format: format!("NIfTI-{}{}", h.version, if h.big_endian { " (big-endian)" } else { "" }),
             datatype: dtname.to_string(),
             affine_source: src.to_string(),
             non_finite,
@@ -377,24 +351,12 @@ pub fn write_nifti(path: &Path, data: &[f32], dims: [usize; 3], affine: &Affine)
         "data length must match dims"
     );
     if dims.iter().any(|&d| d > i16::MAX as usize) {
-        return Err(ScanError::invalid(
-            path,
-            "a dimension exceeds NIfTI-1's limit of 32767",
-        ));
+        return Err(ScanError::invalid(path, "a dimension exceeds NIfTI-1's limit of 32767"));
     }
     let mut h = vec![0u8; 352];
     let put = |h: &mut Vec<u8>, off: usize, b: &[u8]| h[off..off + b.len()].copy_from_slice(b);
     put(&mut h, 0, &348i32.to_le_bytes());
-    let dim: [i16; 8] = [
-        3,
-        dims[0] as i16,
-        dims[1] as i16,
-        dims[2] as i16,
-        1,
-        1,
-        1,
-        1,
-    ];
+    let dim: [i16; 8] = [3, dims[0] as i16, dims[1] as i16, dims[2] as i16, 1, 1, 1, 1];
     for (k, d) in dim.iter().enumerate() {
         put(&mut h, 40 + 2 * k, &d.to_le_bytes());
     }
@@ -429,11 +391,7 @@ pub fn write_nifti(path: &Path, data: &[f32], dims: [usize; 3], affine: &Affine)
     }
     for r in 0..3 {
         for c in 0..4 {
-            put(
-                &mut h,
-                280 + 16 * r + 4 * c,
-                &(affine[r][c] as f32).to_le_bytes(),
-            );
+            put(&mut h, 280 + 16 * r + 4 * c, &(affine[r][c] as f32).to_le_bytes());
         }
     }
     put(&mut h, 344, b"n+1\0");
@@ -445,8 +403,7 @@ pub fn write_nifti(path: &Path, data: &[f32], dims: [usize; 3], affine: &Affine)
     let gz = path.extension().is_some_and(|e| e == "gz");
     let bytes = if gz {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(4));
-        enc.write_all(&payload)
-            .map_err(|e| ScanError::io(path, e))?;
+        enc.write_all(&payload).map_err(|e| ScanError::io(path, e))?;
         enc.finish().map_err(|e| ScanError::io(path, e))?
     } else {
         payload

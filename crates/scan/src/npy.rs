@@ -40,14 +40,10 @@ pub fn read_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     }
     let (hlen, start) = match b[6] {
         1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
-        2 | 3 => (
-            u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize,
-            12,
-        ),
+        2 | 3 => (u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize, 12),
         _ => return Err(bad("unknown version")),
     };
-    let header =
-        std::str::from_utf8(&b[start..start + hlen]).map_err(|_| bad("header is not text"))?;
+    let header = std::str::from_utf8(&b[start..start + hlen]).map_err(|_| bad("header is not text"))?;
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order"));
     }

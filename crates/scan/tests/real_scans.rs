@@ -8,9 +8,7 @@ use std::path::PathBuf;
 fn real_dir() -> Option<PathBuf> {
     let d = std::env::var_os("BRAINSSL_REAL_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real"));
     if d.is_dir() {
         Some(d)
     } else {
@@ -20,15 +18,7 @@ fn real_dir() -> Option<PathBuf> {
 }
 
 /// (file, frame, dims, orientation codes of the stored array, min, max, mean) per nibabel.
-type Expected = (
-    &'static str,
-    Option<usize>,
-    [usize; 3],
-    &'static str,
-    f64,
-    f64,
-    f64,
-);
+type Expected = (&'static str, Option<usize>, [usize; 3], &'static str, f64, f64, f64);
 const NIBABEL: &[Expected] = &[
     (
         "colin27_t1_brain.nii.gz",
@@ -75,15 +65,7 @@ const NIBABEL: &[Expected] = &[
         255.0,
         38.4389303,
     ),
-    (
-        "itk_t1.nii.gz",
-        None,
-        [128, 128, 62],
-        "LSA",
-        0.0,
-        255.0,
-        19.2298131,
-    ),
+    ("itk_t1.nii.gz", None, [128, 128, 62], "LSA", 0.0, 255.0, 19.2298131),
     (
         "itk_t1_brain_label.nii.gz",
         None,
@@ -182,24 +164,17 @@ fn multi_frame_nifti_needs_a_frame() {
     let e = load_scan(&dir.join("nibabel_epi_4d.nii.gz"), LoadOptions::default())
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("nibabel_epi_4d.nii.gz") && e.contains("2 frames"),
-        "{e}"
-    );
-    let e = load_scan(
-        &dir.join("nibabel_epi_4d.nii.gz"),
-        LoadOptions { frame: Some(2) },
-    )
-    .unwrap_err()
-    .to_string();
+    assert!(e.contains("nibabel_epi_4d.nii.gz") && e.contains("2 frames"), "{e}");
+    let e = load_scan(&dir.join("nibabel_epi_4d.nii.gz"), LoadOptions { frame: Some(2) })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("frame 2"), "{e}");
 }
 
 #[test]
 fn dicom_series_matches_pydicom() {
     let Some(dir) = real_dir() else { return };
-    let v = load_scan(&dir.join("dicom/pd_series"), LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let v = load_scan(&dir.join("dicom/pd_series"), LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v.dims, [256, 256, 20]);
     // pydicom, slices sorted along the normal: mean 167.536866; vol[0,100,120] = 40; vol[10,128,64] = 497
     assert!((mean(&v.data) - 167.536866).abs() < 1e-5);
@@ -207,17 +182,9 @@ fn dicom_series_matches_pydicom() {
     assert_eq!(v.get(64, 128, 10), 497.0);
     // first slice at LPS (-110.5, -78.3063, -72.7575), last at (-110.5, -96.2063, 59.0425)
     let a = v.affine;
-    assert!(
-        (a[0][3] - 110.5).abs() < 1e-4
-            && (a[1][3] - 78.3063).abs() < 1e-4
-            && (a[2][3] + 72.7575).abs() < 1e-4
-    );
+    assert!((a[0][3] - 110.5).abs() < 1e-4 && (a[1][3] - 78.3063).abs() < 1e-4 && (a[2][3] + 72.7575).abs() < 1e-4);
     let last = [0, 1, 2].map(|r| a[r][3] + 19.0 * a[r][2]);
-    assert!(
-        (last[0] - 110.5).abs() < 1e-3
-            && (last[1] - 96.2063).abs() < 1e-3
-            && (last[2] - 59.0425).abs() < 1e-3
-    );
+    assert!((last[0] - 110.5).abs() < 1e-3 && (last[1] - 96.2063).abs() < 1e-3 && (last[2] - 59.0425).abs() < 1e-3);
     assert_eq!(v.codes().letters(), "LPS");
     let sp = v.spacing();
     assert!((sp[0] - 0.859375).abs() < 1e-9 && (sp[1] - 0.859375).abs() < 1e-9);
@@ -228,16 +195,12 @@ fn dicom_series_matches_pydicom() {
 #[test]
 fn dicom_single_and_multiframe_match_pydicom() {
     let Some(dir) = real_dir() else { return };
-    let v = load_scan(&dir.join("dicom/mr_small.dcm"), LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let v = load_scan(&dir.join("dicom/mr_small.dcm"), LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v.dims, [64, 64, 1]);
     assert!((mean(&v.data) - 518.881348).abs() < 1e-4);
     assert_eq!(v.range(), (127.0, 2145.0));
-    let v = load_scan(
-        &dir.join("dicom/emri_small_multiframe.dcm"),
-        LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let v = load_scan(&dir.join("dicom/emri_small_multiframe.dcm"), LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v.dims, [64, 64, 10]);
     assert!((mean(&v.data) - 109.699121).abs() < 1e-4);
     // pydicom pixel_array[frame, row, col]: [3,10,20] = 180, [7,40,33] = 45

@@ -46,11 +46,7 @@ pub struct Anatomy {
 
 /// Disease severity: 0 healthy, ~0.35 MCI-like, 1 AD-like.
 pub fn sample_anatomy(rng: &mut Rng, atrophy: f64, tumour_grade: Option<u8>) -> Anatomy {
-    let head = [
-        rng.range(70.0, 78.0),
-        rng.range(88.0, 98.0),
-        rng.range(78.0, 86.0),
-    ];
+    let head = [rng.range(70.0, 78.0), rng.range(88.0, 98.0), rng.range(78.0, 86.0)];
     let folds = (0..10)
         .map(|_| {
             let d = [rng.normal(), rng.normal(), rng.normal()];
@@ -291,8 +287,7 @@ pub fn signal(anat: &Anatomy, t: Tissue, lesion_r: f64, p: [f64; 3], c: Contrast
         }
         // grade 4: necrotic core, enhancing rim, high-frequency texture
         _ => {
-            let tex = value_noise(p, 1.5, tm.texture_seed)
-                + 0.5 * value_noise(p, 0.8, tm.texture_seed ^ 1);
+            let tex = value_noise(p, 1.5, tm.texture_seed) + 0.5 * value_noise(p, 0.8, tm.texture_seed ^ 1);
             if lesion_r < 0.45 {
                 base(Csf) * 0.9 + 0.05 * tex
             } else if lesion_r < 0.62 {

@@ -108,11 +108,7 @@ fn plan_acquisition(rng: &mut Rng, size: usize) -> Acquisition {
         affine[axes[s]][s] = sign * spacing[s];
         affine[axes[s]][3] = -sign * spacing[s] * (dims[s] as f64 - 1.0) / 2.0;
     }
-    Acquisition {
-        dims,
-        affine,
-        plane,
-    }
+    Acquisition { dims, affine, plane }
 }
 
 /// Render one scan; returns (image, brain mask) in stored order.
@@ -124,15 +120,8 @@ fn render(
     keep_skull: bool,
 ) -> (Vec<f32>, Vec<f32>) {
     // head pose: small rotation about z and x, small shift
-    let (az, ax) = (
-        rng.range(-6.0, 6.0).to_radians(),
-        rng.range(-6.0, 6.0).to_radians(),
-    );
-    let shift = [
-        rng.range(-4.0, 4.0),
-        rng.range(-4.0, 4.0),
-        rng.range(-4.0, 4.0),
-    ];
+    let (az, ax) = (rng.range(-6.0, 6.0).to_radians(), rng.range(-6.0, 6.0).to_radians());
+    let shift = [rng.range(-4.0, 4.0), rng.range(-4.0, 4.0), rng.range(-4.0, 4.0)];
     let bias: Vec<f64> = (0..6).map(|_| rng.range(-0.12, 0.12)).collect();
     let noise = rng.range(0.015, 0.035);
     let scale = rng.range(400.0, 1200.0);
@@ -148,10 +137,8 @@ fn render(
             let mut r = Rng::for_item(noise_seed, 0, k as u64);
             for j in 0..nj {
                 for i in 0..ni {
-                    let w = [0, 1, 2].map(|r| {
-                        a[r][0] * i as f64 + a[r][1] * j as f64 + a[r][2] * k as f64 + a[r][3]
-                            - shift[r]
-                    });
+                    let w = [0, 1, 2]
+                        .map(|r| a[r][0] * i as f64 + a[r][1] * j as f64 + a[r][2] * k as f64 + a[r][3] - shift[r]);
                     // inverse pose rotation: world → head
                     let (cz, sz, cx, sx) = (az.cos(), az.sin(), ax.cos(), ax.sin());
                     let p1 = [cz * w[0] + sz * w[1], -sz * w[0] + cz * w[1], w[2]];
@@ -189,35 +176,15 @@ fn subject_condition(task: SynthTask, s: usize, rng: &mut Rng) -> (i64, f64, Opt
     let label = (s % task.classes()) as i64;
     match task {
         SynthTask::None => (0, rng.range(0.0, 0.3), None),
-        SynthTask::Ad => (
-            label,
-            if label == 1 {
-                rng.range(0.75, 1.1)
-            } else {
-                0.0
-            },
-            None,
-        ),
-        SynthTask::Mci => (
-            label,
-            if label == 1 {
-                rng.range(0.25, 0.45)
-            } else {
-                0.0
-            },
-            None,
-        ),
+        SynthTask::Ad => (label, if label == 1 { rng.range(0.75, 1.1) } else { 0.0 }, None),
+        SynthTask::Mci => (label, if label == 1 { rng.range(0.25, 0.45) } else { 0.0 }, None),
         SynthTask::TumorGrade => (label, 0.0, Some(if label == 1 { 2 } else { 0 })),
         SynthTask::TumorGrade3 => (label, 0.0, Some(label as u8)),
     }
 }
 
 /// Generate the data set into `out`, returning the manifest (also written to `out/manifest.csv`).
-pub fn generate(
-    cfg: &SynthConfig,
-    out: &Path,
-    progress: &indicatif::ProgressBar,
-) -> Result<Manifest> {
+pub fn generate(cfg: &SynthConfig, out: &Path, progress: &indicatif::ProgressBar) -> Result<Manifest> {
     if cfg.subjects == 0 || cfg.sessions == 0 {
         bail!("synth needs at least one subject and one session");
     }
@@ -237,8 +204,8 @@ pub fn generate(
             let (label, severity, grade) = subject_condition(cfg.task, s, &mut srng);
             let anat = sample_anatomy(&mut srng, severity, grade);
             let mut rng = Rng::for_item(cfg.seed, 1 + k as u64, s as u64);
-            let contrast = [Contrast::T1, Contrast::T2, Contrast::Flair]
-                [if k == 0 { 0 } else { rng.below(3) as usize }];
+            let contrast =
+                [Contrast::T1, Contrast::T2, Contrast::Flair][if k == 0 { 0 } else { rng.below(3) as usize }];
             let acq = plan_acquisition(&mut rng, cfg.size);
             let (img, mask) = render(&anat, &acq, contrast, &mut rng, cfg.keep_skull);
             let subject = format!("sub-{s:04}");
@@ -261,10 +228,8 @@ pub fn generate(
             row.extra.insert("session".into(), k.to_string());
             row.extra
                 .insert("plane".into(), format!("{:?}", acq.plane).to_lowercase());
-            row.extra
-                .insert("severity".into(), format!("{severity:.3}"));
-            row.extra
-                .insert("mask_path".into(), mask_path.display().to_string());
+            row.extra.insert("severity".into(), format!("{severity:.3}"));
+            row.extra.insert("mask_path".into(), mask_path.display().to_string());
             progress.inc(1);
             Ok(row)
         })
@@ -272,9 +237,7 @@ pub fn generate(
     let rows = rows.into_iter().collect::<Result<Vec<_>>>()?;
     let m = Manifest {
         rows,
-        extra_columns: ["session", "plane", "severity", "mask_path"]
-            .map(String::from)
-            .to_vec(),
+        extra_columns: ["session", "plane", "severity", "mask_path"].map(String::from).to_vec(),
     };
     m.write(&out.join("manifest.csv"))?;
     Ok(m)
@@ -357,10 +320,7 @@ mod tests {
             assert_eq!(v.dims[0], 32);
             let b = r.bbox.unwrap();
             let ras = v.to_ras();
-            assert!(b
-                .iter()
-                .zip(ras.dims)
-                .all(|((lo, hi), n)| lo <= hi && *hi < n));
+            assert!(b.iter().zip(ras.dims).all(|((lo, hi), n)| lo <= hi && *hi < n));
             assert!(ras.range().1 > 0.0);
         }
         // same seed, same volumes
