@@ -332,6 +332,44 @@ pub fn print_config() -> Result<()> {
     Ok(())
 }
 
+/// Backends compiled in, and a 256x256 matmul on the chosen device checked against the CPU.
+pub fn devices(spec: &str) -> Result<()> {
+    use brainssl_backend::{DeviceSpec, Tensor, TensorData};
+    println!(
+        "backends in this build: {}",
+        brainssl_backend::compiled_backends().join(", ")
+    );
+    let spec: DeviceSpec = spec.parse()?;
+    let device = spec.device()?;
+    let n = 256;
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5).collect();
+    let t = std::time::Instant::now();
+    let x = Tensor::<2>::from_data(TensorData::new(a.clone(), [n, n]), &device);
+    let y: Vec<f32> = x
+        .clone()
+        .matmul(x.transpose())
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let dt = t.elapsed();
+    // reference on the host, in f64
+    let mut max_err = 0f64;
+    for i in (0..n).step_by(17) {
+        for j in (0..n).step_by(13) {
+            let want: f64 = (0..n).map(|k| a[i * n + k] as f64 * a[j * n + k] as f64).sum();
+            max_err = max_err.max((y[i * n + j] as f64 - want).abs());
+        }
+    }
+    println!(
+        "{spec}: {n}x{n} matmul in {:.1} ms, max abs error {max_err:.2e} against f64 on the host",
+        dt.as_secs_f64() * 1e3
+    );
+    if max_err > 1e-2 {
+        bail!("{spec}: results disagree with the host ({max_err:.2e})");
+    }
+    Ok(())
+}
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// Output folder

@@ -52,6 +52,12 @@ enum Cmd {
     },
     /// Print the preprocessing and loader configuration as TOML
     PrintConfig,
+    /// List the backends this build has and check a device with a small computation
+    Devices {
+        /// Device to check: cpu, cuda:N or vulkan:N
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Run the demo on built-in synthetic data
     Demo(commands::DemoArgs),
 }
@@ -79,6 +85,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Synth(a) => commands::synth(a),
         Cmd::Bench { what } => bench::run(what),
         Cmd::PrintConfig => commands::print_config(),
+        Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => commands::demo(a),
     }
 }

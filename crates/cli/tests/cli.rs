@@ -329,3 +329,11 @@ fn print_config_is_valid_toml_with_spec_defaults() {
     assert_eq!(v["preprocessing"]["margin"].as_integer(), Some(6));
     assert_eq!(v["augmentation"]["rotation_degrees"].as_float(), Some(10.0));
 }
+
+#[test]
+fn devices_checks_the_cpu_backend() {
+    let out = ok(&["devices"]);
+    assert!(out.contains("cpu (flex)") && out.contains("max abs error"), "{out}");
+    let e = fails(&["devices", "--device", "tpu:0"]);
+    assert!(e.contains("unknown device"), "{e}");
+}
