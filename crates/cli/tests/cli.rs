@@ -11,7 +11,10 @@ fn brainssl(args: &[&str]) -> Output {
 }
 
 fn ok(args: &[&str]) -> String {
-    let o = brainssl(args);
+    success_text(brainssl(args), args)
+}
+
+fn success_text(o: Output, args: &[&str]) -> String {
     assert!(
         o.status.success(),
         "brainssl {args:?} failed:\n{}",
@@ -21,7 +24,10 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn fails(args: &[&str]) -> String {
-    let o = brainssl(args);
+    failure_text(brainssl(args), args)
+}
+
+fn failure_text(o: Output, args: &[&str]) -> String {
     assert!(!o.status.success(), "brainssl {args:?} should fail");
     let e = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!e.contains("panicked"), "panic instead of an error: {e}");
@@ -43,6 +49,22 @@ fn read_npy(p: &Path) -> (Vec<f32>, Vec<usize>) {
     brainssl_scan::npy::read_f32(p).unwrap()
 }
 
+/// `brainssl preprocess INPUT --out OUT --depth T --size S`
+fn preprocess(input: &Path, out: &Path, depth: usize, size: usize) -> Output {
+    let (t, s) = (depth.to_string(), size.to_string());
+    let args = [
+        "preprocess",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--depth",
+        &t,
+        "--size",
+        &s,
+    ];
+    brainssl(&args)
+}
+
 /// A float32 NIfTI with an identity affine.
 fn write_cube(p: &Path, data: &[f32], dims: [usize; 3]) {
     brainssl_scan::nifti_io::write_nifti(p, data, dims, &brainssl_scan::geometry::IDENTITY).unwrap();
@@ -58,16 +80,7 @@ fn preprocess_matches_the_independent_reference_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.npy");
     let input = fixture("nibabel_t1_bigendian.nii");
-    ok(&[
-        "preprocess",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--depth",
-        "16",
-        "--size",
-        "20",
-    ]);
+    success_text(preprocess(&input, &out, 16, 20), &["preprocess"]);
     let (got, shape) = read_npy(&out);
     let (want, wshape) = read_npy(&fixture("nibabel_t1_bigendian_T16_S20.npy"));
     assert_eq!(shape, vec![16, 20, 20]);
@@ -79,16 +92,7 @@ fn preprocess_matches_the_independent_reference_fixture() {
     );
     // the NIfTI output holds the same values
     let nii = dir.path().join("o.nii.gz");
-    ok(&[
-        "preprocess",
-        input.to_str().unwrap(),
-        "--out",
-        nii.to_str().unwrap(),
-        "--depth",
-        "16",
-        "--size",
-        "20",
-    ]);
+    success_text(preprocess(&input, &nii, 16, 20), &["preprocess"]);
     let v = brainssl_scan::load_scan(&nii, Default::default()).unwrap();
     assert_eq!(v.dims, [20, 20, 16]);
     assert_eq!(v.data, got);
@@ -174,16 +178,7 @@ fn bad_inputs_give_errors_naming_the_file() {
 
     let flat = dir.path().join("flat.nii");
     write_cube(&flat, &[7.0; 512], [8, 8, 8]);
-    let e = fails(&[
-        "preprocess",
-        flat.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--depth",
-        "4",
-        "--size",
-        "4",
-    ]);
+    let e = failure_text(preprocess(&flat, &out, 4, 4), &["preprocess", "flat.nii"]);
     assert!(e.contains("flat.nii") && e.contains("constant"), "{e}");
 
     let e = fails(&["info", dir.path().join("missing.nii").to_str().unwrap()]);
@@ -199,16 +194,7 @@ fn non_finite_voxels_are_zeroed_with_a_warning() {
     d[20] = f32::INFINITY;
     write_cube(&p, &d, [8, 8, 8]);
     let out = dir.path().join("o.npy");
-    let o = brainssl(&[
-        "preprocess",
-        p.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--depth",
-        "4",
-        "--size",
-        "4",
-    ]);
+    let o = preprocess(&p, &out, 4, 4);
     assert!(o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("2 non-finite"), "{e}");
@@ -301,16 +287,10 @@ fn dicom_folder_preprocesses_like_any_scan() {
     let Some(real) = real_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d.npy");
-    ok(&[
-        "preprocess",
-        real.join("dicom/pd_series").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--depth",
-        "16",
-        "--size",
-        "32",
-    ]);
+    success_text(
+        preprocess(&real.join("dicom/pd_series"), &out, 16, 32),
+        &["preprocess", "pd_series"],
+    );
     let (d, s) = read_npy(&out);
     assert_eq!(s, vec![16, 32, 32]);
     let mean = d.iter().map(|&v| v as f64).sum::<f64>() / d.len() as f64;
