@@ -2,9 +2,7 @@
 //! (`python/spec12_reference.py`: nibabel + numpy + scipy), same files, sizes and thread count, one run.
 
 use anyhow::{bail, Context, Result};
-use brainssl_prep::foreground::ras_foreground;
-use brainssl_prep::{preprocess_eval, PrepConfig};
-use brainssl_scan::{load_scan, LoadOptions};
+use brainssl_prep::PrepConfig;
 use clap::Subcommand;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -51,11 +49,9 @@ fn bench_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Exactly what `brainssl preprocess` runs, minus writing the output.
 fn one(path: &Path, cfg: &PrepConfig) -> Result<()> {
-    let v = load_scan(path, LoadOptions::default())?;
-    let fg = ras_foreground(&v, None).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let p = preprocess_eval(&v, fg, cfg).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    std::hint::black_box(p.data);
+    std::hint::black_box(crate::commands::prepare_scan(path, None, None, cfg)?.data);
     Ok(())
 }
 

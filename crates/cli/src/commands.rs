@@ -1,14 +1,14 @@
 //! The data subcommands: info, preprocess, index, split, synth, print-config, demo.
 
 use anyhow::{bail, Context, Result};
-use brainssl_data::cache::CropCache;
+use brainssl_data::cache::{load_cropped, CropCache};
 use brainssl_data::index::{index_dir, IndexOptions};
 use brainssl_data::loader::{epoch_iter, Dataset, LoaderConfig};
 use brainssl_data::splits::{self, DEFAULT_UID_RULES};
 use brainssl_data::synth::{generate, SynthConfig, SynthTask};
 use brainssl_data::Manifest;
 use brainssl_prep::foreground::ras_foreground;
-use brainssl_prep::{preprocess_eval, AugmentConfig, PrepConfig};
+use brainssl_prep::{finish, preprocess_eval, AugmentConfig, Mode, PrepConfig, Prepared};
 use brainssl_scan::info::ScanInfo;
 use brainssl_scan::{load_scan, LoadOptions};
 use clap::Args;
@@ -62,6 +62,23 @@ pub struct PreprocessArgs {
     pub frame: Option<usize>,
 }
 
+/// Evaluation-mode preprocessing of one scan, as `brainssl preprocess` and its benchmark run it:
+/// foreground from `mask` (> 0) when given, else voxels != 0.
+pub fn prepare_scan(input: &Path, mask: Option<&Path>, frame: Option<usize>, cfg: &PrepConfig) -> Result<Prepared> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let v = load_scan(input, LoadOptions { frame })?;
+    if v.meta.non_finite > 0 {
+        eprintln!(
+            "warning: {}: {} non-finite voxels set to 0",
+            input.display(),
+            v.meta.non_finite
+        );
+    }
+    let mask = mask.map(|m| load_scan(m, LoadOptions::default())).transpose()?;
+    let fg = ras_foreground(&v, mask.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    preprocess_eval(&v, fg, cfg).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))
+}
+
 pub fn preprocess(a: PreprocessArgs) -> Result<()> {
     let cfg = PrepConfig {
         depth: a.depth,
@@ -69,22 +86,7 @@ pub fn preprocess(a: PreprocessArgs) -> Result<()> {
         margin: a.margin,
         ..Default::default()
     };
-    cfg.validate().map_err(anyhow::Error::msg)?;
-    let v = load_scan(&a.input, LoadOptions { frame: a.frame })?;
-    if v.meta.non_finite > 0 {
-        eprintln!(
-            "warning: {}: {} non-finite voxels set to 0",
-            a.input.display(),
-            v.meta.non_finite
-        );
-    }
-    let mask = a
-        .mask
-        .as_ref()
-        .map(|m| load_scan(m, LoadOptions::default()))
-        .transpose()?;
-    let fg = ras_foreground(&v, mask.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
-    let p = preprocess_eval(&v, fg, &cfg).map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+    let p = prepare_scan(&a.input, a.mask.as_deref(), a.frame, &cfg)?;
     write_prepared(&a.out, &p)?;
     eprintln!(
         "{} → {} ({:?}, depth axis {:?}, clip [{:.4}, {:.4}])",
@@ -460,22 +462,15 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         );
     }
     let view = a.out.join("preprocessed");
+    let view_cfg = PrepConfig {
+        depth: 64,
+        size: 64,
+        ..Default::default()
+    };
     for r in test.iter().take(4) {
-        let v = load_scan(&r.path, LoadOptions::default())?;
-        let fg = r
-            .bbox
-            .map(Ok)
-            .unwrap_or_else(|| ras_foreground(&v, None).map_err(anyhow::Error::msg))?;
-        let p = preprocess_eval(
-            &v,
-            fg,
-            &PrepConfig {
-                depth: 64,
-                size: 64,
-                ..Default::default()
-            },
-        )
-        .map_err(anyhow::Error::msg)?;
+        // the loader's path for a manifest row: its box, else its mask, else voxels != 0
+        let c = load_cropped(r, view_cfg.margin)?;
+        let p = finish(&c, &view_cfg, Mode::Eval).map_err(|e| anyhow::anyhow!("{}: {e}", r.path.display()))?;
         let name = r
             .path
             .file_name()

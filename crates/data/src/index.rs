@@ -51,9 +51,9 @@ pub fn guess_contrast(name: &str) -> &'static str {
         "FLAIR"
     } else if has("t1c") || has("t1ce") || has("t1gd") || contains("t1c_") || contains("post") {
         "T1c"
-    } else if has("t2w") || has("t2") || contains("t2w") {
+    } else if has("t2") || contains("t2w") {
         "T2"
-    } else if has("t1w") || has("t1") || has("t1n") || contains("mprage") || contains("t1w") || contains("spgr") {
+    } else if has("t1") || has("t1n") || contains("mprage") || contains("t1w") || contains("spgr") {
         "T1"
     } else if has("pd") || has("pdw") {
         "PD"
