@@ -1,0 +1,83 @@
+//! Parameters by dotted path (`blocks.3.attn.qkv.weight`): for checkpoints, optimiser state, weight
+//! decay groups and parameter counts.
+
+use brainssl_backend::burn::module::{Module, ModuleVisitor, Param, ParamId};
+use brainssl_backend::Tensor;
+
+/// One float parameter: its path, id, shape and value (a handle, not a copy).
+#[derive(Debug, Clone)]
+pub struct NamedParam {
+    pub path: String,
+    pub id: ParamId,
+    pub shape: Vec<usize>,
+    pub value: NamedValue,
+}
+
+/// A parameter tensor of any rank the models use.
+#[derive(Debug, Clone)]
+pub enum NamedValue {
+    R1(Tensor<1>),
+    R2(Tensor<2>),
+    R3(Tensor<3>),
+    R4(Tensor<4>),
+}
+
+impl NamedValue {
+    /// Host copy in row-major order.
+    pub fn to_vec(&self) -> Vec<f32> {
+        let data = match self {
+            NamedValue::R1(t) => t.clone().into_data(),
+            NamedValue::R2(t) => t.clone().into_data(),
+            NamedValue::R3(t) => t.clone().into_data(),
+            NamedValue::R4(t) => t.clone().into_data(),
+        };
+        data.convert::<f32>().try_to_vec::<f32>().expect("float parameter")
+    }
+}
+
+#[derive(Default)]
+struct Collector {
+    path: Vec<String>,
+    out: Vec<NamedParam>,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        let shape = value.dims().to_vec();
+        let value = match D {
+            1 => NamedValue::R1(value.reshape([shape[0]])),
+            2 => NamedValue::R2(value.reshape([shape[0], shape[1]])),
+            3 => NamedValue::R3(value.reshape([shape[0], shape[1], shape[2]])),
+            4 => NamedValue::R4(value.reshape([shape[0], shape[1], shape[2], shape[3]])),
+            _ => panic!("parameters of rank {D} are not used by brainssl models"),
+        };
+        self.out.push(NamedParam {
+            path: self.path.join("."),
+            id: param.id,
+            shape,
+            value,
+        });
+    }
+}
+
+/// Every float parameter of `module` in visiting order.
+pub fn named_params<M: Module>(module: &M) -> Vec<NamedParam> {
+    let mut c = Collector::default();
+    module.visit(&mut c);
+    c.out
+}
+
+/// Number of trainable scalars (fixed positional embeddings are not parameters here).
+pub fn count_params<M: Module>(module: &M) -> usize {
+    named_params(module)
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum()
+}

@@ -1,0 +1,99 @@
+//! The mask-token heads of SPEC 3.2 (JEPA predictor) and 3.3 (MAE decoder): one structure, two
+//! output widths.
+
+use brainssl_backend::burn;
+use brainssl_backend::burn::module::{Module, Param};
+use brainssl_backend::burn::nn::Linear;
+use brainssl_backend::{Device, Tensor};
+use brainssl_prep::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::init::constant;
+use crate::layers::{blocks, linear, Block, BlockShape, LayerNorm};
+use crate::pos_embed::pos_embed_tensor;
+use crate::tokens::TokenIndex;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictorConfig {
+    pub depth: usize,
+    pub embed_dim: usize,
+    pub heads: usize,
+    pub mlp_ratio: f64,
+    pub layer_norm_eps: f64,
+}
+
+impl PredictorConfig {
+    /// SPEC 3.2 / 3.3: 384 wide, 6 heads; depth 6 (JEPA predictor) or 8 (MAE decoder).
+    pub fn reference(depth: usize) -> Self {
+        PredictorConfig {
+            depth,
+            embed_dim: 384,
+            heads: 6,
+            mlp_ratio: 4.0,
+            layer_norm_eps: 1e-6,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.depth == 0 || self.embed_dim == 0 {
+            return Err("predictor depth and embed_dim must be positive".into());
+        }
+        if self.heads == 0 || self.embed_dim % self.heads != 0 {
+            return Err(format!(
+                "predictor embed_dim {} is not divisible by heads {}",
+                self.embed_dim, self.heads
+            ));
+        }
+        Ok(())
+    }
+
+    /// `in_dim`: encoder width; `out_dim`: encoder width (JEPA) or p³·C voxels (MAE).
+    pub fn init(&self, in_dim: usize, out_dim: usize, rng: &mut Rng, device: &Device) -> MaskedPredictor {
+        let shape = BlockShape {
+            dim: self.embed_dim,
+            heads: self.heads,
+            mlp_ratio: self.mlp_ratio,
+            eps: self.layer_norm_eps,
+        };
+        MaskedPredictor {
+            predictor_embed: linear(in_dim, self.embed_dim, 1.0, rng, device),
+            mask_token: constant([1, 1, self.embed_dim], 0.0, device),
+            blocks: blocks(shape, self.depth, rng, device),
+            norm: LayerNorm::new(self.embed_dim, self.layer_norm_eps, device),
+            predictor_proj: linear(self.embed_dim, out_dim, 1.0, rng, device),
+        }
+    }
+}
+
+/// Embeds context tokens, appends one zero-initialised mask token per target position (each with its
+/// own positional embedding), runs the blocks over [context ; targets] and projects the targets.
+#[derive(Module, Debug)]
+pub struct MaskedPredictor {
+    pub predictor_embed: Linear,
+    pub mask_token: Param<Tensor<3>>,
+    pub blocks: Vec<Block>,
+    pub norm: LayerNorm,
+    pub predictor_proj: Linear,
+}
+
+impl MaskedPredictor {
+    /// `context`: encoder output [B, Nc, D_enc] at `ctx` positions of a token grid `grid`;
+    /// returns predictions [B, Nt, out] for the `tgt` positions.
+    pub fn forward(&self, context: Tensor<3>, ctx: &TokenIndex, tgt: &TokenIndex, grid: [usize; 3]) -> Tensor<3> {
+        let [b, _, _] = context.dims();
+        let dim = self.mask_token.dims()[2];
+        let n = grid.iter().product::<usize>();
+        let pos = pos_embed_tensor(grid, dim, &context.device()).expand([b, n, dim]);
+        let x = self.predictor_embed.forward(context) + ctx.gather(pos.clone());
+        let nt = tgt.len();
+        let queries = self.mask_token.val().expand([b, nt, dim]) + tgt.gather(pos);
+        let nc = x.dims()[1];
+        let mut h = Tensor::cat(vec![x, queries], 1);
+        for block in &self.blocks {
+            h = block.forward(h);
+        }
+        let h = self.norm.forward(h).narrow(1, nc, nt);
+        self.predictor_proj.forward(h)
+    }
+}

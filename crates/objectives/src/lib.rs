@@ -1,0 +1,14 @@
+//! Pretraining losses of SPEC 4: MAE (4.1), the spectral loss of SL-MAE (4.2), JEPA (4.4) and VCR (4.5).
+//!
+//! Pure tensor functions of model outputs; schedules, caching and weighting live in the trainer.
+
+pub mod dft;
+pub mod jepa;
+pub mod mae;
+pub mod spectral;
+pub mod vcr;
+
+pub use jepa::{jepa_targets, power_loss};
+pub use mae::{mae_targets, mosaic};
+pub use spectral::{high_pass_mask, SpectralLoss};
+pub use vcr::{VcrLoss, VcrTerms};
