@@ -12,7 +12,7 @@ pub mod predictor;
 pub mod tokens;
 pub mod vit;
 
-pub use named::{count_params, named_params, NamedParam};
+pub use named::{count_params, map_params, named_params, NamedParam, NamedValue};
 pub use predictor::{MaskedPredictor, PredictorConfig};
 pub use tokens::{patchify, unpatchify, TokenIndex};
 pub use vit::{VisionTransformer3d, VitConfig, VitSize};

@@ -1,7 +1,7 @@
 //! Parameters by dotted path (`blocks.3.attn.qkv.weight`): for checkpoints, optimiser state, weight
 //! decay groups and parameter counts.
 
-use brainssl_backend::burn::module::{Module, ModuleVisitor, Param, ParamId};
+use brainssl_backend::burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use brainssl_backend::Tensor;
 
 /// One float parameter: its path, id, shape and value (a handle, not a copy).
@@ -23,6 +23,16 @@ pub enum NamedValue {
 }
 
 impl NamedValue {
+    /// The value as a flat [n] tensor (row-major).
+    pub fn flat(&self) -> Tensor<1> {
+        match self {
+            NamedValue::R1(t) => t.clone(),
+            NamedValue::R2(t) => t.clone().flatten(0, 1),
+            NamedValue::R3(t) => t.clone().flatten(0, 2),
+            NamedValue::R4(t) => t.clone().flatten(0, 3),
+        }
+    }
+
     /// Host copy in row-major order.
     pub fn to_vec(&self) -> Vec<f32> {
         let data = match self {
@@ -80,4 +90,47 @@ pub fn count_params<M: Module>(module: &M) -> usize {
         .iter()
         .map(|p| p.shape.iter().product::<usize>())
         .sum()
+}
+
+/// Replaces parameter values by path with `f(path, current value) -> Option<new flat value>`;
+/// the new value keeps the parameter's shape, id and gradient requirement.
+pub fn map_params<M: Module, F: FnMut(&str, Tensor<1>) -> Option<Tensor<1>>>(module: M, f: F) -> M {
+    let mut m = PathMapper { path: vec![], f };
+    module.map(&mut m)
+}
+
+struct PathMapper<F> {
+    path: Vec<String>,
+    f: F,
+}
+
+impl<F: FnMut(&str, Tensor<1>) -> Option<Tensor<1>>> ModuleMapper for PathMapper<F> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let dims = tensor.dims();
+        let n = dims.iter().product::<usize>();
+        let path = self.path.join(".");
+        match (self.f)(&path, tensor.clone().reshape([n])) {
+            Some(new) => {
+                assert_eq!(new.dims()[0], n, "{path}: new value has the wrong size");
+                let require_grad = tensor.is_require_grad();
+                let device = tensor.device();
+                let mut new = new.reshape(dims);
+                if device.is_autodiff() {
+                    new = Tensor::from_inner(new.inner());
+                }
+                if require_grad {
+                    new = new.require_grad();
+                }
+                Param::from_mapped_value(id, new, mapper)
+            }
+            None => Param::from_mapped_value(id, tensor, mapper),
+        }
+    }
 }

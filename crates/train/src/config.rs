@@ -1,0 +1,412 @@
+//! Pretraining configuration: typed, validated, printable as TOML, with the presets of SPEC 4.8 / D8.
+
+use brainssl_masks::MaskConfig;
+use brainssl_models::{PredictorConfig, VitConfig, VitSize};
+use brainssl_objectives::{SpectralLoss, VcrLoss};
+use brainssl_prep::{AugmentConfig, PrepConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    Mae,
+    SlMae,
+    Jepa,
+    VcrJepa,
+}
+
+impl Objective {
+    pub fn is_mae(self) -> bool {
+        matches!(self, Objective::Mae | Objective::SlMae)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Mae => "mae",
+            Objective::SlMae => "sl-mae",
+            Objective::Jepa => "jepa",
+            Objective::VcrJepa => "vcr-jepa",
+        }
+    }
+}
+
+/// Data pipeline of a run (SPEC 1.2-1.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub prep: PrepConfig,
+    pub augment: Option<AugmentConfig>,
+    /// Volumes per device per micro-step.
+    pub batch_size: usize,
+    pub workers: usize,
+    /// Crop cache folder (relative to the run folder when not absolute); empty: no cache.
+    pub cache_dir: String,
+}
+
+/// Optimisation (SPEC 4.7): AdamW, warm-up + cosine lr, cosine weight decay, accumulation, clipping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    pub epochs: usize,
+    pub warmup_epochs: usize,
+    pub start_lr: f64,
+    pub lr: f64,
+    pub final_lr: f64,
+    pub weight_decay: f64,
+    pub final_weight_decay: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    /// Global-norm clipping threshold per module (encoder; predictor/decoder); 0 disables.
+    pub clip_grad: f64,
+    /// Micro-steps per optimiser step.
+    pub accum_steps: usize,
+    /// When set, `accum_steps` is derived as effective_batch / (batch_size · devices), so fewer
+    /// devices keep the optimiser batch of the reference run.
+    pub effective_batch: Option<usize>,
+    /// Multiplies the schedule length (the reference's ipe_scale).
+    pub ipe_scale: f64,
+}
+
+/// EMA teacher momentum, linear from `start` to `end` over the run (SPEC 4.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    pub start: f64,
+    pub end: f64,
+}
+
+/// When and how strongly the spectral loss acts (SPEC 4.3, D5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpectralSchedule {
+    /// λ; 0 disables the spectral term (plain MAE).
+    pub coeff: f64,
+    /// Spectral steps are every n-th micro-step, weighted λ_eff/n.
+    pub every: usize,
+    pub min_epoch: usize,
+    /// λ ramps linearly over this many epochs (hard-coded 20 in the reference).
+    pub ramp_epochs: usize,
+    pub loss: SpectralLoss,
+}
+
+/// VCR regulariser (SPEC 4.5, D6); `reg_coeff` 0 logs it without training on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VcrConfig {
+    pub reg_coeff: f64,
+    pub loss: VcrLoss,
+}
+
+/// Checkpointing, logging and failure handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// A periodic checkpoint every this many epochs (0: none); `latest` is written every epoch.
+    pub periodic_every: usize,
+    /// Non-finite losses tolerated over the run (each skips its step) before the run aborts.
+    pub max_nonfinite: usize,
+    /// MAE: a PNG of input / masked input / reconstruction every this many epochs (0: none).
+    pub preview_every: usize,
+    /// JEPA: collapse telemetry every this many micro-steps (0: none).
+    pub telemetry_every: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    pub objective: Objective,
+    pub seed: u64,
+    /// Loss exponent: 2 (½·MSE) for MAE, 1 (L1) for JEPA.
+    pub loss_exp: f64,
+    pub data: DataConfig,
+    pub encoder: VitConfig,
+    /// JEPA predictor or MAE decoder.
+    pub predictor: PredictorConfig,
+    pub mask: MaskConfig,
+    pub optim: OptimConfig,
+    pub ema: EmaConfig,
+    pub spectral: SpectralSchedule,
+    pub vcr: VcrConfig,
+    pub run: RunConfig,
+}
+
+pub const PRESETS: [&str; 8] = [
+    "mae",
+    "sl-mae",
+    "jepa",
+    "vcr-jepa",
+    "tiny-mae",
+    "tiny-sl-mae",
+    "tiny-jepa",
+    "tiny-vcr-jepa",
+];
+
+fn spectral_off() -> SpectralSchedule {
+    SpectralSchedule {
+        coeff: 0.0,
+        every: 10,
+        min_epoch: 500_000,
+        ramp_epochs: 20,
+        loss: SpectralLoss::default(),
+    }
+}
+
+impl PretrainConfig {
+    /// A named preset. Reference presets carry SPEC 4.8's values (ViT-Base, 160³ JEPA, 144³ MAE);
+    /// tiny presets run the same code at CPU size.
+    pub fn preset(name: &str) -> Result<Self, String> {
+        let (tiny, base) = match name.strip_prefix("tiny-") {
+            Some(b) => (true, b),
+            None => (false, name),
+        };
+        let objective = match base {
+            "mae" => Objective::Mae,
+            "sl-mae" => Objective::SlMae,
+            "jepa" => Objective::Jepa,
+            "vcr-jepa" => Objective::VcrJepa,
+            _ => return Err(format!("unknown preset '{name}': use one of {}", PRESETS.join(", "))),
+        };
+        let mut c = Self::reference(objective);
+        if tiny {
+            c.shrink_to_tiny();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn reference(objective: Objective) -> Self {
+        let mae = objective.is_mae();
+        let side = if mae { 144 } else { 160 };
+        let (epochs, warmup, lrs, batch, effective) = match objective {
+            Objective::Mae | Objective::SlMae => (700, 5, (1e-4, 5e-4, 5e-5), 10, 160),
+            Objective::Jepa => (300, 30, (1e-4, 2e-4, 1e-6), 24, 192),
+            Objective::VcrJepa => (1000, 5, (3e-5, 1e-4, 5e-6), 16, 256),
+        };
+        let spectral = if objective == Objective::SlMae {
+            SpectralSchedule {
+                coeff: 1.0,
+                every: 10,
+                min_epoch: 5,
+                ramp_epochs: 20,
+                loss: SpectralLoss::default(),
+            }
+        } else {
+            spectral_off()
+        };
+        PretrainConfig {
+            objective,
+            seed: 1881,
+            loss_exp: if mae { 2.0 } else { 1.0 },
+            data: DataConfig {
+                prep: PrepConfig {
+                    depth: side,
+                    size: side,
+                    ..PrepConfig::default()
+                },
+                augment: Some(AugmentConfig::default()),
+                batch_size: batch,
+                workers: 4,
+                cache_dir: "crop-cache".into(),
+            },
+            encoder: VitConfig::sized(VitSize::Base),
+            predictor: PredictorConfig::reference(if mae { 8 } else { 6 }),
+            mask: MaskConfig::default(),
+            optim: OptimConfig {
+                epochs,
+                warmup_epochs: warmup,
+                start_lr: lrs.0,
+                lr: lrs.1,
+                final_lr: lrs.2,
+                weight_decay: 0.005,
+                final_weight_decay: 0.0005,
+                betas: (0.9, 0.975),
+                eps: 1e-8,
+                clip_grad: 1.0,
+                accum_steps: 2,
+                effective_batch: Some(effective),
+                ipe_scale: 1.0,
+            },
+            ema: EmaConfig { start: 0.998, end: 1.0 },
+            spectral,
+            vcr: VcrConfig {
+                reg_coeff: if objective == Objective::VcrJepa { 0.25 } else { 0.0 },
+                loss: VcrLoss::default(),
+            },
+            run: RunConfig {
+                periodic_every: 20,
+                max_nonfinite: 20,
+                preview_every: if mae { 10 } else { 0 },
+                telemetry_every: if mae { 0 } else { 50 },
+            },
+        }
+    }
+
+    /// CPU size: 32×64×64 volumes (256 tokens), a 4-block 96-wide encoder, 2-block 64-wide head,
+    /// short schedules. Masks, losses and schedules keep the reference code path.
+    fn shrink_to_tiny(&mut self) {
+        self.data.prep.depth = 32;
+        self.data.prep.size = 64;
+        self.data.batch_size = 4;
+        self.data.workers = 2;
+        self.encoder.embed_dim = 96;
+        self.encoder.depth = 4;
+        self.encoder.heads = 4;
+        self.predictor.embed_dim = 64;
+        self.predictor.depth = 2;
+        self.predictor.heads = 4;
+        let o = &mut self.optim;
+        o.epochs = 12;
+        o.warmup_epochs = 1;
+        (o.start_lr, o.lr, o.final_lr) = (1e-4, 1e-3, 1e-5);
+        o.accum_steps = 1;
+        o.effective_batch = None;
+        if self.spectral.coeff > 0.0 {
+            self.spectral.min_epoch = 1;
+            self.spectral.every = 2;
+            self.spectral.ramp_epochs = 2;
+        }
+        self.run.periodic_every = 0;
+        self.run.preview_every = if self.objective.is_mae() { 4 } else { 0 };
+        self.run.telemetry_every = if self.objective.is_mae() { 0 } else { 5 };
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.encoder.validate().map_err(|e| format!("encoder: {e}"))?;
+        self.predictor.validate()?;
+        self.data.prep.validate().map_err(|e| format!("data.prep: {e}"))?;
+        let (t, s, p) = (self.data.prep.depth, self.data.prep.size, self.encoder.patch);
+        if t % p != 0 || s % p != 0 {
+            return Err(format!("volume {t}x{s}x{s} is not a multiple of the patch size {p}"));
+        }
+        if self.data.batch_size == 0 {
+            return Err("data.batch_size must be positive".into());
+        }
+        if self.objective == Objective::VcrJepa && self.data.batch_size < 2 {
+            return Err("VCR needs data.batch_size >= 2 (its variance is over the batch)".into());
+        }
+        let o = &self.optim;
+        if o.epochs == 0 || o.accum_steps == 0 {
+            return Err("optim.epochs and optim.accum_steps must be positive".into());
+        }
+        if o.warmup_epochs > o.epochs {
+            return Err("optim.warmup_epochs exceeds optim.epochs".into());
+        }
+        if !(0.0..1.0).contains(&o.betas.0) || !(0.0..1.0).contains(&o.betas.1) {
+            return Err("optim.betas must lie in [0, 1)".into());
+        }
+        if [
+            o.start_lr,
+            o.lr,
+            o.final_lr,
+            o.weight_decay,
+            o.final_weight_decay,
+            o.clip_grad,
+        ]
+        .iter()
+        .any(|v| !v.is_finite() || *v < 0.0)
+        {
+            return Err("learning rates, weight decays and clip_grad must be finite and >= 0".into());
+        }
+        if o.ipe_scale <= 0.0 {
+            return Err("optim.ipe_scale must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.ema.start) || !(0.0..=1.0).contains(&self.ema.end) {
+            return Err("ema momenta must lie in [0, 1]".into());
+        }
+        if self.spectral.every == 0 || self.spectral.ramp_epochs == 0 {
+            return Err("spectral.every and spectral.ramp_epochs must be positive".into());
+        }
+        self.spectral.loss.validate()?;
+        if self.loss_exp <= 0.0 {
+            return Err("loss_exp must be positive".into());
+        }
+        if self.spectral.coeff > 0.0 && !self.objective.is_mae() {
+            return Err("the spectral loss applies to MAE objectives only".into());
+        }
+        Ok(())
+    }
+
+    /// Micro-steps per optimiser step for `devices` data-parallel replicas.
+    pub fn accum_steps(&self, devices: usize) -> Result<usize, String> {
+        match self.optim.effective_batch {
+            None => Ok(self.optim.accum_steps),
+            Some(eff) => {
+                let per_step = self.data.batch_size * devices;
+                if eff % per_step != 0 || eff < per_step {
+                    return Err(format!(
+                        "optim.effective_batch {eff} is not a multiple of batch_size {} x {devices} device(s)",
+                        self.data.batch_size
+                    ));
+                }
+                Ok(eff / per_step)
+            }
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Applies a TOML file of overrides (any subset of the keys) on top of this config.
+    pub fn with_overrides(&self, overrides: &str) -> Result<Self, String> {
+        let mut base = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        let over: toml::Value = toml::from_str(overrides).map_err(|e| format!("overrides: {e}"))?;
+        merge(&mut base, over);
+        let cfg: PretrainConfig = base.try_into().map_err(|e| format!("overrides: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_validates_and_round_trips_through_toml() {
+        for name in PRESETS {
+            let c = PretrainConfig::preset(name).unwrap();
+            let back: PretrainConfig = toml::from_str(&c.to_toml()).unwrap();
+            assert_eq!(back, c, "{name}");
+        }
+    }
+
+    #[test]
+    fn reference_values() {
+        let j = PretrainConfig::preset("jepa").unwrap();
+        assert_eq!((j.data.prep.depth, j.data.prep.size), (160, 160));
+        assert_eq!(j.encoder.embed_dim, 768);
+        assert_eq!((j.optim.lr, j.optim.warmup_epochs, j.optim.epochs), (2e-4, 30, 300));
+        assert_eq!(j.accum_steps(4).unwrap(), 2);
+        assert_eq!(j.accum_steps(2).unwrap(), 4);
+        let s = PretrainConfig::preset("sl-mae").unwrap();
+        assert_eq!((s.data.prep.depth, s.predictor.depth), (144, 8));
+        assert_eq!((s.spectral.coeff, s.spectral.every, s.spectral.min_epoch), (1.0, 10, 5));
+        assert_eq!(PretrainConfig::preset("mae").unwrap().spectral.coeff, 0.0);
+        assert_eq!(PretrainConfig::preset("vcr-jepa").unwrap().vcr.reg_coeff, 0.25);
+    }
+
+    #[test]
+    fn overrides_merge_and_reject_typos() {
+        let c = PretrainConfig::preset("tiny-mae").unwrap();
+        let o = c.with_overrides("seed = 3\n[optim]\nepochs = 2\n").unwrap();
+        assert_eq!((o.seed, o.optim.epochs, o.optim.lr), (3, 2, c.optim.lr));
+        assert!(c.with_overrides("[optim]\nepoch = 2\n").is_err());
+        assert!(c.with_overrides("[data]\nbatch_size = 0\n").is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! Per-micro-step schedules of SPEC 4.3, 4.6 and 4.7.
+
+use std::f64::consts::PI;
+
+/// Linear warm-up from `start` to `peak`, then cosine to `end` (the reference's WarmupCosineSchedule).
+/// `s` counts micro-steps from 1.
+#[derive(Debug, Clone, Copy)]
+pub struct WarmupCosine {
+    pub start: f64,
+    pub peak: f64,
+    pub end: f64,
+    pub warmup_steps: usize,
+    pub total_steps: usize,
+}
+
+impl WarmupCosine {
+    pub fn at(&self, s: usize) -> f64 {
+        let w = self.warmup_steps;
+        if s < w {
+            return self.start + (s as f64 / w as f64) * (self.peak - self.start);
+        }
+        let span = self.total_steps.saturating_sub(w).max(1) as f64;
+        let progress = (s - w) as f64 / span;
+        let v = self.end + (self.peak - self.end) * 0.5 * (1.0 + (PI * progress).cos());
+        v.max(self.end)
+    }
+}
+
+/// Cosine weight decay from `start` to `end` over `total_steps`, clamped toward `end`.
+#[derive(Debug, Clone, Copy)]
+pub struct CosineDecay {
+    pub start: f64,
+    pub end: f64,
+    pub total_steps: usize,
+}
+
+impl CosineDecay {
+    pub fn at(&self, s: usize) -> f64 {
+        let progress = s as f64 / self.total_steps.max(1) as f64;
+        let v = self.end + (self.start - self.end) * 0.5 * (1.0 + (PI * progress).cos());
+        if self.end <= self.start {
+            v.max(self.end)
+        } else {
+            v.min(self.end)
+        }
+    }
+}
+
+/// EMA momentum m_i = m0 + i·(m1 − m0)/total for micro-step i = 0, 1, …
+pub fn ema_momentum(start: f64, end: f64, i: usize, total: usize) -> f64 {
+    (start + i as f64 * (end - start) / total.max(1) as f64).min(end.max(start))
+}
+
+/// λ_eff of SPEC 4.3: λ·min(1, (epoch − min_epoch + 1)/ramp).
+pub fn spectral_weight(coeff: f64, epoch: usize, min_epoch: usize, ramp_epochs: usize) -> f64 {
+    if epoch < min_epoch {
+        return 0.0;
+    }
+    coeff * (((epoch - min_epoch + 1) as f64) / ramp_epochs as f64).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lr_endpoints_match_the_reference_formula() {
+        // JEPA HEAD: 1e-4 → 2e-4 → 1e-6, warm-up 30 of 300 epochs, 10 iterations per epoch
+        let s = WarmupCosine {
+            start: 1e-4,
+            peak: 2e-4,
+            end: 1e-6,
+            warmup_steps: 300,
+            total_steps: 3000,
+        };
+        assert!((s.at(1) - (1e-4 + 1e-4 / 300.0)).abs() < 1e-15);
+        assert!((s.at(150) - 1.5e-4).abs() < 1e-15);
+        assert!((s.at(300) - 2e-4).abs() < 1e-15);
+        assert!((s.at(1650) - (1e-6 + (2e-4 - 1e-6) * 0.5)).abs() < 1e-15);
+        assert!((s.at(3000) - 1e-6).abs() < 1e-15);
+        // past the end the cosine rises again (as in the reference); never below the floor
+        assert!(s.at(3300) >= 1e-6);
+    }
+
+    #[test]
+    fn weight_decay_and_momentum_endpoints() {
+        let wd = CosineDecay {
+            start: 0.005,
+            end: 0.0005,
+            total_steps: 100,
+        };
+        assert!((wd.at(0) - 0.005).abs() < 1e-15);
+        assert!((wd.at(50) - 0.00275).abs() < 1e-15);
+        assert!((wd.at(100) - 0.0005).abs() < 1e-15);
+        assert_eq!(ema_momentum(0.998, 1.0, 0, 1000), 0.998);
+        assert!((ema_momentum(0.998, 1.0, 500, 1000) - 0.999).abs() < 1e-15);
+        assert_eq!(ema_momentum(0.998, 1.0, 5000, 1000), 1.0);
+    }
+
+    #[test]
+    fn spectral_ramp() {
+        assert_eq!(spectral_weight(1.0, 4, 5, 20), 0.0);
+        assert_eq!(spectral_weight(1.0, 5, 5, 20), 0.05);
+        assert_eq!(spectral_weight(1.0, 24, 5, 20), 1.0);
+        assert_eq!(spectral_weight(1.0, 100, 5, 20), 1.0);
+    }
+}
