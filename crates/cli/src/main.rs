@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+mod pretrain;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -50,8 +51,15 @@ enum Cmd {
         #[command(subcommand)]
         what: bench::BenchCmd,
     },
-    /// Print the preprocessing and loader configuration as TOML
-    PrintConfig,
+    /// Print a configuration as TOML: a pretraining preset's, or the data pipeline's without --preset
+    PrintConfig {
+        #[arg(long)]
+        preset: Option<String>,
+    },
+    /// Self-supervised pretraining (MAE, SL-MAE, JEPA, VCR-JEPA) with checkpoints and resume
+    Pretrain(pretrain::PretrainArgs),
+    /// Trainable parameters of each module of a preset
+    ModelInfo(pretrain::ModelInfoArgs),
     /// List the backends this build has and check a device with a small computation
     Devices {
         /// Device to check: cpu, cuda:N or vulkan:N
@@ -84,7 +92,10 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Split(a) => commands::split(a),
         Cmd::Synth(a) => commands::synth(a),
         Cmd::Bench { what } => bench::run(what),
-        Cmd::PrintConfig => commands::print_config(),
+        Cmd::PrintConfig { preset: None } => commands::print_config(),
+        Cmd::PrintConfig { preset: Some(p) } => pretrain::print_preset(&p),
+        Cmd::Pretrain(a) => pretrain::run(a),
+        Cmd::ModelInfo(a) => pretrain::model_info(a),
         Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => commands::demo(a),
     }

@@ -9,7 +9,7 @@ use brainssl_backend::burn::tensor::ops::AttentionModuleOptions;
 use brainssl_backend::{Device, Tensor};
 use brainssl_prep::rng::Rng;
 
-use crate::init::{constant, trunc_normal};
+use crate::init::{constant, trunc_normal_scaled};
 
 /// Standard deviation of every Linear weight at initialisation (SPEC 3.1).
 pub const INIT_STD: f64 = 0.02;
@@ -17,12 +17,7 @@ pub const INIT_STD: f64 = 0.02;
 /// Linear layer with the reference initialisation: weight N(0, 0.02²)·`scale`, bias 0.
 /// Burn stores the weight as [in, out].
 pub fn linear(d_in: usize, d_out: usize, scale: f64, rng: &mut Rng, device: &Device) -> Linear {
-    let weight = trunc_normal([d_in, d_out], INIT_STD, rng, device);
-    let weight = if scale == 1.0 {
-        weight
-    } else {
-        weight.map(|w| w.mul_scalar(scale))
-    };
+    let weight = trunc_normal_scaled([d_in, d_out], INIT_STD, scale, rng, device);
     Linear {
         weight,
         bias: Some(constant([d_out], 0.0, device)),

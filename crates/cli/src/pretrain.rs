@@ -1,0 +1,186 @@
+//! `brainssl pretrain`, `model-info` and `print-config --preset`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use brainssl_backend::{parse_devices, Device};
+use brainssl_data::Manifest;
+use brainssl_models::count_params;
+use brainssl_prep::Rng;
+use brainssl_train::step::Student;
+use brainssl_train::trainer::{pretrain, TrainOptions};
+use brainssl_train::{PretrainConfig, PRESETS};
+use clap::Args;
+
+#[derive(Args)]
+pub struct PretrainArgs {
+    /// mae, sl-mae, jepa, vcr-jepa (reference sizes) or tiny-* (CPU sizes)
+    #[arg(long, required_unless_present = "resume")]
+    preset: Option<String>,
+    /// Manifest(s) of training scans (SPEC 1.1 CSV)
+    #[arg(long, required = true, num_args = 1..)]
+    manifest: Vec<PathBuf>,
+    /// Run folder: config.toml, log.csv, checkpoints/, previews/
+    #[arg(long, required_unless_present = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its latest checkpoint
+    #[arg(long, conflicts_with_all = ["preset", "config", "epochs", "out"])]
+    resume: Option<PathBuf>,
+    /// Override the preset's number of epochs
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// TOML file of overrides (any subset of `print-config --preset P`)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Devices for data-parallel training, e.g. cuda:0,cuda:1 (default cpu)
+    #[arg(long, default_value = "cpu")]
+    devices: String,
+    /// Stop after this many steps as if killed (for resume tests)
+    #[arg(long, hide = true)]
+    halt_after_steps: Option<usize>,
+    /// No progress bar
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The preset with `--config` overrides and `--epochs` applied.
+pub fn build_config(preset: &str, overrides: Option<&Path>, epochs: Option<usize>) -> Result<PretrainConfig> {
+    let mut cfg = PretrainConfig::preset(preset).map_err(|e| anyhow!(e))?;
+    if let Some(path) = overrides {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        cfg = cfg
+            .with_overrides(&text)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    }
+    if let Some(e) = epochs {
+        cfg.optim.epochs = e;
+        cfg.optim.warmup_epochs = cfg.optim.warmup_epochs.min(e);
+    }
+    cfg.validate().map_err(|e| anyhow!(e))?;
+    Ok(cfg)
+}
+
+fn devices(list: &str) -> Result<Vec<Device>> {
+    let specs = parse_devices(list)?;
+    if specs.is_empty() {
+        bail!("--devices is empty");
+    }
+    specs.iter().map(|s| Ok(s.device()?)).collect()
+}
+
+pub fn run(a: PretrainArgs) -> Result<()> {
+    let manifest = Manifest::read_many(&a.manifest)?;
+    let (cfg, out, resume) = match &a.resume {
+        Some(dir) => (
+            PretrainConfig::preset("tiny-mae").map_err(|e| anyhow!(e))?,
+            dir.clone(),
+            true,
+        ),
+        None => {
+            let preset = a.preset.as_deref().expect("clap requires --preset");
+            let cfg = build_config(preset, a.config.as_deref(), a.epochs)?;
+            (cfg, a.out.clone().expect("clap requires --out"), false)
+        }
+    };
+    let opts = TrainOptions {
+        devices: devices(&a.devices)?,
+        resume,
+        halt_after_steps: a.halt_after_steps,
+        progress: !a.quiet,
+    };
+    if !resume {
+        eprintln!(
+            "pretraining {} on {} scans ({}x{}x{}), {} epochs, devices {}",
+            cfg.objective.name(),
+            manifest.rows.len(),
+            cfg.data.prep.depth,
+            cfg.data.prep.size,
+            cfg.data.prep.size,
+            cfg.optim.epochs,
+            a.devices
+        );
+    }
+    let summary = pretrain(&cfg, manifest.rows, &out, &opts)?;
+    let curve: Vec<String> = summary.epoch_losses.iter().map(|l| format!("{l:.4}")).collect();
+    println!(
+        "done: {} steps ({} optimiser steps) in {:.1} s; epoch losses {}; {} non-finite; checkpoint {}",
+        summary.micro_steps,
+        summary.optimizer_steps,
+        summary.seconds,
+        curve.join(" "),
+        summary.nonfinite_losses,
+        summary.final_checkpoint.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ModelInfoArgs {
+    #[arg(long)]
+    preset: String,
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn model_info(a: ModelInfoArgs) -> Result<()> {
+    let cfg = build_config(&a.preset, a.config.as_deref(), None)?;
+    let student = Student::init(&cfg, &mut Rng::new(0), &Device::flex());
+    let head = if cfg.objective.is_mae() { "decoder" } else { "predictor" };
+    let e = &cfg.encoder;
+    let grid = e.grid(cfg.data.prep.depth, cfg.data.prep.size);
+    println!("preset {} ({})", a.preset, cfg.objective.name());
+    println!(
+        "input 1x{}x{}x{}, tubelet {}x{}x{}, token grid {}x{}x{} = {} tokens",
+        cfg.data.prep.depth,
+        cfg.data.prep.size,
+        cfg.data.prep.size,
+        e.tubelet,
+        e.patch,
+        e.patch,
+        grid[0],
+        grid[1],
+        grid[2],
+        grid.iter().product::<usize>()
+    );
+    let (ne, nh) = (count_params(&student.encoder), count_params(&student.head));
+    println!(
+        "{:<10} {:>14}  width {} depth {} heads {}",
+        "encoder",
+        fmt(ne),
+        e.embed_dim,
+        e.depth,
+        e.heads
+    );
+    let p = &cfg.predictor;
+    println!(
+        "{:<10} {:>14}  width {} depth {} heads {}",
+        head,
+        fmt(nh),
+        p.embed_dim,
+        p.depth,
+        p.heads
+    );
+    println!("{:<10} {:>14}", "total", fmt(ne + nh));
+    Ok(())
+}
+
+fn fmt(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `print-config --preset P`: the full pretraining config.
+pub fn print_preset(preset: &str) -> Result<()> {
+    if !PRESETS.contains(&preset) {
+        bail!("unknown preset '{preset}': use one of {}", PRESETS.join(", "));
+    }
+    print!("{}", build_config(preset, None, None)?.to_toml());
+    Ok(())
+}

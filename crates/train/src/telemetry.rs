@@ -1,0 +1,74 @@
+//! Collapse telemetry for joint-embedding runs: a collapsing encoder shows falling per-dimension
+//! spread and effective rank of its target embeddings long before its loss says anything.
+
+use brainssl_backend::Tensor;
+use nalgebra::DMatrix;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// Mean over dimensions of the per-dimension standard deviation over all tokens.
+    pub mean_std: f64,
+    /// exp(entropy) of the normalised singular values of the centred embeddings (Roy & Vetterli),
+    /// between 1 (collapsed to a line) and D.
+    pub effective_rank: f64,
+}
+
+/// `z`: [B, N, D] embeddings; tokens of all volumes are samples.
+pub fn spread(z: Tensor<3>) -> Spread {
+    let [b, n, d] = z.dims();
+    let rows = b * n;
+    let x = z.reshape([rows, d]);
+    let x = x.clone() - x.mean_dim(0);
+    let gram = x.clone().transpose().matmul(x).into_data().convert::<f64>();
+    let gram = gram.try_to_vec::<f64>().expect("f64");
+    let denom = (rows.max(2) - 1) as f64;
+    let mean_std = (0..d).map(|i| (gram[i * d + i] / denom).max(0.0).sqrt()).sum::<f64>() / d as f64;
+    let eig = DMatrix::from_row_slice(d, d, &gram).symmetric_eigenvalues();
+    let sv: Vec<f64> = eig.iter().map(|&l| l.max(0.0).sqrt()).collect();
+    let total: f64 = sv.iter().sum();
+    let effective_rank = if total <= 0.0 {
+        0.0
+    } else {
+        let h: f64 = sv
+            .iter()
+            .map(|s| s / total)
+            .filter(|&p| p > 0.0)
+            .map(|p| -p * p.ln())
+            .sum();
+        h.exp()
+    };
+    Spread {
+        mean_std,
+        effective_rank,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brainssl_backend::{Device, TensorData};
+
+    #[test]
+    fn isotropic_and_collapsed_embeddings() {
+        // ±1 Hadamard columns: orthogonal, equal singular values → effective rank = D
+        let (rows, d) = (8, 4);
+        let mut v = Vec::new();
+        for i in 0..rows {
+            for k in 0..d {
+                v.push(if ((i & (k + 1)) as u32).count_ones() % 2 == 0 {
+                    1.0f32
+                } else {
+                    -1.0
+                });
+            }
+        }
+        let z = Tensor::<3>::from_data(TensorData::new(v, [2, 4, d]), &Device::flex());
+        let s = spread(z);
+        assert!((s.effective_rank - 4.0).abs() < 1e-6, "{s:?}");
+        assert!((s.mean_std - (8.0f64 / 7.0).sqrt()).abs() < 1e-6);
+        // rank one: every token on one line
+        let v: Vec<f32> = (0..8).flat_map(|i| [i as f32, 2.0 * i as f32, -(i as f32)]).collect();
+        let z = Tensor::<3>::from_data(TensorData::new(v, [1, 8, 3]), &Device::flex());
+        assert!((spread(z).effective_rank - 1.0).abs() < 1e-3);
+    }
+}
