@@ -3,36 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn brainssl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brainssl"))
-        .args(args)
-        .output()
-        .expect("run brainssl")
-}
-
-fn ok(args: &[&str]) -> String {
-    success_text(brainssl(args), args)
-}
-
-fn success_text(o: Output, args: &[&str]) -> String {
-    assert!(
-        o.status.success(),
-        "brainssl {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn fails(args: &[&str]) -> String {
-    failure_text(brainssl(args), args)
-}
-
-fn failure_text(o: Output, args: &[&str]) -> String {
-    assert!(!o.status.success(), "brainssl {args:?} should fail");
-    let e = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!e.contains("panicked"), "panic instead of an error: {e}");
-    e
-}
+mod common;
+use common::{brainssl, fails, failure_text, ok, success_text};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use brainssl_prep::foreground::ras_foreground;
 use brainssl_prep::{crop_foreground, Cropped};
 use brainssl_scan::{load_scan, LoadOptions};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::manifest::ManifestRow;
 
@@ -43,6 +45,30 @@ pub fn load_cropped(row: &ManifestRow, margin: usize) -> Result<Cropped> {
 pub struct CropCache {
     pub dir: PathBuf,
     pub lossless: bool,
+    /// Content keys already computed in this process, by file identity (path, size, mtime of the
+    /// scan and mask): later epochs stat the files instead of hashing their bytes again.
+    memo: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Path, size and modification time of a file (or of every file of a DICOM folder).
+fn identity(p: &Path, out: &mut String) {
+    let mut one = |f: &Path| {
+        let m = std::fs::metadata(f).ok();
+        let mtime = m
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        out.push_str(&format!("{}|{:?}|{:?};", f.display(), m.map(|m| m.len()), mtime));
+    };
+    if p.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().for_each(|f| one(f));
+    } else {
+        one(p);
+    }
 }
 
 fn hash_path(h: &mut blake3::Hasher, p: &Path) -> Result<()> {
@@ -69,10 +95,28 @@ impl CropCache {
         CropCache {
             dir: dir.into(),
             lossless: false,
+            memo: Arc::default(),
         }
     }
 
     pub fn key(&self, row: &ManifestRow, margin: usize) -> Result<String> {
+        let mut id = format!("{:?}|{margin}|{}|", row.bbox, self.lossless);
+        identity(&row.path, &mut id);
+        if let Some(m) = row.extra.get("mask_path").filter(|m| !m.is_empty()) {
+            identity(Path::new(m), &mut id);
+        }
+        if let Some(k) = self.memo.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return Ok(k.clone());
+        }
+        let key = self.content_key(row, margin)?;
+        self.memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, key.clone());
+        Ok(key)
+    }
+
+    fn content_key(&self, row: &ManifestRow, margin: usize) -> Result<String> {
         let mut h = blake3::Hasher::new();
         h.update(MAGIC);
         hash_path(&mut h, &row.path)?;

@@ -516,14 +516,6 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
                     "warning: non-finite loss at epoch {epoch} step {itr} ({} so far, limit {})",
                     st.counters.nonfinite, cfg.run.max_nonfinite
                 ));
-                if st.counters.nonfinite > cfg.run.max_nonfinite {
-                    bail!(
-                        "aborted: {} non-finite losses (limit run.max_nonfinite = {}); the last checkpoint is {}",
-                        st.counters.nonfinite,
-                        cfg.run.max_nonfinite,
-                        paths.checkpoints.join("latest.safetensors").display()
-                    );
-                }
             }
             if (itr + 1) % accum == 0 && pending > 0 {
                 let clip_on = if cfg.objective.is_mae() {
@@ -572,6 +564,15 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
                 nb as f64 / step_s
             ));
             pb.inc(1);
+            if st.counters.nonfinite > cfg.run.max_nonfinite {
+                pb.finish_and_clear();
+                bail!(
+                    "aborted: {} non-finite losses (limit run.max_nonfinite = {}); the last checkpoint is {}",
+                    st.counters.nonfinite,
+                    cfg.run.max_nonfinite,
+                    paths.checkpoints.join("latest.safetensors").display()
+                );
+            }
             steps_here += 1;
             if opts.halt_after_steps == Some(steps_here) {
                 pb.finish_and_clear();
