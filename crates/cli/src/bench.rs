@@ -10,6 +10,8 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
+    /// Median ms per pretraining step and peak memory per preset, brainssl vs PyTorch
+    Train(crate::bench_train::TrainBenchArgs),
     /// Volumes/s of evaluation-mode preprocessing, brainssl vs the Python baseline
     Preprocess {
         /// Folder of NIfTI scans (default: ../shared/data/real)
@@ -56,15 +58,21 @@ fn one(path: &Path, cfg: &PrepConfig) -> Result<()> {
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
-    let BenchCmd::Preprocess {
-        data,
-        depth,
-        size,
-        threads,
-        repeat,
-        python,
-    } = cmd;
-    let files = bench_files(&data)?;
+    match cmd {
+        BenchCmd::Train(a) => crate::bench_train::run(a),
+        BenchCmd::Preprocess {
+            data,
+            depth,
+            size,
+            threads,
+            repeat,
+            python,
+        } => preprocess(&data, depth, size, threads, repeat, &python),
+    }
+}
+
+fn preprocess(data: &Path, depth: usize, size: usize, threads: usize, repeat: usize, python: &str) -> Result<()> {
+    let files = bench_files(data)?;
     let cfg = PrepConfig {
         depth,
         size,
@@ -86,7 +94,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     let mut py_rate = None;
     if python != "none" {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
-        let out = std::process::Command::new(&python)
+        let out = std::process::Command::new(python)
             .arg(&script)
             .args([
                 "bench",

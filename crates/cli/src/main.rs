@@ -1,6 +1,7 @@
 //! `brainssl`: one binary, one subcommand per step of the path from scans to results.
 
 mod bench;
+mod bench_train;
 mod commands;
 mod pretrain;
 
