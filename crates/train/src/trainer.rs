@@ -613,3 +613,48 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
         final_checkpoint: checkpoint::paths(&paths.checkpoints, "final").0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Data parallelism: averaging two replicas' gradients on half batches equals the gradient of
+    /// the whole batch (MAE's loss is a mean over equal halves).
+    #[test]
+    fn averaged_replica_gradients_equal_the_full_batch_gradient() {
+        let mut cfg = PretrainConfig::preset("tiny-mae").unwrap();
+        cfg.data.prep.depth = 16;
+        cfg.data.prep.size = 32;
+        let base = Device::flex();
+        let device = base.clone().autodiff();
+        let student = Student::init(&cfg, &mut Rng::new(3), &device);
+        let mut rng = Rng::new(4);
+        let vox = 16 * 32 * 32;
+        let data: Vec<f32> = (0..4 * vox).map(|_| rng.normal() as f32).collect();
+        let (ctx, tgt) = (TokenIndex::Shared((0..20).collect()), TokenIndex::Shared((20..32).collect()));
+        let plan = StepPlan {
+            ctx: &ctx,
+            tgt: &tgt,
+            spectral_weight: None,
+            cached_spectral: 0.0,
+            cached_weight: 0.0,
+            accum_steps: 1,
+            telemetry: false,
+        };
+        let run = |d: &[f32], b: usize| {
+            micro_step(&cfg, &student, None, d, [b, 1, 16, 32, 32], &plan, &device, &base).grads.unwrap()
+        };
+        let full = run(&data, 4);
+        let halves = vec![run(&data[..2 * vox], 2), run(&data[2 * vox..], 2)];
+        let avg = average_grads(halves, &student, &base);
+        let params = named_params(&student);
+        assert!(params.len() > 20);
+        for p in params.iter().filter(|p| p.shape.len() == 2) {
+            let a = full.get::<2>(p.id).unwrap();
+            let b = avg.get::<2>(p.id).unwrap();
+            let scale = a.clone().abs().max().into_scalar::<f32>().max(1e-12);
+            let diff = (a - b).abs().max().into_scalar::<f32>();
+            assert!(diff <= 1e-4 * scale, "{}: {diff} vs scale {scale}", p.path);
+        }
+    }
+}
