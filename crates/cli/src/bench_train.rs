@@ -54,6 +54,7 @@ fn run_one(a: &TrainBenchArgs) -> Result<()> {
     let t = time_steps(&cfg, a.warmup, a.steps, &device);
     let out = serde_json::json!({
         "median_ms": t.median(),
+        "forward_backward_ms": brainssl_train::bench::median(&t.forward_backward_ms),
         "ms": t.ms,
         "peak_rss_mb": peak_rss_mb(),
         "batch": t.batch,
@@ -82,7 +83,9 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
     }
     let exe = std::env::current_exe()?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/torch_train_step.py");
-    println!("| preset | batch | tokens (context) | brainssl ms/step | PyTorch ms/step | ratio | brainssl peak MB | PyTorch peak MB |");
+    println!(
+        "| preset | batch | tokens (context) | brainssl ms/step (fwd+bwd) | PyTorch ms/step | ratio | brainssl peak MB | PyTorch peak MB |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for preset in a.preset.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let cfg = crate::pretrain::build_config(preset, a.config.as_deref(), None)?;
@@ -189,10 +192,11 @@ pub fn run(a: TrainBenchArgs) -> Result<()> {
             "-".into()
         };
         println!(
-            "| {preset} | {} | {} ({:.0}) | {rm:.1} | {} | {ratio} | {:.0} | {} |",
+            "| {preset} | {} | {} ({:.0}) | {rm:.1} ({:.1}) | {} | {ratio} | {:.0} | {} |",
             rust["batch"],
             rust["tokens"],
             rust["context_tokens"].as_f64().unwrap_or(0.0),
+            rust["forward_backward_ms"].as_f64().unwrap_or(f64::NAN),
             if tm.is_finite() { format!("{tm:.1}") } else { "-".into() },
             rust["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
             if tp.is_finite() { format!("{tp:.0}") } else { "-".into() },

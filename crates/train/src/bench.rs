@@ -18,24 +18,28 @@ use crate::step::{micro_step, StepPlan, Student};
 pub struct StepTimes {
     /// Milliseconds of each timed step (after warm-up), in order.
     pub ms: Vec<f64>,
+    /// Of which forward + loss + backward (the rest: clipping, AdamW, EMA).
+    pub forward_backward_ms: Vec<f64>,
     pub batch: usize,
     pub tokens: usize,
     pub context_tokens_mean: f64,
 }
 
+/// Median of a sample (NaN when empty).
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
 impl StepTimes {
     pub fn median(&self) -> f64 {
-        let mut v = self.ms.clone();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            0.5 * (v[n / 2 - 1] + v[n / 2])
-        }
+        median(&self.ms)
     }
 }
 
@@ -59,6 +63,7 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, base: &Devi
     )
     .expect("valid mask config");
     let mut ms = Vec::with_capacity(steps);
+    let mut fb = Vec::with_capacity(steps);
     let mut ctx_total = 0usize;
     for i in 0..warmup + steps {
         let m = masker.sample(b, &mut rng);
@@ -84,6 +89,8 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, base: &Devi
             base,
         );
         let grads = r.grads.expect("finite loss on random data");
+        let _ = base.sync();
+        let fb_ms = start.elapsed().as_secs_f64() * 1e3;
         let clip = (cfg.optim.clip_grad > 0.0).then_some(cfg.optim.clip_grad);
         student = opt
             .step(
@@ -102,11 +109,13 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, base: &Devi
         let _ = base.sync();
         if i >= warmup {
             ms.push(start.elapsed().as_secs_f64() * 1e3);
+            fb.push(fb_ms);
             ctx_total += ctx.len();
         }
     }
     StepTimes {
         ms,
+        forward_backward_ms: fb,
         batch: b,
         tokens: grid.iter().product(),
         context_tokens_mean: ctx_total as f64 / steps.max(1) as f64,

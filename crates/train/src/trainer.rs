@@ -631,7 +631,10 @@ mod tests {
         let mut rng = Rng::new(4);
         let vox = 16 * 32 * 32;
         let data: Vec<f32> = (0..4 * vox).map(|_| rng.normal() as f32).collect();
-        let (ctx, tgt) = (TokenIndex::Shared((0..20).collect()), TokenIndex::Shared((20..32).collect()));
+        let (ctx, tgt) = (
+            TokenIndex::Shared((0..20).collect()),
+            TokenIndex::Shared((20..32).collect()),
+        );
         let plan = StepPlan {
             ctx: &ctx,
             tgt: &tgt,
@@ -642,7 +645,9 @@ mod tests {
             telemetry: false,
         };
         let run = |d: &[f32], b: usize| {
-            micro_step(&cfg, &student, None, d, [b, 1, 16, 32, 32], &plan, &device, &base).grads.unwrap()
+            micro_step(&cfg, &student, None, d, [b, 1, 16, 32, 32], &plan, &device, &base)
+                .grads
+                .unwrap()
         };
         let full = run(&data, 4);
         let halves = vec![run(&data[..2 * vox], 2), run(&data[2 * vox..], 2)];
