@@ -3,6 +3,7 @@
 mod bench;
 mod bench_train;
 mod commands;
+mod metrics;
 mod pretrain;
 
 use anyhow::Result;
@@ -59,6 +60,8 @@ enum Cmd {
     },
     /// Self-supervised pretraining (MAE, SL-MAE, JEPA, VCR-JEPA) with checkpoints and resume
     Pretrain(pretrain::PretrainArgs),
+    /// Accuracy, macro F1, positive-class F1 and AUROC of a prediction CSV (label,p0,p1,...)
+    Metrics(metrics::MetricsArgs),
     /// Trainable parameters of each module of a preset
     ModelInfo(pretrain::ModelInfoArgs),
     /// List the backends this build has and check a device with a small computation
@@ -104,6 +107,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::PrintConfig { preset: Some(p) } => pretrain::print_preset(&p),
         Cmd::Pretrain(a) => pretrain::run(a),
         Cmd::ModelInfo(a) => pretrain::model_info(a),
+        Cmd::Metrics(a) => metrics::run(a),
         Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => commands::demo(a),
     }

@@ -289,3 +289,39 @@ fn devices_checks_the_cpu_backend() {
     let e = fails(&["devices", "--device", "tpu:0"]);
     assert!(e.contains("unknown device"), "{e}");
 }
+
+#[test]
+fn metrics_contract_json_keys_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.csv");
+    // labels 0 0 1 1 1, p1 0.2 0.6 0.7 0.4 0.9 (hand-computed: acc 0.6, F1+ 2/3, macro (2/3+1/2)/2, AUROC 5/6)
+    std::fs::write(
+        &p,
+        "label,p0,p1\n0,0.8,0.2\n0,0.4,0.6\n1,0.3,0.7\n1,0.6,0.4\n1,0.1,0.9\n",
+    )
+    .unwrap();
+    let out = ok(&["metrics", "--predictions", p.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["accuracy", "auroc", "f1_positive", "macro_f1"]);
+    let close = |k: &str, want: f64| assert!((v[k].as_f64().unwrap() - want).abs() < 1e-9, "{k}: {}", v[k]);
+    close("accuracy", 0.6);
+    close("f1_positive", 2.0 / 3.0);
+    close("macro_f1", (2.0 / 3.0 + 0.5) / 2.0);
+    close("auroc", 5.0 / 6.0);
+    // three classes: no f1_positive
+    std::fs::write(&p, "label,p0,p1,p2\n0,0.6,0.2,0.2\n1,0.2,0.6,0.2\n2,0.2,0.2,0.6\n").unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(ok(&["metrics", "--predictions", p.to_str().unwrap(), "--json"]).trim()).unwrap();
+    assert!(v.get("f1_positive").is_none() && v["auroc"].as_f64() == Some(1.0));
+    for (text, why) in [
+        ("label,p0\n0,1\n", "p0, p1"),
+        ("label,p0,p1\n0,nan,0.5\n", "not finite"),
+        ("label,p0,p1\n1,0.2,0.8\n1,0.4,0.6\n", "only one is present"),
+        ("lab,p0,p1\n1,0.2,0.8\n", "no 'label' column"),
+    ] {
+        std::fs::write(&p, text).unwrap();
+        let e = fails(&["metrics", "--predictions", p.to_str().unwrap()]);
+        assert!(e.contains(why) && e.contains("p.csv"), "{text}: {e}");
+    }
+}

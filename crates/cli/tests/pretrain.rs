@@ -104,7 +104,8 @@ fn every_tiny_objective_trains_logs_and_checkpoints() {
 fn a_killed_run_resumes_to_the_same_losses() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = synth(dir.path(), 8);
-    let cfg = write_overrides(dir.path(), "[optim]\nepochs = 3\nwarmup_epochs = 1\n");
+    // two micro-steps per optimiser step: accumulation state must not leak across the kill
+    let cfg = write_overrides(dir.path(), "[optim]\nepochs = 3\nwarmup_epochs = 1\naccum_steps = 2\n");
     for preset in ["tiny-sl-mae", "tiny-vcr-jepa"] {
         let (a, b) = (
             dir.path().join(format!("{preset}-a")),

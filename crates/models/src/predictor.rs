@@ -39,7 +39,7 @@ impl PredictorConfig {
         if self.depth == 0 || self.embed_dim == 0 {
             return Err("predictor depth and embed_dim must be positive".into());
         }
-        if self.heads == 0 || self.embed_dim % self.heads != 0 {
+        if self.heads == 0 || !self.embed_dim.is_multiple_of(self.heads) {
             return Err(format!(
                 "predictor embed_dim {} is not divisible by heads {}",
                 self.embed_dim, self.heads

@@ -72,7 +72,7 @@ impl VitConfig {
         if self.embed_dim == 0 || self.depth == 0 || self.patch == 0 || self.in_chans == 0 {
             return Err("embed_dim, depth, patch and in_chans must be positive".into());
         }
-        if self.heads == 0 || self.embed_dim % self.heads != 0 {
+        if self.heads == 0 || !self.embed_dim.is_multiple_of(self.heads) {
             return Err(format!(
                 "embed_dim {} is not divisible by heads {}",
                 self.embed_dim, self.heads

@@ -66,7 +66,7 @@ mod tests {
 
     /// Sylvester Hadamard matrix of order 8, entries ±1.
     fn hadamard(i: usize, j: usize) -> f32 {
-        if (i & j).count_ones() % 2 == 0 {
+        if (i & j).count_ones().is_multiple_of(2) {
             1.0
         } else {
             -1.0

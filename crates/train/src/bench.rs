@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::config::PretrainConfig;
 use crate::ema::{ema_update, teacher_of};
 use crate::optim::AdamW;
-use crate::step::{micro_step, StepPlan, Student};
+use crate::step::{micro_step, Shard, StepPlan, Student};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepTimes {
@@ -82,8 +82,10 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, base: &Devi
             cfg,
             &student,
             teacher.as_ref(),
-            &data,
-            [b, 1, t, s, s],
+            Shard {
+                data: &data,
+                shape: [b, 1, t, s, s],
+            },
             &plan,
             &device,
             base,

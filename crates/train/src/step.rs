@@ -59,6 +59,13 @@ pub struct LossParts {
     pub target_spread: Option<Spread>,
 }
 
+/// The volumes of one replica's micro-step: [B, 1, T, S, S] row-major.
+#[derive(Clone, Copy)]
+pub struct Shard<'a> {
+    pub data: &'a [f32],
+    pub shape: [usize; 5],
+}
+
 pub struct StepResult {
     pub parts: LossParts,
     /// None when the loss was not finite: no backward ran.
@@ -75,12 +82,12 @@ pub fn micro_step(
     cfg: &PretrainConfig,
     student: &Student,
     teacher: Option<&VisionTransformer3d>,
-    data: &[f32],
-    shape: [usize; 5],
+    shard: Shard,
     plan: &StepPlan,
     device: &Device,
     base: &Device,
 ) -> StepResult {
+    let Shard { data, shape } = shard;
     let x = Tensor::<5>::from_data(TensorData::new(data.to_vec(), shape), device);
     let [_, _, t, s, _] = shape;
     let grid = cfg.encoder.grid(t, s);

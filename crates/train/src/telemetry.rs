@@ -55,7 +55,7 @@ mod tests {
         let mut v = Vec::new();
         for i in 0..rows {
             for k in 0..d {
-                v.push(if ((i & (k + 1)) as u32).count_ones() % 2 == 0 {
+                v.push(if ((i & (k + 1)) as u32).count_ones().is_multiple_of(2) {
                     1.0f32
                 } else {
                     -1.0

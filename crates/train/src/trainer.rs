@@ -28,7 +28,7 @@ use crate::log::{CsvLog, Row};
 use crate::optim::AdamW;
 use crate::preview::{write_png, Slices};
 use crate::schedule::{ema_momentum, spectral_weight, CosineDecay, WarmupCosine};
-use crate::step::{micro_step, LossParts, StepPlan, StepResult, Student};
+use crate::step::{micro_step, LossParts, Shard, StepPlan, StepResult, Student};
 
 /// Stream tags: masks and previews draw from their own generators.
 const MASK_STREAM: u64 = 0x6d61_736b;
@@ -425,7 +425,7 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
             let mut rng = Rng::for_item(cfg.seed ^ MASK_STREAM, epoch as u64, itr as u64);
             let masks: Vec<_> = (0..world).map(|_| masker.sample(per, &mut rng)).collect();
             let spectral_step =
-                cfg.spectral.coeff > 0.0 && epoch >= cfg.spectral.min_epoch && micro % cfg.spectral.every == 0;
+                cfg.spectral.coeff > 0.0 && epoch >= cfg.spectral.min_epoch && micro.is_multiple_of(cfg.spectral.every);
             let lambda = if spectral_step {
                 spectral_weight(
                     cfg.spectral.coeff,
@@ -436,7 +436,7 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
             } else {
                 st.counters.spectral_lambda
             };
-            let telemetry = cfg.run.telemetry_every > 0 && micro % cfg.run.telemetry_every == 0;
+            let telemetry = cfg.run.telemetry_every > 0 && micro.is_multiple_of(cfg.run.telemetry_every);
             let indices: Vec<(TokenIndex, TokenIndex)> = masks
                 .iter()
                 .map(|m| (TokenIndex::from_rows(&m.context), TokenIndex::from_rows(&m.target)))
@@ -450,8 +450,10 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
                 accum_steps: accum,
                 telemetry: telemetry && r == 0,
             };
-            let shard = |r: usize| &batch.data[r * per * vox..(r + 1) * per * vox];
-            let shape = [per, 1, t, s, s];
+            let shard = |r: usize| Shard {
+                data: &batch.data[r * per * vox..(r + 1) * per * vox],
+                shape: [per, 1, t, s, s],
+            };
             if preview_volume.is_none() && cfg.objective.is_mae() {
                 preview_volume = Some(batch.data[..vox].to_vec());
             }
@@ -461,7 +463,6 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
                     &st.student,
                     st.teacher.as_ref(),
                     shard(0),
-                    shape,
                     &plan(0),
                     &device,
                     &base,
@@ -480,7 +481,6 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
                                     model,
                                     teacher.as_ref(),
                                     shard(r),
-                                    shape,
                                     &plan,
                                     &dev.clone().autodiff(),
                                     &dev,
@@ -556,8 +556,13 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
                 volumes_per_s: nb as f64 / step_s,
                 status,
             })?;
+            let components = if cfg.objective.is_mae() {
+                format!("mae {:.4} spec {:.3}", parts.main, st.counters.spectral_cached)
+            } else {
+                format!("jepa {:.4} vcr {:.3}", parts.main, parts.vcr)
+            };
             pb.set_message(format!(
-                "ep {}/{} loss {:.4} lr {lr:.2e} {:.1} vol/s",
+                "ep {}/{} loss {:.4} ({components}) lr {lr:.2e} {:.1} vol/s",
                 epoch + 1,
                 o.epochs,
                 parts.total,
@@ -645,9 +650,20 @@ mod tests {
             telemetry: false,
         };
         let run = |d: &[f32], b: usize| {
-            micro_step(&cfg, &student, None, d, [b, 1, 16, 32, 32], &plan, &device, &base)
-                .grads
-                .unwrap()
+            micro_step(
+                &cfg,
+                &student,
+                None,
+                Shard {
+                    data: d,
+                    shape: [b, 1, 16, 32, 32],
+                },
+                &plan,
+                &device,
+                &base,
+            )
+            .grads
+            .unwrap()
         };
         let full = run(&data, 4);
         let halves = vec![run(&data[..2 * vox], 2), run(&data[2 * vox..], 2)];

@@ -1,0 +1,54 @@
+//! `brainssl metrics`: accuracy, F1 and AUROC of a prediction file (D4).
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use brainssl_eval::{bootstrap, Metrics, Predictions};
+use clap::Args;
+
+#[derive(Args)]
+pub struct MetricsArgs {
+    /// CSV with header `label,p0,p1,...` (one probability column per class); `subject_id` optional
+    #[arg(long)]
+    predictions: PathBuf,
+    /// Print JSON with keys accuracy, macro_f1, f1_positive (binary only), auroc
+    #[arg(long)]
+    json: bool,
+    /// Bootstrap resamples of subjects for 95 % intervals (0: none)
+    #[arg(long, default_value_t = 0)]
+    bootstrap: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+pub fn run(a: MetricsArgs) -> Result<()> {
+    let p = Predictions::read(&a.predictions).map_err(|e| anyhow!(e))?;
+    let m = Metrics::compute(&p.probs, &p.labels).map_err(|e| anyhow!("{}: {e}", a.predictions.display()))?;
+    let ci = (a.bootstrap > 0).then(|| bootstrap(&p.probs, &p.labels, &p.groups, a.bootstrap, a.seed));
+    if a.json {
+        let mut v = serde_json::to_value(&m)?;
+        if let Some(ci) = &ci {
+            v["bootstrap_95"] = serde_json::to_value(ci)?;
+        }
+        println!("{v}");
+        return Ok(());
+    }
+    let row = |name: &str, v: f64, c: Option<(f64, f64)>| match c {
+        Some((lo, hi)) => println!("{name:<12} {v:.4}  [{lo:.4}, {hi:.4}]"),
+        None => println!("{name:<12} {v:.4}"),
+    };
+    println!("{} predictions, {} classes", p.labels.len(), p.probs[0].len());
+    row("accuracy", m.accuracy, ci.as_ref().map(|c| c.accuracy));
+    row("macro_f1", m.macro_f1, ci.as_ref().map(|c| c.macro_f1));
+    if let Some(f) = m.f1_positive {
+        row("f1_positive", f, ci.as_ref().and_then(|c| c.f1_positive));
+    }
+    row("auroc", m.auroc, ci.as_ref().map(|c| c.auroc));
+    if let Some(c) = ci {
+        println!(
+            "(95 % bootstrap over subjects, {} resamples, {} skipped)",
+            c.resamples, c.skipped
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Downstream evaluation that needs no deep-learning framework: metrics pooled over a whole split
+//! (D4) and the prediction files they are computed from.
+
+pub mod metrics;
+pub mod predictions;
+
+pub use metrics::{auroc_binary, auroc_ovr_macro, bootstrap, Metrics};
+pub use predictions::Predictions;

@@ -1,0 +1,270 @@
+//! Accuracy, macro F1, positive-class F1 and AUROC pooled over a split (D4), with bootstrap 95 %
+//! intervals that resample subjects.
+
+use brainssl_prep::Rng;
+use serde::Serialize;
+
+/// Binary AUROC of `scores` for `positive` labels: the trapezoidal area under the ROC curve with one
+/// point per distinct score, so tied scores count one half (as sklearn's `roc_auc_score`).
+/// None when only one class is present.
+pub fn auroc_binary(scores: &[f64], positive: &[bool]) -> Option<f64> {
+    let n_pos = positive.iter().filter(|&&p| p).count();
+    let n_neg = positive.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let (mut prev_tp, mut prev_fp) = (0usize, 0usize);
+    let mut area = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        // consume every sample with this score before adding a ROC point
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if positive[order[i]] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        area += (fp - prev_fp) as f64 * (tp + prev_tp) as f64 / 2.0;
+        (prev_tp, prev_fp) = (tp, fp);
+    }
+    Some(area / (n_pos * n_neg) as f64)
+}
+
+/// One-vs-rest macro AUROC over classes 0..C; None if some class is absent from the labels.
+pub fn auroc_ovr_macro(probs: &[Vec<f64>], labels: &[usize]) -> Option<f64> {
+    let c = probs.first()?.len();
+    let mut total = 0.0;
+    for k in 0..c {
+        let scores: Vec<f64> = probs.iter().map(|p| p[k]).collect();
+        let pos: Vec<bool> = labels.iter().map(|&l| l == k).collect();
+        total += auroc_binary(&scores, &pos)?;
+    }
+    Some(total / c as f64)
+}
+
+/// Index of the largest probability; the first one on ties (numpy's argmax).
+pub fn argmax(p: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in p.iter().enumerate() {
+        if *v > p[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// F1 of class `k`: 2TP/(2TP + FP + FN), 0 when the class is neither predicted nor present.
+fn f1_of(pred: &[usize], labels: &[usize], k: usize) -> f64 {
+    let mut tp = 0usize;
+    let mut fp = 0usize;
+    let mut fneg = 0usize;
+    for (&p, &l) in pred.iter().zip(labels) {
+        match (p == k, l == k) {
+            (true, true) => tp += 1,
+            (true, false) => fp += 1,
+            (false, true) => fneg += 1,
+            _ => {}
+        }
+    }
+    let d = 2 * tp + fp + fneg;
+    if d == 0 {
+        0.0
+    } else {
+        2.0 * tp as f64 / d as f64
+    }
+}
+
+/// Metrics of one split. `auroc` is binary on p1 for 2 classes, else one-vs-rest macro.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub f1_positive: Option<f64>,
+    pub auroc: f64,
+}
+
+impl Metrics {
+    /// Metrics of class probabilities [n][C] against labels in 0..C. Macro F1 averages over the
+    /// classes present in the labels or the predictions (sklearn's default label set).
+    pub fn compute(probs: &[Vec<f64>], labels: &[usize]) -> Result<Metrics, String> {
+        let n = labels.len();
+        if n == 0 || probs.len() != n {
+            return Err("no predictions".into());
+        }
+        let c = probs[0].len();
+        let pred: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+        let accuracy = pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / n as f64;
+        let present: Vec<usize> = (0..c).filter(|k| labels.contains(k) || pred.contains(k)).collect();
+        let macro_f1 = present.iter().map(|&k| f1_of(&pred, labels, k)).sum::<f64>() / present.len() as f64;
+        let (f1_positive, auroc) = if c == 2 {
+            let p1: Vec<f64> = probs.iter().map(|p| p[1]).collect();
+            let pos: Vec<bool> = labels.iter().map(|&l| l == 1).collect();
+            let auc =
+                auroc_binary(&p1, &pos).ok_or("AUROC needs both classes among the labels; only one is present")?;
+            (Some(f1_of(&pred, labels, 1)), auc)
+        } else {
+            let missing: Vec<usize> = (0..c).filter(|k| !labels.contains(k)).collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "one-vs-rest AUROC needs every class among the labels; missing {missing:?}"
+                ));
+            }
+            (None, auroc_ovr_macro(probs, labels).expect("every class present"))
+        };
+        Ok(Metrics {
+            accuracy,
+            macro_f1,
+            f1_positive,
+            auroc,
+        })
+    }
+}
+
+/// 95 % percentile interval of each metric over `resamples` bootstrap draws of the groups (subjects):
+/// every row of a drawn subject enters. Draws where AUROC is undefined are skipped and counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Intervals {
+    pub accuracy: (f64, f64),
+    pub macro_f1: (f64, f64),
+    pub f1_positive: Option<(f64, f64)>,
+    pub auroc: (f64, f64),
+    pub resamples: usize,
+    pub skipped: usize,
+}
+
+pub fn bootstrap(probs: &[Vec<f64>], labels: &[usize], groups: &[String], resamples: usize, seed: u64) -> Intervals {
+    let mut ids: Vec<&String> = groups.iter().collect();
+    ids.sort();
+    ids.dedup();
+    let rows_of: Vec<Vec<usize>> = ids
+        .iter()
+        .map(|id| (0..groups.len()).filter(|&i| &groups[i] == *id).collect())
+        .collect();
+    let mut rng = Rng::new(seed);
+    let mut samples: Vec<Metrics> = Vec::with_capacity(resamples);
+    let mut skipped = 0;
+    for _ in 0..resamples {
+        let mut p = Vec::with_capacity(labels.len());
+        let mut l = Vec::with_capacity(labels.len());
+        for _ in 0..rows_of.len() {
+            for &i in &rows_of[rng.below(rows_of.len() as u64) as usize] {
+                p.push(probs[i].clone());
+                l.push(labels[i]);
+            }
+        }
+        match Metrics::compute(&p, &l) {
+            Ok(m) => samples.push(m),
+            Err(_) => skipped += 1,
+        }
+    }
+    let interval = |f: &dyn Fn(&Metrics) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return (f64::NAN, f64::NAN);
+        }
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        (q(0.025), q(0.975))
+    };
+    let binary = samples.first().is_some_and(|m| m.f1_positive.is_some());
+    Intervals {
+        accuracy: interval(&|m| m.accuracy),
+        macro_f1: interval(&|m| m.macro_f1),
+        f1_positive: binary.then(|| interval(&|m| m.f1_positive.unwrap_or(f64::NAN))),
+        auroc: interval(&|m| m.auroc),
+        resamples,
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(p1: &[f64]) -> Vec<Vec<f64>> {
+        p1.iter().map(|&p| vec![1.0 - p, p]).collect()
+    }
+
+    #[test]
+    fn auroc_without_ties() {
+        // sklearn's documentation example: 0.75
+        let auc = auroc_binary(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
+        assert!((auc - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn auroc_counts_ties_as_one_half() {
+        // positives {0.5, 0.9, 0.5}, negatives {0.5, 0.2}: pairs 0.5+1+1+1+0.5+1 of 6
+        let auc = auroc_binary(&[0.5, 0.5, 0.2, 0.9, 0.5], &[false, true, false, true, true]).unwrap();
+        assert!((auc - 5.0 / 6.0).abs() < 1e-12);
+        // all scores tied: 0.5
+        assert_eq!(auroc_binary(&[0.3; 4], &[true, false, true, false]), Some(0.5));
+        assert_eq!(auroc_binary(&[0.1, 0.2], &[true, true]), None);
+    }
+
+    #[test]
+    fn binary_metrics_by_hand() {
+        // labels 0 0 1 1 1, p1 0.2 0.6 0.7 0.4 0.9 → predictions 0 1 1 0 1
+        let probs = binary(&[0.2, 0.6, 0.7, 0.4, 0.9]);
+        let m = Metrics::compute(&probs, &[0, 0, 1, 1, 1]).unwrap();
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        // class 1: TP 2, FP 1, FN 1 → 4/6; class 0: TP 1, FP 1, FN 1 → 2/4
+        assert!((m.f1_positive.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.macro_f1 - (2.0 / 3.0 + 0.5) / 2.0).abs() < 1e-12);
+        // pairs (pos > neg): 0.7>{0.2,0.6}, 0.4>{0.2}, 0.9>{0.2,0.6} = 5 of 6
+        assert!((m.auroc - 5.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn multiclass_one_vs_rest_macro() {
+        let probs = vec![
+            vec![0.7, 0.2, 0.1],
+            vec![0.2, 0.5, 0.3],
+            vec![0.1, 0.3, 0.6],
+            vec![0.3, 0.4, 0.3],
+            vec![0.5, 0.25, 0.25],
+            vec![0.2, 0.2, 0.6],
+        ];
+        let labels = [0, 1, 2, 2, 1, 2];
+        let m = Metrics::compute(&probs, &labels).unwrap();
+        // class 0: scores .7 .2 .1 .3 .5 .2, positive row 0 → 1.0
+        // class 1: positives rows 1 (.5), 4 (.25); negatives .2 .3 .4 .2 → (4 + 2)/8 = 0.75
+        // class 2: positives .6 .3 .6; negatives .1 .3 .25 → (3 + 2.5 + 3)/9
+        let want = (1.0 + 0.75 + 8.5 / 9.0) / 3.0;
+        assert!((m.auroc - want).abs() < 1e-12, "{}", m.auroc);
+        assert_eq!(m.f1_positive, None);
+        // predictions 0 1 2 1 0 2: correct 0, 1, 2, 5
+        assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn errors_for_single_class() {
+        let e = Metrics::compute(&binary(&[0.2, 0.9]), &[1, 1]).unwrap_err();
+        assert!(e.contains("only one"), "{e}");
+        let probs = vec![vec![0.5, 0.3, 0.2], vec![0.1, 0.8, 0.1]];
+        assert!(Metrics::compute(&probs, &[0, 1]).unwrap_err().contains("missing [2]"));
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_estimate() {
+        let p1: Vec<f64> = (0..40)
+            .map(|i| (i as f64 / 40.0 + if i % 2 == 0 { 0.3 } else { 0.0 }).min(1.0))
+            .collect();
+        let labels: Vec<usize> = (0..40).map(|i| i % 2).collect();
+        let probs = binary(&p1);
+        let groups: Vec<String> = (0..40).map(|i| format!("s{}", i / 2)).collect();
+        let a = bootstrap(&probs, &labels, &groups, 300, 7);
+        let b = bootstrap(&probs, &labels, &groups, 300, 7);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let m = Metrics::compute(&probs, &labels).unwrap();
+        assert!(a.auroc.0 <= m.auroc && m.auroc <= a.auroc.1, "{a:?} vs {}", m.auroc);
+        assert!(a.accuracy.0 < a.accuracy.1);
+    }
+}
