@@ -3,6 +3,7 @@
 mod bench;
 mod bench_train;
 mod commands;
+mod downstream;
 mod metrics;
 mod pretrain;
 
@@ -60,6 +61,14 @@ enum Cmd {
     },
     /// Self-supervised pretraining (MAE, SL-MAE, JEPA, VCR-JEPA) with checkpoints and resume
     Pretrain(pretrain::PretrainArgs),
+    /// Frozen-encoder attentive probe: train the classifier, select by validation AUROC, test
+    Probe(downstream::ProbeArgs),
+    /// Fine-tune encoder and classifier, select by validation AUROC, test
+    Finetune(downstream::ProbeArgs),
+    /// Subject-level k-fold cross-validation of probe or fine-tuning, per-fold rows and mean ± std
+    Cv(downstream::CvArgs),
+    /// Mean-pooled token embeddings of scans from a pretrained encoder
+    Embed(downstream::EmbedArgs),
     /// Accuracy, macro F1, positive-class F1 and AUROC of a prediction CSV (label,p0,p1,...)
     Metrics(metrics::MetricsArgs),
     /// Trainable parameters of each module of a preset
@@ -108,6 +117,10 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Pretrain(a) => pretrain::run(a),
         Cmd::ModelInfo(a) => pretrain::model_info(a),
         Cmd::Metrics(a) => metrics::run(a),
+        Cmd::Probe(a) => downstream::probe(a, brainssl_downstream::Mode::Frozen),
+        Cmd::Finetune(a) => downstream::probe(a, brainssl_downstream::Mode::Finetune),
+        Cmd::Cv(a) => downstream::cv(a),
+        Cmd::Embed(a) => downstream::embed(a),
         Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => commands::demo(a),
     }

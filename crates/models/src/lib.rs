@@ -4,6 +4,7 @@
 //! Every parameter is drawn on the host from the project's seeded generator, so a model is a function
 //! of (config, seed) on every backend.
 
+pub mod classifier;
 pub mod init;
 pub mod layers;
 pub mod named;
@@ -12,6 +13,7 @@ pub mod predictor;
 pub mod tokens;
 pub mod vit;
 
+pub use classifier::{AttentiveClassifier, ClassifierConfig};
 pub use named::{count_params, map_params, named_params, NamedParam, NamedValue};
 pub use predictor::{MaskedPredictor, PredictorConfig};
 pub use tokens::{patchify, unpatchify, TokenIndex};

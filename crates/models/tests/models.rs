@@ -3,7 +3,7 @@
 use brainssl_backend::burn::tensor::module::conv3d;
 use brainssl_backend::burn::tensor::ops::ConvOptions;
 use brainssl_backend::{Device, Tensor, TensorData};
-use brainssl_models::{count_params, named_params, PredictorConfig, TokenIndex, VitConfig, VitSize};
+use brainssl_models::{count_params, named_params, ClassifierConfig, PredictorConfig, TokenIndex, VitConfig, VitSize};
 use brainssl_prep::rng::Rng;
 
 #[test]
@@ -18,6 +18,36 @@ fn reference_parameter_counts() {
     assert_eq!(count_params(&pred), 11_238_912);
     let dec = PredictorConfig::reference(8).init(768, 512, &mut rng, &device);
     assert_eq!(count_params(&dec), 14_689_280);
+    // SPEC 3.4: attentive classifier on ViT-Base, 2 classes
+    for (depth, want) in [(1, 7_255_010), (2, 14_342_882)] {
+        let c = ClassifierConfig {
+            depth,
+            heads: 12,
+            num_classes: 2,
+        };
+        assert_eq!(count_params(&c.init(768, &mut rng, &device)), want, "depth {depth}");
+    }
+}
+
+#[test]
+fn classifier_outputs_logits_per_volume() {
+    let device = Device::flex();
+    let c = ClassifierConfig {
+        depth: 2,
+        heads: 2,
+        num_classes: 3,
+    };
+    let clf = c.init(16, &mut Rng::new(5), &device);
+    let x = Tensor::<3>::ones([4, 7, 16], &device);
+    assert_eq!(clf.forward(x.clone()).dims(), [4, 3]);
+    // a single query: the pooled vector is invariant to the order of the tokens
+    let mut rng = Rng::new(6);
+    let v: Vec<f32> = (0..7 * 16).map(|_| rng.normal() as f32).collect();
+    let x = Tensor::<3>::from_data(TensorData::new(v, [1, 7, 16]), &device);
+    let perm = TokenIndex::Shared(vec![6, 2, 0, 5, 1, 3, 4]);
+    let a = clf.forward(x.clone());
+    let b = clf.forward(perm.gather(x));
+    assert!((a - b).abs().max().into_scalar::<f32>() < 1e-5);
 }
 
 #[test]

@@ -95,6 +95,14 @@ pub fn save(
     manifest: &CheckpointManifest,
 ) -> Result<(), String> {
     let json = serde_json::to_string_pretty(manifest).map_err(|e| e.to_string())?;
+    let (st, js) = paths(dir, stem);
+    save_tensors(&st, tensors, &json)?;
+    brainssl_scan::atomic_write(&js, json.as_bytes()).map_err(|e| format!("{}: {e}", js.display()))?;
+    Ok(())
+}
+
+/// One safetensors file of f32 tensors with `json` under the metadata key `brainssl`, atomically.
+pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], json: &str) -> Result<(), String> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -108,12 +116,9 @@ pub fn save(
                 .map_err(|e| format!("{name}: {e}"))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let meta = HashMap::from([("brainssl".to_string(), json.clone())]);
+    let meta = HashMap::from([("brainssl".to_string(), json.to_string())]);
     let blob = safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())?;
-    let (st, js) = paths(dir, stem);
-    brainssl_scan::atomic_write(&st, &blob).map_err(|e| format!("{}: {e}", st.display()))?;
-    brainssl_scan::atomic_write(&js, json.as_bytes()).map_err(|e| format!("{}: {e}", js.display()))?;
-    Ok(())
+    brainssl_scan::atomic_write(path, &blob).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Reads a checkpoint's tensors and manifest (from the safetensors metadata, the authoritative copy).

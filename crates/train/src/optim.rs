@@ -63,6 +63,30 @@ pub fn group_norms(grads: &[(String, Tensor<1>)], prefixes: &[&str]) -> Vec<f64>
         .collect()
 }
 
+/// Adds `more` into `acc` parameter by parameter (gradient accumulation without a module type bound).
+pub fn add_grads<M: Module>(acc: &mut GradientsParams, mut more: GradientsParams, module: &M) {
+    for p in named_params(module) {
+        macro_rules! add {
+            ($d:literal) => {{
+                if let Some(b) = more.remove::<$d>(p.id) {
+                    let sum = match acc.remove::<$d>(p.id) {
+                        Some(a) => a + b,
+                        None => b,
+                    };
+                    acc.register::<$d>(p.id, sum);
+                }
+            }};
+        }
+        match p.shape.len() {
+            1 => add!(1),
+            2 => add!(2),
+            3 => add!(3),
+            4 => add!(4),
+            r => panic!("rank {r} parameter {}", p.path),
+        }
+    }
+}
+
 /// Outcome of one optimiser step.
 #[derive(Debug, Clone, Default)]
 pub struct StepReport {
@@ -91,6 +115,23 @@ impl AdamW {
         groups: &[&str],
         clip: Option<f64>,
     ) -> (M, StepReport) {
+        let clips = vec![clip; groups.len()];
+        self.step_scaled(module, grads, lr, weight_decay, groups, &clips, &|_| 1.0)
+    }
+
+    /// [`AdamW::step`] with one clipping threshold per group and a per-parameter lr multiplier
+    /// (layer-wise lr decay).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_scaled<M: Module>(
+        &mut self,
+        module: M,
+        grads: &GradientsParams,
+        lr: f64,
+        weight_decay: f64,
+        groups: &[&str],
+        clips: &[Option<f64>],
+        lr_scale: &dyn Fn(&str) -> f64,
+    ) -> (M, StepReport) {
         let params = named_params(&module);
         let flat: Vec<(String, Tensor<1>)> = params
             .iter()
@@ -98,12 +139,12 @@ impl AdamW {
             .collect();
         let norms = group_norms(&flat, groups);
         let scale_of = |path: &str| -> f64 {
-            let Some(max) = clip else { return 1.0 };
             groups
                 .iter()
                 .zip(&norms)
-                .find(|(prefix, _)| path.starts_with(**prefix))
-                .map(|(_, n)| (max / (n + 1e-6)).min(1.0))
+                .zip(clips)
+                .find(|((prefix, _), _)| path.starts_with(**prefix))
+                .and_then(|((_, n), max)| max.map(|m| (m / (n + 1e-6)).min(1.0)))
                 .unwrap_or(1.0)
         };
         let shapes: HashMap<&str, &[usize]> = params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())).collect();
@@ -126,6 +167,7 @@ impl AdamW {
             moments.v = moments.v.clone().mul_scalar(b2) + (g.clone() * g).mul_scalar(1.0 - b2);
             let bc1 = 1.0 - b1.powi(moments.t as i32);
             let bc2 = 1.0 - b2.powi(moments.t as i32);
+            let lr = lr * lr_scale(path);
             let decay = if is_decayed(path, shapes[path]) {
                 weight_decay
             } else {

@@ -1,0 +1,359 @@
+//! `brainssl probe`, `finetune` and `cv`: attentive-probe classification from a pretraining
+//! checkpoint (or from scratch), with selection by validation AUROC and test metrics (SPEC 5).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use brainssl_backend::{Device, DeviceSpec};
+use brainssl_data::{splits, Manifest, ManifestRow};
+use brainssl_downstream::encoder::{load_encoder, random_encoder};
+use brainssl_downstream::probe::{train, Outcome, Splits};
+use brainssl_downstream::{DownstreamConfig, Mode};
+use brainssl_models::VisionTransformer3d;
+use brainssl_train::PretrainConfig;
+use clap::Args;
+
+#[derive(Args, Clone)]
+pub struct EncoderArgs {
+    /// Pretraining checkpoint (RUN/checkpoints/final.safetensors); omit with --from-scratch
+    #[arg(long, required_unless_present = "from_scratch")]
+    checkpoint: Option<PathBuf>,
+    /// Train from a randomly initialised encoder of this pretraining preset's size
+    #[arg(long, conflicts_with = "checkpoint")]
+    from_scratch: Option<String>,
+    /// student (context encoder) or teacher (JEPA EMA encoder)
+    #[arg(long, default_value = "student")]
+    checkpoint_key: String,
+}
+
+#[derive(Args, Clone)]
+pub struct RecipeArgs {
+    /// paper (D7: depth-1 classifier, no layer decay) or reference (HEAD: depth 2, layer decay 0.6, encoder warm-up)
+    #[arg(long, default_value = "paper")]
+    recipe: String,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// TOML overrides of the downstream config (see the run folder's config.toml)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    encoder: EncoderArgs,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    #[arg(long, requires_all = ["val", "test"], conflicts_with = "manifest")]
+    train: Option<PathBuf>,
+    #[arg(long)]
+    val: Option<PathBuf>,
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// One manifest split by subject into train/val/test with --fractions
+    #[arg(long, required_unless_present = "train")]
+    manifest: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',', default_value = "0.6,0.2,0.2")]
+    fractions: Vec<f64>,
+    #[arg(long, default_value_t = 42)]
+    split_seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CvArgs {
+    #[command(flatten)]
+    encoder: EncoderArgs,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// frozen (probe) or finetune
+    #[arg(long, default_value = "frozen")]
+    mode: String,
+    #[arg(long)]
+    manifest: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Fraction of each fold's training subjects kept for validation
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    #[arg(long, default_value_t = 42)]
+    split_seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn rows(path: &Path) -> Result<Vec<ManifestRow>> {
+    Ok(Manifest::read(path)?.rows)
+}
+
+/// Encoder (on the autodiff device), whether it is pretrained, and the pretraining config it came with.
+fn encoder(a: &EncoderArgs, device: &Device) -> Result<(VisionTransformer3d, bool, PretrainConfig)> {
+    match (&a.checkpoint, &a.from_scratch) {
+        (Some(c), _) => {
+            let (_, m) = brainssl_train::checkpoint::load(c).map_err(|e| anyhow!(e))?;
+            let (_, enc) = load_encoder(c, &a.checkpoint_key, device)?;
+            Ok((enc, true, m.config))
+        }
+        (None, Some(preset)) => {
+            let cfg = PretrainConfig::preset(preset).map_err(|e| anyhow!(e))?;
+            Ok((random_encoder(&cfg.encoder, cfg.seed, device), false, cfg))
+        }
+        _ => bail!("give --checkpoint or --from-scratch PRESET"),
+    }
+}
+
+/// The recipe sized like the encoder's pretraining input, with overrides.
+fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> Result<DownstreamConfig> {
+    let tiny = pre.data.prep.size <= 64;
+    let mut c = match r.recipe.as_str() {
+        "paper" => DownstreamConfig::paper(mode, classes, tiny),
+        "reference" => DownstreamConfig::reference(mode, classes, tiny),
+        other => bail!("unknown recipe '{other}': use paper or reference"),
+    };
+    c.prep.depth = pre.data.prep.depth;
+    c.prep.size = pre.data.prep.size;
+    c.classifier.heads = pre.encoder.heads;
+    if let Some(path) = &r.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut base = toml::Value::try_from(&c)?;
+        let over: toml::Value = toml::from_str(&text).with_context(|| path.display().to_string())?;
+        if let (Some(b), toml::Value::Table(o)) = (base.as_table_mut(), over) {
+            for (k, v) in o {
+                b.insert(k, v);
+            }
+        }
+        c = base
+            .try_into()
+            .with_context(|| format!("{}: invalid downstream config", path.display()))?;
+    }
+    if let Some(e) = r.epochs {
+        c.epochs = e;
+        c.warmup_epochs = c.warmup_epochs.min(e);
+    }
+    Ok(c)
+}
+
+fn classes_of(parts: &[&[ManifestRow]]) -> usize {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|r| r.label.max(0) as usize + 1)
+        .max()
+        .unwrap_or(2)
+        .max(2)
+}
+
+fn print_outcome(what: &str, o: &Outcome) {
+    println!(
+        "{what}: best epoch {} (val AUROC {:.4}); test accuracy {:.4}, macro F1 {:.4}{}, AUROC {:.4}",
+        o.best_epoch + 1,
+        o.val.auroc,
+        o.test.accuracy,
+        o.test.macro_f1,
+        o.test
+            .f1_positive
+            .map(|f| format!(", positive F1 {f:.4}"))
+            .unwrap_or_default(),
+        o.test.auroc
+    );
+}
+
+pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
+    let split = match (&a.train, &a.manifest) {
+        (Some(t), _) => Splits {
+            train: rows(t)?,
+            val: rows(a.val.as_ref().expect("clap"))?,
+            test: rows(a.test.as_ref().expect("clap"))?,
+        },
+        (None, Some(m)) => {
+            if a.fractions.len() != 3 {
+                bail!("--fractions takes three numbers: train,val,test");
+            }
+            let [train, val, test] = splits::train_val_test(
+                &rows(m)?,
+                [a.fractions[0], a.fractions[1], a.fractions[2]],
+                a.split_seed,
+            )?;
+            Splits { train, val, test }
+        }
+        _ => bail!("give --train/--val/--test or --manifest"),
+    };
+    splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
+    let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
+    let (enc, pretrained, pre) = encoder(&a.encoder, &base.clone().autodiff())?;
+    let classes = classes_of(&[&split.train, &split.val, &split.test]);
+    let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
+    cfg.checkpoint_key = a.encoder.checkpoint_key.clone();
+    let o = train(&cfg, enc, pretrained, &split, &a.out, &base, !a.recipe.quiet)?;
+    print_outcome(&a.out.display().to_string(), &o);
+    println!("predictions: {}", a.out.join("test_predictions.csv").display());
+    Ok(())
+}
+
+pub fn cv(a: CvArgs) -> Result<()> {
+    let mode = match a.mode.as_str() {
+        "frozen" | "probe" => Mode::Frozen,
+        "finetune" => Mode::Finetune,
+        other => bail!("unknown mode '{other}': use frozen or finetune"),
+    };
+    let all = rows(&a.manifest)?;
+    let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
+    let folds = splits::stratified_kfold(&all, a.folds, a.split_seed)?;
+    let classes = classes_of(&[&all]);
+    let mut table = String::from("fold,accuracy_pct,macro_f1,f1_positive,auroc,best_epoch\n");
+    let mut results: Vec<Outcome> = Vec::new();
+    for (i, test) in folds.iter().enumerate() {
+        let rest: Vec<ManifestRow> = folds
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, f)| f.clone())
+            .collect();
+        let [train_rows, val, _] = splits::train_val_test(
+            &rest,
+            [1.0 - a.val_fraction, a.val_fraction, 0.0],
+            a.split_seed + i as u64,
+        )?;
+        let split = Splits {
+            train: train_rows,
+            val,
+            test: test.clone(),
+        };
+        splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
+        let (enc, pretrained, pre) = encoder(&a.encoder, &base.clone().autodiff())?;
+        let cfg = recipe(&a.recipe, mode, classes, &pre)?;
+        let dir = a.out.join(format!("fold{i}"));
+        let o = train(&cfg, enc, pretrained, &split, &dir, &base, !a.recipe.quiet)?;
+        print_outcome(&format!("fold {i}"), &o);
+        table.push_str(&format!(
+            "{i},{:.2},{:.4},{},{:.4},{}\n",
+            100.0 * o.test.accuracy,
+            o.test.macro_f1,
+            o.test.f1_positive.map(|f| format!("{f:.4}")).unwrap_or_default(),
+            o.test.auroc,
+            o.best_epoch + 1
+        ));
+        results.push(o);
+    }
+    // mean ± population std over folds, as the reference's aggregation script
+    let stat = |f: &dyn Fn(&Outcome) -> f64| {
+        let v: Vec<f64> = results.iter().map(f).collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        (
+            m,
+            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt(),
+        )
+    };
+    let (acc, f1, auc) = (
+        stat(&|o| 100.0 * o.test.accuracy),
+        stat(&|o| o.test.macro_f1),
+        stat(&|o| o.test.auroc),
+    );
+    table.push_str(&format!(
+        "mean,{:.2},{:.4},,{:.4},\nstd,{:.2},{:.4},,{:.4},\n",
+        acc.0, f1.0, auc.0, acc.1, f1.1, auc.1
+    ));
+    brainssl_scan::atomic_write(&a.out.join("cv.csv"), table.as_bytes())?;
+    let md = format!(
+        "| model | Acc (%) | F1 | AUROC |\n|---|---|---|---|\n| {} ({}) | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.3} ± {:.3} |\n",
+        a.encoder.checkpoint.as_ref().map(|c| c.display().to_string()).unwrap_or_else(|| "from scratch".into()),
+        a.mode,
+        acc.0,
+        acc.1,
+        f1.0,
+        f1.1,
+        auc.0,
+        auc.1
+    );
+    brainssl_scan::atomic_write(&a.out.join("cv.md"), md.as_bytes())?;
+    print!("{md}");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// Pretraining checkpoint
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// student (context encoder) or teacher (JEPA EMA encoder)
+    #[arg(long, default_value = "student")]
+    checkpoint_key: String,
+    /// Scans to embed (SPEC 1.1 manifest)
+    #[arg(long, required_unless_present = "scans", conflicts_with = "scans")]
+    manifest: Option<PathBuf>,
+    /// Or scan files / DICOM folders directly (no labels: -1)
+    #[arg(long, num_args = 1..)]
+    scans: Vec<PathBuf>,
+    /// E.csv (ids, label and the embedding per row) or E.npy ([n, D] float32, with E.csv beside it for ids)
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write each scan's token grid [N, D] as .npy into this folder
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn embed(a: EmbedArgs) -> Result<()> {
+    let base = a.device.parse::<DeviceSpec>()?.device()?;
+    let (_, m) = brainssl_train::checkpoint::load(&a.checkpoint).map_err(|e| anyhow!(e))?;
+    let (_, enc) = load_encoder(&a.checkpoint, &a.checkpoint_key, &base)?;
+    let rows = match &a.manifest {
+        Some(p) => rows(p)?,
+        None => a
+            .scans
+            .iter()
+            .map(|p| ManifestRow::new(-1, &p.file_stem().unwrap_or_default().to_string_lossy(), "", p.clone()))
+            .collect(),
+    };
+    let (pooled, grids) = brainssl_downstream::embed::embed_rows(
+        &enc,
+        &rows,
+        &m.config.data.prep,
+        a.batch_size,
+        &base,
+        a.tokens.is_some(),
+    )?;
+    let d = pooled.first().map_or(0, |p| p.len());
+    let mut csv = String::from("subject_id,path,label");
+    let npy = a.out.extension().is_some_and(|e| e == "npy");
+    if !npy {
+        for k in 0..d {
+            csv.push_str(&format!(",e{k}"));
+        }
+    }
+    csv.push('\n');
+    for (r, e) in rows.iter().zip(&pooled) {
+        csv.push_str(&format!("{},{},{}", r.subject_id, r.path.display(), r.label));
+        if !npy {
+            for v in e {
+                csv.push_str(&format!(",{v:.6}"));
+            }
+        }
+        csv.push('\n');
+    }
+    if npy {
+        let flat: Vec<f32> = pooled.concat();
+        brainssl_scan::npy::write_f32(&a.out, &flat, &[rows.len(), d])?;
+        brainssl_scan::atomic_write(&a.out.with_extension("csv"), csv.as_bytes())?;
+    } else {
+        brainssl_scan::atomic_write(&a.out, csv.as_bytes())?;
+    }
+    if let Some(dir) = &a.tokens {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        let grid = m.config.encoder.grid(m.config.data.prep.depth, m.config.data.prep.size);
+        let n = grid.iter().product::<usize>();
+        for (i, g) in grids.iter().enumerate() {
+            brainssl_scan::npy::write_f32(&dir.join(format!("{i:05}.npy")), g, &[n, d])?;
+        }
+    }
+    println!("{} embeddings of width {d} → {}", rows.len(), a.out.display());
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! End-to-end downstream path on tiny synthetic brains: pretrain → probe / finetune / cv → embed →
+//! metrics, checking that every command's outputs agree with each other.
+
+use std::path::Path;
+
+mod common;
+use common::{fails, ok};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn pretrain_probe_finetune_cv_embed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let syn = d.join("syn");
+    ok(&["synth", "--out", s(&syn), "--subjects", "20", "--size", "40"]);
+    let manifest = syn.join("manifest.csv");
+    let small = d.join("small.toml");
+    std::fs::write(
+        &small,
+        "[data]\nbatch_size = 4\nworkers = 1\n[data.prep]\ndepth = 16\nsize = 32\n[optim]\nepochs = 2\nwarmup_epochs = 1\n",
+    )
+    .unwrap();
+    let run = d.join("pre");
+    ok(&[
+        "pretrain",
+        "--preset",
+        "tiny-jepa",
+        "--manifest",
+        s(&manifest),
+        "--out",
+        s(&run),
+        "--config",
+        s(&small),
+        "--quiet",
+    ]);
+    let ckpt = run.join("checkpoints/final.safetensors");
+
+    // frozen probe: outputs, and `metrics` on its predictions reproduces its test metrics
+    let probe = d.join("probe");
+    let out = ok(&[
+        "probe",
+        "--checkpoint",
+        s(&ckpt),
+        "--manifest",
+        s(&manifest),
+        "--out",
+        s(&probe),
+        "--epochs",
+        "3",
+        "--quiet",
+    ]);
+    assert!(out.contains("test accuracy"), "{out}");
+    let log = std::fs::read_to_string(probe.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4, "{log}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(probe.join("metrics.json")).unwrap()).unwrap();
+    let again: serde_json::Value = serde_json::from_str(
+        ok(&[
+            "metrics",
+            "--predictions",
+            s(&probe.join("test_predictions.csv")),
+            "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    for k in ["accuracy", "macro_f1", "f1_positive", "auroc"] {
+        let (a, b) = (saved["test"][k].as_f64().unwrap(), again[k].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-6, "{k}: {a} vs {b}");
+    }
+    assert!(probe.join("best.safetensors").exists());
+
+    // fine-tuning with the reference recipe (layer decay, encoder warm-up), and from scratch
+    let ft = d.join("ft");
+    ok(&[
+        "finetune",
+        "--checkpoint",
+        s(&ckpt),
+        "--manifest",
+        s(&manifest),
+        "--out",
+        s(&ft),
+        "--epochs",
+        "3",
+        "--recipe",
+        "reference",
+        "--quiet",
+    ]);
+    let cfg = std::fs::read_to_string(ft.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("layer_decay = 0.6") && cfg.contains("mode = \"finetune\""),
+        "{cfg}"
+    );
+    let scratch = d.join("scratch");
+    ok(&[
+        "finetune",
+        "--from-scratch",
+        "tiny-mae",
+        "--manifest",
+        s(&manifest),
+        "--out",
+        s(&scratch),
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+
+    // 2-fold cross-validation: per-fold rows plus mean and std
+    let cv = d.join("cv");
+    let out = ok(&[
+        "cv",
+        "--checkpoint",
+        s(&ckpt),
+        "--manifest",
+        s(&manifest),
+        "--folds",
+        "2",
+        "--out",
+        s(&cv),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(out.contains("| Acc (%) | F1 | AUROC |"), "{out}");
+    let table = std::fs::read_to_string(cv.join("cv.csv")).unwrap();
+    let names: Vec<&str> = table.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(names, ["0", "1", "mean", "std"]);
+
+    // embeddings: one row per scan, width = encoder width (96 for tiny presets)
+    let e = d.join("emb.csv");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        s(&ckpt),
+        "--manifest",
+        s(&manifest),
+        "--out",
+        s(&e),
+    ]);
+    let text = std::fs::read_to_string(&e).unwrap();
+    assert_eq!(text.lines().count(), 21);
+    assert_eq!(text.lines().next().unwrap().split(',').count(), 3 + 96);
+    let npy = d.join("emb.npy");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        s(&ckpt),
+        "--manifest",
+        s(&manifest),
+        "--out",
+        s(&npy),
+    ]);
+    assert!(d.join("emb.csv").exists());
+
+    // bad input: a missing checkpoint is named
+    let err = fails(&[
+        "probe",
+        "--checkpoint",
+        s(&d.join("nope.safetensors")),
+        "--manifest",
+        s(&manifest),
+        "--out",
+        s(&d.join("x")),
+    ]);
+    assert!(err.contains("nope.safetensors"), "{err}");
+}

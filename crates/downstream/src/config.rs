@@ -1,0 +1,130 @@
+//! Downstream recipes (SPEC 5.2, 5.6, D7): the paper's default and the reference HEAD preset.
+
+use brainssl_models::ClassifierConfig;
+use brainssl_prep::{AugmentConfig, PrepConfig};
+use serde::{Deserialize, Serialize};
+
+/// Frozen encoder (only the classifier trains) or fine-tuning (both train).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Frozen,
+    Finetune,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownstreamConfig {
+    pub mode: Mode,
+    pub seed: u64,
+    pub prep: PrepConfig,
+    pub augment: Option<AugmentConfig>,
+    pub batch_size: usize,
+    pub workers: usize,
+    pub classifier: ClassifierConfig,
+    pub epochs: usize,
+    pub warmup_epochs: usize,
+    pub start_lr: f64,
+    pub lr: f64,
+    pub final_lr: f64,
+    /// The cosine spans lr_schedule_factor · epochs (5 in the reference HEAD recipe: almost flat).
+    pub lr_schedule_factor: f64,
+    pub weight_decay: f64,
+    pub final_weight_decay: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub clip_classifier: f64,
+    pub clip_encoder: f64,
+    pub accum_steps: usize,
+    /// Layer-wise lr decay for a fine-tuned encoder (None: off).
+    pub layer_decay: Option<f64>,
+    /// Fine-tuning: epochs during which the encoder stays frozen (forced to 0 without a checkpoint).
+    pub encoder_warmup: usize,
+    /// Which encoder of a JEPA checkpoint: "student" (the context encoder, reference default) or "teacher".
+    pub checkpoint_key: String,
+}
+
+impl DownstreamConfig {
+    /// The paper's recipe (D7): depth-1 classifier, no layer decay, no encoder warm-up. Sizes are
+    /// the reference's 144×160×160; `tiny` shrinks the input to the tiny pretraining presets'.
+    pub fn paper(mode: Mode, num_classes: usize, tiny: bool) -> Self {
+        let (depth, size, batch, epochs) = if tiny { (32, 64, 4, 12) } else { (144, 160, 24, 400) };
+        let (start_lr, lr, final_lr) = match mode {
+            Mode::Frozen => (1e-5, 1e-4, 1e-6),
+            Mode::Finetune => (1e-5, 1e-4, 1e-6),
+        };
+        DownstreamConfig {
+            mode,
+            seed: 1881,
+            prep: PrepConfig {
+                depth,
+                size,
+                ..PrepConfig::default()
+            },
+            augment: Some(AugmentConfig::downstream()),
+            batch_size: batch,
+            workers: 2,
+            classifier: ClassifierConfig {
+                depth: 1,
+                heads: if tiny { 4 } else { 12 },
+                num_classes,
+            },
+            epochs,
+            warmup_epochs: if tiny { 1 } else { 2 },
+            start_lr,
+            lr: if tiny { 1e-3 } else { lr },
+            final_lr,
+            lr_schedule_factor: 1.0,
+            weight_decay: 1e-3,
+            final_weight_decay: 1e-4,
+            betas: (0.9, 0.999),
+            eps: 1e-6,
+            clip_classifier: 1.0,
+            clip_encoder: 1.0,
+            accum_steps: 1,
+            layer_decay: None,
+            encoder_warmup: 0,
+            checkpoint_key: "student".into(),
+        }
+    }
+
+    /// The reference HEAD recipe (`vitb16_mri_eval.yaml`): depth 2, layer decay 0.6, encoder warm-up
+    /// 10, lr 1e-6 → 1e-5 → 1e-6 with lr_schedule_factor 5, accumulation 2.
+    pub fn reference(mode: Mode, num_classes: usize, tiny: bool) -> Self {
+        let mut c = Self::paper(mode, num_classes, tiny);
+        c.classifier.depth = 2;
+        c.layer_decay = Some(0.6);
+        c.encoder_warmup = if tiny { 2 } else { 10 };
+        (c.start_lr, c.lr, c.final_lr) = (1e-6, 1e-5, 1e-6);
+        c.lr_schedule_factor = 5.0;
+        c.accum_steps = 2;
+        c
+    }
+
+    pub fn validate(&self, embed_dim: usize) -> Result<(), String> {
+        self.classifier.validate(embed_dim)?;
+        self.prep.validate()?;
+        if self.batch_size == 0 || self.epochs == 0 || self.accum_steps == 0 {
+            return Err("batch_size, epochs and accum_steps must be positive".into());
+        }
+        if self.warmup_epochs > self.epochs {
+            return Err("warmup_epochs exceeds epochs".into());
+        }
+        if self.lr_schedule_factor < 1.0 {
+            return Err("lr_schedule_factor must be >= 1".into());
+        }
+        if let Some(d) = self.layer_decay {
+            if !(0.0..=1.0).contains(&d) || d == 0.0 {
+                return Err("layer_decay must lie in (0, 1]".into());
+            }
+        }
+        if !matches!(self.checkpoint_key.as_str(), "student" | "teacher") {
+            return Err("checkpoint_key must be 'student' or 'teacher'".into());
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}

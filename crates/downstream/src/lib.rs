@@ -1,0 +1,10 @@
+//! Downstream evaluation (SPEC 5, D4, D7): an encoder from a pretraining checkpoint (or none, for
+//! training from scratch), an attentive classifier, frozen probes and fine-tuning with selection by
+//! validation AUROC, k-fold cross-validation, and embeddings.
+
+pub mod config;
+pub mod embed;
+pub mod encoder;
+pub mod probe;
+
+pub use config::{DownstreamConfig, Mode};
