@@ -1,5 +1,6 @@
 //! `brainssl`: one binary, one subcommand per step of the path from scans to results.
 
+mod analysis;
 mod bench;
 mod bench_train;
 mod commands;
@@ -69,6 +70,8 @@ enum Cmd {
     Cv(downstream::CvArgs),
     /// Mean-pooled token embeddings of scans from a pretrained encoder
     Embed(downstream::EmbedArgs),
+    /// t-SNE map of embeddings with silhouette and NMI in raw and 2-D space (Table 7)
+    Tsne(analysis::TsneArgs),
     /// Accuracy, macro F1, positive-class F1 and AUROC of a prediction CSV (label,p0,p1,...)
     Metrics(metrics::MetricsArgs),
     /// Trainable parameters of each module of a preset
@@ -117,6 +120,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Pretrain(a) => pretrain::run(a),
         Cmd::ModelInfo(a) => pretrain::model_info(a),
         Cmd::Metrics(a) => metrics::run(a),
+        Cmd::Tsne(a) => analysis::run(a),
         Cmd::Probe(a) => downstream::probe(a, brainssl_downstream::Mode::Frozen),
         Cmd::Finetune(a) => downstream::probe(a, brainssl_downstream::Mode::Finetune),
         Cmd::Cv(a) => downstream::cv(a),

@@ -143,6 +143,17 @@ fn pretrain_probe_finetune_cv_embed() {
     let text = std::fs::read_to_string(&e).unwrap();
     assert_eq!(text.lines().count(), 21);
     assert_eq!(text.lines().next().unwrap().split(',').count(), 3 + 96);
+    // t-SNE and clustering metrics of those embeddings
+    let ts = d.join("tsne");
+    let table = ok(&["tsne", "--embeddings", s(&e), "--out", s(&ts), "--name", "tiny-jepa"]);
+    assert!(table.contains("| tiny-jepa | 20 |"), "{table}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ts.join("metrics.json")).unwrap()).unwrap();
+    for k in ["silhouette_raw", "nmi_raw", "silhouette_tsne", "nmi_tsne"] {
+        let v = m[k].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    assert!(ts.join("tsne.png").exists() && ts.join("tsne.csv").exists());
     let npy = d.join("emb.npy");
     ok(&[
         "embed",

@@ -1,0 +1,112 @@
+//! `brainssl tsne`: t-SNE map, silhouette and NMI of embeddings in raw and 2-D space (Table 7).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use brainssl_eval::cluster::{kmeans, nmi, silhouette, tsne, TsneConfig};
+use brainssl_eval::plot::scatter_png;
+use brainssl_prep::Rng;
+use clap::Args;
+
+#[derive(Args)]
+pub struct TsneArgs {
+    /// Embeddings CSV from `brainssl embed` (subject_id,path,label,e0,...)
+    #[arg(long)]
+    embeddings: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 30.0)]
+    perplexity: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Random subsample (seeded) above this many points, as the reference's plot
+    #[arg(long, default_value_t = 500)]
+    max_points: usize,
+    /// Name of the row in the table
+    #[arg(long, default_value = "model")]
+    name: String,
+}
+
+pub fn run(a: TsneArgs) -> Result<()> {
+    let mut r = csv::Reader::from_path(&a.embeddings).with_context(|| a.embeddings.display().to_string())?;
+    let header = r.headers()?.clone();
+    let label_col = header.iter().position(|h| h == "label").context("no 'label' column")?;
+    let first = header
+        .iter()
+        .position(|h| h == "e0")
+        .context("no embedding columns e0, e1, ...")?;
+    let (mut x, mut y, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", a.embeddings.display(), i + 2))?;
+        let l: i64 = rec[label_col]
+            .parse()
+            .with_context(|| format!("line {}: bad label", i + 2))?;
+        if l < 0 {
+            bail!(
+                "{}: line {}: rows need labels for silhouette and NMI",
+                a.embeddings.display(),
+                i + 2
+            );
+        }
+        let e: Vec<f64> = rec
+            .iter()
+            .skip(first)
+            .map(|v| v.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: line {}: bad embedding value", a.embeddings.display(), i + 2))?;
+        x.push(e);
+        y.push(l as usize);
+        ids.push(format!("{},{}", &rec[0], &rec[1]));
+    }
+    if x.len() < 4 {
+        bail!("{}: need at least 4 embeddings", a.embeddings.display());
+    }
+    if x.len() > a.max_points {
+        let mut idx: Vec<usize> = (0..x.len()).collect();
+        Rng::new(a.seed).shuffle(&mut idx);
+        idx.truncate(a.max_points);
+        idx.sort();
+        x = idx.iter().map(|&i| x[i].clone()).collect();
+        y = idx.iter().map(|&i| y[i]).collect();
+        ids = idx.iter().map(|&i| ids[i].clone()).collect();
+    }
+    let k = y.iter().max().map_or(1, |m| m + 1);
+    let cfg = TsneConfig {
+        perplexity: a.perplexity,
+        seed: a.seed,
+        ..TsneConfig::default()
+    };
+    let map = tsne(&x, &cfg);
+    let flat: Vec<Vec<f64>> = map.iter().map(|p| p.to_vec()).collect();
+    let m = serde_json::json!({
+        "n": x.len(),
+        "silhouette_raw": silhouette(&x, &y),
+        "nmi_raw": nmi(&y, &kmeans(&x, k, a.seed, 10)),
+        "silhouette_tsne": silhouette(&flat, &y),
+        "nmi_tsne": nmi(&y, &kmeans(&flat, k, a.seed, 10)),
+    });
+    std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
+    let mut coords = String::from("subject_id,path,label,x,y\n");
+    for ((id, l), p) in ids.iter().zip(&y).zip(&map) {
+        coords.push_str(&format!("{id},{l},{:.6},{:.6}\n", p[0], p[1]));
+    }
+    brainssl_scan::atomic_write(&a.out.join("tsne.csv"), coords.as_bytes())?;
+    brainssl_scan::atomic_write(
+        &a.out.join("metrics.json"),
+        serde_json::to_string_pretty(&m)?.as_bytes(),
+    )?;
+    scatter_png(&a.out.join("tsne.png"), &map, &y, 512).map_err(anyhow::Error::msg)?;
+    let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+    let table = format!(
+        "| model | n | silhouette (raw) | NMI (raw) | silhouette (t-SNE) | NMI (t-SNE) |\n|---|---|---|---|---|---|\n| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+        a.name,
+        x.len(),
+        f("silhouette_raw"),
+        f("nmi_raw"),
+        f("silhouette_tsne"),
+        f("nmi_tsne")
+    );
+    brainssl_scan::atomic_write(&a.out.join("table.md"), table.as_bytes())?;
+    print!("{table}");
+    Ok(())
+}
