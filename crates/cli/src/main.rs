@@ -72,6 +72,8 @@ enum Cmd {
     Embed(downstream::EmbedArgs),
     /// t-SNE map of embeddings with silhouette and NMI in raw and 2-D space (Table 7)
     Tsne(analysis::TsneArgs),
+    /// Mean high-frequency power spectral density per dataset, ratios and radial profiles (Figure 3)
+    Psd(analysis::PsdArgs),
     /// Accuracy, macro F1, positive-class F1 and AUROC of a prediction CSV (label,p0,p1,...)
     Metrics(metrics::MetricsArgs),
     /// Trainable parameters of each module of a preset
@@ -121,6 +123,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::ModelInfo(a) => pretrain::model_info(a),
         Cmd::Metrics(a) => metrics::run(a),
         Cmd::Tsne(a) => analysis::run(a),
+        Cmd::Psd(a) => analysis::psd(a),
         Cmd::Probe(a) => downstream::probe(a, brainssl_downstream::Mode::Frozen),
         Cmd::Finetune(a) => downstream::probe(a, brainssl_downstream::Mode::Finetune),
         Cmd::Cv(a) => downstream::cv(a),

@@ -166,6 +166,36 @@ fn pretrain_probe_finetune_cv_embed() {
     ]);
     assert!(d.join("emb.csv").exists());
 
+    // PSD of two datasets: the one synthesised at 40² and upsampled has less high-frequency power
+    let syn64 = d.join("syn64");
+    ok(&["synth", "--out", s(&syn64), "--subjects", "6", "--size", "64"]);
+    let psd = d.join("psd");
+    let out = ok(&[
+        "psd",
+        "--manifest",
+        s(&manifest),
+        s(&syn64.join("manifest.csv")),
+        "--names",
+        "a,b",
+        "--out",
+        s(&psd),
+        "--depth",
+        "32",
+        "--size",
+        "48",
+    ]);
+    let ratio: f64 = out
+        .lines()
+        .find(|l| l.starts_with("ratio a / b"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ratio > 0.0 && ratio < 1.0, "{out}");
+    assert!(psd.join("radial_psd.png").exists() && psd.join("psd.csv").exists());
+
     // bad input: a missing checkpoint is named
     let err = fails(&[
         "probe",

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod metrics;
 pub mod plot;
 pub mod predictions;
+pub mod spectrum;
 
 pub use metrics::{auroc_binary, auroc_ovr_macro, bootstrap, Metrics};
 pub use predictions::Predictions;

@@ -69,3 +69,57 @@ pub fn scatter_png(path: &Path, points: &[[f64; 2]], labels: &[usize], side: usi
     let bytes = png_rgb(side, side, &img)?;
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// Line plot of several series over a shared x grid, y on a log10 scale (non-positive values are
+/// skipped), series coloured in palette order.
+pub fn lines_png(path: &Path, x: &[f64], series: &[Vec<f64>], side: usize) -> Result<(), String> {
+    let mut img = vec![255u8; side * side * 3];
+    let margin = side / 16;
+    let ly: Vec<Vec<Option<f64>>> = series
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|&v| (v > 0.0 && v.is_finite()).then(|| v.log10()))
+                .collect()
+        })
+        .collect();
+    let all: Vec<f64> = ly.iter().flatten().flatten().copied().collect();
+    if all.is_empty() {
+        return Err("nothing to plot".into());
+    }
+    let (ylo, yhi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (xlo, xhi) = (x[0], x[x.len() - 1]);
+    let span = (side - 2 * margin - 1) as f64;
+    let px = |v: f64| margin as f64 + (v - xlo) / (xhi - xlo).max(1e-12) * span;
+    let py = |v: f64| (side - margin - 1) as f64 - (v - ylo) / (yhi - ylo).max(1e-12) * span;
+    let mut put = |x: i64, y: i64, c: [u8; 3]| {
+        if x >= 0 && y >= 0 && (x as usize) < side && (y as usize) < side {
+            let i = (y as usize * side + x as usize) * 3;
+            img[i..i + 3].copy_from_slice(&c);
+        }
+    };
+    for k in margin..side - margin {
+        put(k as i64, (side - margin) as i64, [0, 0, 0]);
+        put((margin - 1) as i64, k as i64, [0, 0, 0]);
+    }
+    for (si, s) in ly.iter().enumerate() {
+        let c = PALETTE[si % PALETTE.len()];
+        for i in 1..s.len() {
+            if let (Some(a), Some(b)) = (s[i - 1], s[i]) {
+                let (x0, y0, x1, y1) = (px(x[i - 1]), py(a), px(x[i]), py(b));
+                let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
+                for t in 0..=steps {
+                    let f = t as f64 / steps as f64;
+                    let (xx, yy) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
+                    for d in [-1i64, 0, 1] {
+                        put(xx.round() as i64, yy.round() as i64 + d, c);
+                    }
+                }
+            }
+        }
+    }
+    let bytes = png_rgb(side, side, &img)?;
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
