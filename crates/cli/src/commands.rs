@@ -1,21 +1,19 @@
 //! The data subcommands: info, preprocess, index, split, synth, print-config, demo.
 
 use anyhow::{bail, Context, Result};
-use brainssl_data::cache::{load_cropped, CropCache};
 use brainssl_data::index::{index_dir, IndexOptions};
-use brainssl_data::loader::{epoch_iter, Dataset, LoaderConfig};
+use brainssl_data::loader::LoaderConfig;
 use brainssl_data::splits::{self, DEFAULT_UID_RULES};
 use brainssl_data::synth::{generate, SynthConfig, SynthTask};
 use brainssl_data::Manifest;
 use brainssl_prep::foreground::ras_foreground;
-use brainssl_prep::{finish, preprocess_eval, AugmentConfig, Mode, PrepConfig, Prepared};
+use brainssl_prep::{preprocess_eval, AugmentConfig, PrepConfig, Prepared};
 use brainssl_scan::info::ScanInfo;
 use brainssl_scan::{load_scan, LoadOptions};
 use clap::Args;
 use regex::Regex;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(len);
@@ -369,120 +367,5 @@ pub fn devices(spec: &str) -> Result<()> {
     if max_err > 1e-2 {
         bail!("{spec}: results disagree with the host ({max_err:.2e})");
     }
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct DemoArgs {
-    /// Output folder
-    #[arg(long, default_value = "demo-out")]
-    pub out: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-/// Demo at this stage of the project: synthetic brains → manifest → subject-level split →
-/// cached, multi-threaded training batches and evaluation-mode volumes written for viewing.
-pub fn demo(a: DemoArgs) -> Result<()> {
-    let data = a.out.join("synth-ad");
-    let cfg = SynthConfig {
-        task: SynthTask::Ad,
-        subjects: 24,
-        sessions: 2,
-        size: 64,
-        seed: a.seed,
-        keep_skull: false,
-    };
-    let pb = progress(0, "synth");
-    let m = generate(&cfg, &data, &pb)?;
-    pb.finish_and_clear();
-    eprintln!(
-        "1/4 synthesised {} scans of {} subjects → {}",
-        m.rows.len(),
-        cfg.subjects,
-        data.join("manifest.csv").display()
-    );
-    let [train, val, test] = splits::train_val_test(&m.rows, [0.7, 0.15, 0.15], a.seed)?;
-    let splits_dir = a.out.join("splits");
-    for (name, rows) in [("train", &train), ("val", &val), ("test", &test)] {
-        Manifest {
-            rows: rows.clone(),
-            extra_columns: m.extra_columns.clone(),
-        }
-        .write(&splits_dir.join(format!("{name}.csv")))?;
-    }
-    eprintln!(
-        "2/4 subject-level split: {} / {} / {} scans → {}",
-        train.len(),
-        val.len(),
-        test.len(),
-        splits_dir.display()
-    );
-    let prep = PrepConfig {
-        depth: 32,
-        size: 48,
-        ..Default::default()
-    };
-    let ds = Arc::new(Dataset {
-        rows: train,
-        prep: prep.clone(),
-        augment: Some(AugmentConfig::default()),
-        cache: Some(CropCache::new(a.out.join("cache"))),
-    });
-    let lc = LoaderConfig {
-        batch_size: 4,
-        seed: a.seed,
-        ..Default::default()
-    };
-    for epoch in 0..2 {
-        let t = std::time::Instant::now();
-        let it = epoch_iter(ds.clone(), &lc, epoch);
-        let pb = progress(it.len() as u64, &format!("epoch {epoch}"));
-        let mut n = 0;
-        for b in it {
-            for (i, e) in &b.failures {
-                eprintln!("warning: sample {i} skipped: {e}");
-            }
-            n += b.shape[0];
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        let dt = t.elapsed().as_secs_f64();
-        eprintln!(
-            "3/4 training epoch {epoch}: {n} augmented volumes [1, {}, {}, {}] in {dt:.2} s ({:.1} vol/s{})",
-            prep.depth,
-            prep.size,
-            prep.size,
-            n as f64 / dt,
-            if epoch == 0 {
-                ", filling the cache"
-            } else {
-                ", from the cache"
-            }
-        );
-    }
-    let view = a.out.join("preprocessed");
-    let view_cfg = PrepConfig {
-        depth: 64,
-        size: 64,
-        ..Default::default()
-    };
-    for r in test.iter().take(4) {
-        // the loader's path for a manifest row: its box, else its mask, else voxels != 0
-        let c = load_cropped(r, view_cfg.margin)?;
-        let p = finish(&c, &view_cfg, Mode::Eval).map_err(|e| anyhow::anyhow!("{}: {e}", r.path.display()))?;
-        let name = r
-            .path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .replace(".nii.gz", "_prep.nii.gz");
-        write_prepared(&view.join(name), &p)?;
-    }
-    eprintln!(
-        "4/4 evaluation-mode volumes (64 x 64 x 64) for viewing → {}",
-        view.display()
-    );
-    println!("demo finished: outputs in {}", a.out.display());
     Ok(())
 }

@@ -4,6 +4,7 @@ mod analysis;
 mod bench;
 mod bench_train;
 mod commands;
+mod demo;
 mod downstream;
 mod metrics;
 mod pretrain;
@@ -85,7 +86,7 @@ enum Cmd {
         device: String,
     },
     /// Run the demo on built-in synthetic data
-    Demo(commands::DemoArgs),
+    Demo(demo::DemoArgs),
 }
 
 /// mimalloc's `mi_option_purge_delay` (index 15 in the v2 and v3 headers the crate bundles).
@@ -129,6 +130,6 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Cv(a) => downstream::cv(a),
         Cmd::Embed(a) => downstream::embed(a),
         Cmd::Devices { device } => commands::devices(&device),
-        Cmd::Demo(a) => commands::demo(a),
+        Cmd::Demo(a) => demo::demo(a),
     }
 }
