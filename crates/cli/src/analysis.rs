@@ -210,7 +210,7 @@ pub fn psd(a: PsdArgs) -> Result<()> {
         prof.push_str(&format!("{c:.4},{}\n", vals.join(",")));
     }
     brainssl_scan::atomic_write(&a.out.join("radial_psd.csv"), prof.as_bytes())?;
-    brainssl_eval::plot::lines_png(&a.out.join("radial_psd.png"), &centres, &profiles, 512)
+    brainssl_eval::plot::lines_png(&a.out.join("radial_psd.png"), &centres, &profiles, 512, true)
         .map_err(anyhow::Error::msg)?;
     Ok(())
 }

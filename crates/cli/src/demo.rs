@@ -200,10 +200,15 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         analysis.display()
     );
     println!("{table}");
+    let html = a.out.join("report.html");
+    crate::report::run(crate::report::ReportArgs {
+        runs: vec![a.out.clone()],
+        out: html.clone(),
+    })?;
     println!(
-        "demo finished in {:.0} s: summary {}, runs in {}",
+        "demo finished in {:.0} s: report {}, runs in {}",
         started.elapsed().as_secs_f64(),
-        a.out.join("summary.md").display(),
+        html.display(),
         a.out.display()
     );
     Ok(())

@@ -8,6 +8,7 @@ mod demo;
 mod downstream;
 mod metrics;
 mod pretrain;
+mod report;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -75,6 +76,8 @@ enum Cmd {
     Tsne(analysis::TsneArgs),
     /// Mean high-frequency power spectral density per dataset, ratios and radial profiles (Figure 3)
     Psd(analysis::PsdArgs),
+    /// One self-contained HTML report (and Markdown) from run folders
+    Report(report::ReportArgs),
     /// Accuracy, macro F1, positive-class F1 and AUROC of a prediction CSV (label,p0,p1,...)
     Metrics(metrics::MetricsArgs),
     /// Trainable parameters of each module of a preset
@@ -124,6 +127,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::ModelInfo(a) => pretrain::model_info(a),
         Cmd::Metrics(a) => metrics::run(a),
         Cmd::Tsne(a) => analysis::run(a),
+        Cmd::Report(a) => report::run(a),
         Cmd::Psd(a) => analysis::psd(a),
         Cmd::Probe(a) => downstream::probe(a, brainssl_downstream::Mode::Frozen),
         Cmd::Finetune(a) => downstream::probe(a, brainssl_downstream::Mode::Finetune),

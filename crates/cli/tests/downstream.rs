@@ -196,6 +196,16 @@ fn pretrain_probe_finetune_cv_embed() {
     assert!(ratio > 0.0 && ratio < 1.0, "{out}");
     assert!(psd.join("radial_psd.png").exists() && psd.join("psd.csv").exists());
 
+    // one report over every kind of output folder
+    let html = d.join("report.html");
+    let out = ok(&["report", s(&run), s(&probe), s(&cv), s(&ts), s(&psd), "--out", s(&html)]);
+    assert!(out.contains("5 sections"), "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<table>") && page.matches("data:image/png;base64,").count() >= 3);
+    let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+    assert!(md.contains("## Cross-validation") && md.contains("| test |"), "{md}");
+    assert!(fails(&["report", s(&syn), "--out", s(&html)]).contains("none of the folders"));
+
     // bad input: a missing checkpoint is named
     let err = fails(&[
         "probe",

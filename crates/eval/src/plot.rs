@@ -70,16 +70,19 @@ pub fn scatter_png(path: &Path, points: &[[f64; 2]], labels: &[usize], side: usi
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Line plot of several series over a shared x grid, y on a log10 scale (non-positive values are
-/// skipped), series coloured in palette order.
-pub fn lines_png(path: &Path, x: &[f64], series: &[Vec<f64>], side: usize) -> Result<(), String> {
+/// Line plot of several series over a shared x grid, y linear or on a log10 scale (non-positive
+/// values are then skipped), series coloured in palette order.
+pub fn lines_png(path: &Path, x: &[f64], series: &[Vec<f64>], side: usize, log_y: bool) -> Result<(), String> {
     let mut img = vec![255u8; side * side * 3];
     let margin = side / 16;
     let ly: Vec<Vec<Option<f64>>> = series
         .iter()
         .map(|s| {
             s.iter()
-                .map(|&v| (v > 0.0 && v.is_finite()).then(|| v.log10()))
+                .map(|&v| match log_y {
+                    true => (v > 0.0 && v.is_finite()).then(|| v.log10()),
+                    false => v.is_finite().then_some(v),
+                })
                 .collect()
         })
         .collect();
