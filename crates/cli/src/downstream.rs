@@ -1,6 +1,7 @@
 //! `brainssl probe`, `finetune` and `cv`: attentive-probe classification from a pretraining
 //! checkpoint (or from scratch), with selection by validation AUROC and test metrics (SPEC 5).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -355,5 +356,136 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
         }
     }
     println!("{} embeddings of width {d} → {}", rows.len(), a.out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct FewShotArgs {
+    /// Pretraining checkpoints, one per SSL model to compare
+    #[arg(long, required = true, num_args = 1..)]
+    checkpoint: Vec<PathBuf>,
+    /// Model names, comma-separated, in checkpoint order (default: the run folder names)
+    #[arg(long, value_delimiter = ',')]
+    names: Vec<String>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// One manifest: split by subject into a training pool, validation and test (--fractions)
+    #[arg(long)]
+    manifest: PathBuf,
+    #[arg(long, value_delimiter = ',', default_value = "0.6,0.2,0.2")]
+    fractions: Vec<f64>,
+    /// Subjects per class drawn from the pool
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
+    k: Vec<usize>,
+    /// Draws per k (seeds split_seed + k + i, as random_state = seed + k in the reference)
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    #[arg(long, default_value_t = 42)]
+    split_seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `brainssl fewshot`: fine-tune each SSL encoder on k subjects per class (several draws), test AUROC
+/// per k on the full validation-selected test split (SPEC 5.7, Figure 5).
+pub fn fewshot(a: FewShotArgs) -> Result<()> {
+    if a.fractions.len() != 3 {
+        bail!("--fractions takes three numbers: pool,val,test");
+    }
+    let names: Vec<String> = if a.names.is_empty() {
+        a.checkpoint
+            .iter()
+            .map(|c| {
+                c.ancestors()
+                    .nth(2)
+                    .and_then(|p| p.file_name())
+                    .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().to_string())
+            })
+            .collect()
+    } else if a.names.len() == a.checkpoint.len() {
+        a.names.clone()
+    } else {
+        bail!(
+            "--names has {} entries for {} checkpoints",
+            a.names.len(),
+            a.checkpoint.len()
+        );
+    };
+    let all = rows(&a.manifest)?;
+    let [pool, val, test] =
+        splits::train_val_test(&all, [a.fractions[0], a.fractions[1], a.fractions[2]], a.split_seed)?;
+    splits::check_disjoint(&[("pool", &pool), ("val", &val), ("test", &test)])?;
+    let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
+    let classes = classes_of(&[&all]);
+    let mut csv = String::from("model,k,draw,train_scans,test_auroc,test_accuracy,best_epoch\n");
+    let mut means: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut ks_done = Vec::new();
+    for &k in &a.k {
+        let draws: Vec<Vec<ManifestRow>> = match (0..a.seeds)
+            .map(|i| splits::few_shot(&pool, k, a.split_seed + k as u64 + i as u64))
+            .collect::<Result<Vec<_>>>()
+        {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("warning: k = {k} skipped: {e:#}");
+                continue;
+            }
+        };
+        ks_done.push(k as f64);
+        for (m, (ckpt, name)) in a.checkpoint.iter().zip(&names).enumerate() {
+            let mut aucs = Vec::new();
+            for (i, train_rows) in draws.iter().enumerate() {
+                let (_, mf) = brainssl_train::checkpoint::load(ckpt).map_err(|e| anyhow!(e))?;
+                let (_, enc) = load_encoder(ckpt, "student", &base.clone().autodiff())?;
+                let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
+                let split = Splits {
+                    train: train_rows.clone(),
+                    val: val.clone(),
+                    test: test.clone(),
+                };
+                let dir = a.out.join(format!("{name}-k{k}-draw{i}"));
+                let o = train(&cfg, enc, true, &split, &dir, &base, !a.recipe.quiet)?;
+                let _ = writeln!(
+                    csv,
+                    "{name},{k},{i},{},{:.4},{:.4},{}",
+                    train_rows.len(),
+                    o.test.auroc,
+                    o.test.accuracy,
+                    o.best_epoch + 1
+                );
+                aucs.push(o.test.auroc);
+            }
+            let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
+            println!("{name} k = {k}: test AUROC {mean:.3} (mean of {} draws)", aucs.len());
+            means[m].push(mean);
+        }
+    }
+    if ks_done.is_empty() {
+        bail!("no k could be drawn from the pool ({} scans)", pool.len());
+    }
+    std::fs::create_dir_all(&a.out)?;
+    brainssl_scan::atomic_write(&a.out.join("fewshot.csv"), csv.as_bytes())?;
+    let mut md = format!(
+        "| model | {} |\n|---|{}\n",
+        ks_done
+            .iter()
+            .map(|k| format!("k = {k}"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(ks_done.len())
+    );
+    for (name, m) in names.iter().zip(&means) {
+        let _ = writeln!(
+            md,
+            "| {name} | {} |",
+            m.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    brainssl_scan::atomic_write(&a.out.join("fewshot.md"), md.as_bytes())?;
+    if ks_done.len() >= 2 {
+        brainssl_eval::plot::lines_png(&a.out.join("fewshot.png"), &ks_done, &means, 512, false)
+            .map_err(anyhow::Error::msg)?;
+    }
+    print!("{md}");
     Ok(())
 }

@@ -70,6 +70,8 @@ enum Cmd {
     Finetune(downstream::ProbeArgs),
     /// Subject-level k-fold cross-validation of probe or fine-tuning, per-fold rows and mean ± std
     Cv(downstream::CvArgs),
+    /// Few-shot study: fine-tune encoders on k subjects per class, test AUROC per k (Figure 5)
+    Fewshot(downstream::FewShotArgs),
     /// Mean-pooled token embeddings of scans from a pretrained encoder
     Embed(downstream::EmbedArgs),
     /// t-SNE map of embeddings with silhouette and NMI in raw and 2-D space (Table 7)
@@ -133,6 +135,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Finetune(a) => downstream::probe(a, brainssl_downstream::Mode::Finetune),
         Cmd::Cv(a) => downstream::cv(a),
         Cmd::Embed(a) => downstream::embed(a),
+        Cmd::Fewshot(a) => downstream::fewshot(a),
         Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => demo::demo(a),
     }

@@ -196,6 +196,31 @@ fn pretrain_probe_finetune_cv_embed() {
     assert!(ratio > 0.0 && ratio < 1.0, "{out}");
     assert!(psd.join("radial_psd.png").exists() && psd.join("psd.csv").exists());
 
+    // few-shot: k subjects per class from the pool, one draw each; an impossible k is skipped
+    let fs = d.join("fewshot");
+    let out = ok(&[
+        "fewshot",
+        "--checkpoint",
+        s(&ckpt),
+        "--names",
+        "jepa",
+        "--manifest",
+        s(&manifest),
+        "--k",
+        "2,3,50",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        s(&fs),
+        "--quiet",
+    ]);
+    assert!(out.contains("| jepa |") && out.contains("k = 3"), "{out}");
+    let rows = std::fs::read_to_string(fs.join("fewshot.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    assert!(rows.lines().nth(1).unwrap().starts_with("jepa,2,0,"), "{rows}");
+
     // one report over every kind of output folder
     let html = d.join("report.html");
     let out = ok(&["report", s(&run), s(&probe), s(&cv), s(&ts), s(&psd), "--out", s(&html)]);
