@@ -243,3 +243,59 @@ fn pretrain_probe_finetune_cv_embed() {
     ]);
     assert!(err.contains("nope.safetensors"), "{err}");
 }
+
+#[test]
+fn three_class_probe_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let syn = d.join("syn");
+    ok(&[
+        "synth",
+        "--out",
+        s(&syn),
+        "--task",
+        "tumor-grade-3",
+        "--subjects",
+        "15",
+        "--size",
+        "40",
+    ]);
+    let manifest = syn.join("manifest.csv");
+    let cfg = d.join("small.toml");
+    std::fs::write(&cfg, "batch_size = 4\n[prep]\ndepth = 16\nsize = 32\n").unwrap();
+    let out = d.join("probe");
+    ok(&[
+        "probe",
+        "--from-scratch",
+        "tiny-mae",
+        "--manifest",
+        s(&manifest),
+        "--fractions",
+        "0.4,0.3,0.3",
+        "--out",
+        s(&out),
+        "--epochs",
+        "1",
+        "--config",
+        s(&cfg),
+        "--quiet",
+    ]);
+    let p = std::fs::read_to_string(out.join("test_predictions.csv")).unwrap();
+    assert!(p.lines().next().unwrap().ends_with("p0,p1,p2"), "{p}");
+    // probabilities sum to one; one-vs-rest AUROC, no positive-class F1
+    for line in p.lines().skip(1) {
+        let sum: f64 = line.split(',').skip(3).map(|v| v.parse::<f64>().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{line}");
+    }
+    let v: serde_json::Value = serde_json::from_str(
+        ok(&[
+            "metrics",
+            "--predictions",
+            s(&out.join("test_predictions.csv")),
+            "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert!(v.get("f1_positive").is_none() && v["auroc"].as_f64().is_some(), "{v}");
+}
