@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use brainssl_backend::{Device, DeviceSpec};
 use brainssl_data::{splits, Manifest, ManifestRow};
+use brainssl_downstream::baseline::ResNetClassifier;
 use brainssl_downstream::encoder::{load_encoder, random_encoder};
-use brainssl_downstream::probe::{train, Outcome, Splits};
+use brainssl_downstream::probe::{train, Downstream, Outcome, Splits};
 use brainssl_downstream::{DownstreamConfig, Mode};
 use brainssl_models::VisionTransformer3d;
 use brainssl_train::PretrainConfig;
@@ -44,11 +45,7 @@ pub struct RecipeArgs {
 }
 
 #[derive(Args)]
-pub struct ProbeArgs {
-    #[command(flatten)]
-    encoder: EncoderArgs,
-    #[command(flatten)]
-    recipe: RecipeArgs,
+pub struct SplitArgs {
     #[arg(long, requires_all = ["val", "test"], conflicts_with = "manifest")]
     train: Option<PathBuf>,
     #[arg(long)]
@@ -62,6 +59,40 @@ pub struct ProbeArgs {
     fractions: Vec<f64>,
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
+}
+
+impl SplitArgs {
+    /// Subject-disjoint train/val/test rows.
+    fn splits(&self) -> Result<Splits> {
+        let split = match (&self.train, &self.manifest) {
+            (Some(t), _) => Splits {
+                train: rows(t)?,
+                val: rows(self.val.as_ref().expect("clap"))?,
+                test: rows(self.test.as_ref().expect("clap"))?,
+            },
+            (None, Some(m)) => {
+                if self.fractions.len() != 3 {
+                    bail!("--fractions takes three numbers: train,val,test");
+                }
+                let f = [self.fractions[0], self.fractions[1], self.fractions[2]];
+                let [train, val, test] = splits::train_val_test(&rows(m)?, f, self.split_seed)?;
+                Splits { train, val, test }
+            }
+            _ => bail!("give --train/--val/--test or --manifest"),
+        };
+        splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
+        Ok(split)
+    }
+}
+
+#[derive(Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    encoder: EncoderArgs,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    #[command(flatten)]
+    data: SplitArgs,
     #[arg(long)]
     out: PathBuf,
 }
@@ -119,7 +150,12 @@ fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> R
     c.prep.depth = pre.data.prep.depth;
     c.prep.size = pre.data.prep.size;
     c.classifier.heads = pre.encoder.heads;
-    if let Some(path) = &r.config {
+    overrides(c, r.config.as_deref(), r.epochs)
+}
+
+/// `--config` (any subset of the downstream config's keys) and `--epochs` on top of a recipe.
+fn overrides(mut c: DownstreamConfig, config: Option<&Path>, epochs: Option<usize>) -> Result<DownstreamConfig> {
+    if let Some(path) = config {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut base = toml::Value::try_from(&c)?;
         let over: toml::Value = toml::from_str(&text).with_context(|| path.display().to_string())?;
@@ -132,7 +168,7 @@ fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> R
             .try_into()
             .with_context(|| format!("{}: invalid downstream config", path.display()))?;
     }
-    if let Some(e) = r.epochs {
+    if let Some(e) = epochs {
         c.epochs = e;
         c.warmup_epochs = c.warmup_epochs.min(e);
     }
@@ -165,32 +201,20 @@ fn print_outcome(what: &str, o: &Outcome) {
 }
 
 pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
-    let split = match (&a.train, &a.manifest) {
-        (Some(t), _) => Splits {
-            train: rows(t)?,
-            val: rows(a.val.as_ref().expect("clap"))?,
-            test: rows(a.test.as_ref().expect("clap"))?,
-        },
-        (None, Some(m)) => {
-            if a.fractions.len() != 3 {
-                bail!("--fractions takes three numbers: train,val,test");
-            }
-            let [train, val, test] = splits::train_val_test(
-                &rows(m)?,
-                [a.fractions[0], a.fractions[1], a.fractions[2]],
-                a.split_seed,
-            )?;
-            Splits { train, val, test }
-        }
-        _ => bail!("give --train/--val/--test or --manifest"),
-    };
-    splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
+    let split = a.data.splits()?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let (enc, pretrained, pre) = encoder(&a.encoder, &base.clone().autodiff())?;
     let classes = classes_of(&[&split.train, &split.val, &split.test]);
     let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
     cfg.checkpoint_key = a.encoder.checkpoint_key.clone();
-    let o = train(&cfg, enc, pretrained, &split, &a.out, &base, !a.recipe.quiet)?;
+    let o = train(
+        &cfg,
+        Downstream::new(&cfg, enc, pretrained)?,
+        &split,
+        &a.out,
+        &base,
+        !a.recipe.quiet,
+    )?;
     print_outcome(&a.out.display().to_string(), &o);
     println!("predictions: {}", a.out.join("test_predictions.csv").display());
     Ok(())
@@ -229,7 +253,14 @@ pub fn cv(a: CvArgs) -> Result<()> {
         let (enc, pretrained, pre) = encoder(&a.encoder, &base.clone().autodiff())?;
         let cfg = recipe(&a.recipe, mode, classes, &pre)?;
         let dir = a.out.join(format!("fold{i}"));
-        let o = train(&cfg, enc, pretrained, &split, &dir, &base, !a.recipe.quiet)?;
+        let o = train(
+            &cfg,
+            Downstream::new(&cfg, enc, pretrained)?,
+            &split,
+            &dir,
+            &base,
+            !a.recipe.quiet,
+        )?;
         print_outcome(&format!("fold {i}"), &o);
         table.push_str(&format!(
             "{i},{:.2},{:.4},{},{:.4},{}\n",
@@ -444,7 +475,14 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                     test: test.clone(),
                 };
                 let dir = a.out.join(format!("{name}-k{k}-draw{i}"));
-                let o = train(&cfg, enc, true, &split, &dir, &base, !a.recipe.quiet)?;
+                let o = train(
+                    &cfg,
+                    Downstream::new(&cfg, enc, true)?,
+                    &split,
+                    &dir,
+                    &base,
+                    !a.recipe.quiet,
+                )?;
                 let _ = writeln!(
                     csv,
                     "{name},{k},{i},{},{:.4},{:.4},{}",
@@ -487,5 +525,41 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)?;
     }
     print!("{md}");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BaselineArgs {
+    #[command(flatten)]
+    data: SplitArgs,
+    /// Input depth and in-plane size (the paper's downstream input is 144 x 160 x 160)
+    #[arg(long, default_value_t = 144)]
+    depth: usize,
+    #[arg(long, default_value_t = 160)]
+    size: usize,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// TOML overrides of the downstream config
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `brainssl baseline`: the supervised 3-D ResNet-50 from scratch, same pipeline and selection rule.
+pub fn baseline(a: BaselineArgs) -> Result<()> {
+    let split = a.data.splits()?;
+    let base = a.device.parse::<DeviceSpec>()?.device()?;
+    let classes = classes_of(&[&split.train, &split.val, &split.test]);
+    let mut cfg = DownstreamConfig::resnet(classes, a.size <= 64);
+    (cfg.prep.depth, cfg.prep.size) = (a.depth, a.size);
+    let cfg = overrides(cfg, a.config.as_deref(), a.epochs)?;
+    let model = ResNetClassifier::new(classes, cfg.seed, &base.clone().autodiff());
+    let o = train(&cfg, model, &split, &a.out, &base, !a.quiet)?;
+    print_outcome(&format!("{} (ResNet-50 3-D)", a.out.display()), &o);
     Ok(())
 }

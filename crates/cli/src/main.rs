@@ -68,6 +68,8 @@ enum Cmd {
     Probe(downstream::ProbeArgs),
     /// Fine-tune encoder and classifier, select by validation AUROC, test
     Finetune(downstream::ProbeArgs),
+    /// Supervised 3-D ResNet-50 baseline trained from scratch, selected by validation AUROC
+    Baseline(downstream::BaselineArgs),
     /// Subject-level k-fold cross-validation of probe or fine-tuning, per-fold rows and mean ± std
     Cv(downstream::CvArgs),
     /// Few-shot study: fine-tune encoders on k subjects per class, test AUROC per k (Figure 5)
@@ -134,6 +136,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Probe(a) => downstream::probe(a, brainssl_downstream::Mode::Frozen),
         Cmd::Finetune(a) => downstream::probe(a, brainssl_downstream::Mode::Finetune),
         Cmd::Cv(a) => downstream::cv(a),
+        Cmd::Baseline(a) => downstream::baseline(a),
         Cmd::Embed(a) => downstream::embed(a),
         Cmd::Fewshot(a) => downstream::fewshot(a),
         Cmd::Devices { device } => commands::devices(&device),

@@ -108,6 +108,27 @@ fn pretrain_probe_finetune_cv_embed() {
         "--quiet",
     ]);
 
+    // the supervised ResNet-50 3-D baseline from scratch, same selection rule
+    let rn = d.join("resnet");
+    let out = ok(&[
+        "baseline",
+        "--manifest",
+        s(&manifest),
+        "--depth",
+        "16",
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--out",
+        s(&rn),
+        "--quiet",
+    ]);
+    assert!(
+        out.contains("ResNet-50 3-D") && rn.join("metrics.json").exists(),
+        "{out}"
+    );
+
     // 2-fold cross-validation: per-fold rows plus mean and std
     let cv = d.join("cv");
     let out = ok(&[

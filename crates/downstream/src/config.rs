@@ -101,6 +101,17 @@ impl DownstreamConfig {
         c
     }
 
+    /// The ResNet-50 baseline's recipe (SPEC 5.8, historical config): lr 1e-6 → 1e-4 → 1e-7, warm-up
+    /// 5 epochs (1 at tiny size), batch 16 (4), no accumulation, clipping 1.0 after warm-up.
+    pub fn resnet(num_classes: usize, tiny: bool) -> Self {
+        let mut c = Self::paper(Mode::Finetune, num_classes, tiny);
+        (c.start_lr, c.lr, c.final_lr) = (1e-6, 1e-4, 1e-7);
+        c.warmup_epochs = if tiny { 1 } else { 5 };
+        c.batch_size = if tiny { 4 } else { 16 };
+        c.epochs = if tiny { 12 } else { 180 };
+        c
+    }
+
     pub fn validate(&self, embed_dim: usize) -> Result<(), String> {
         self.classifier.validate(embed_dim)?;
         self.prep.validate()?;

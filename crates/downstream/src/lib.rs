@@ -2,6 +2,7 @@
 //! training from scratch), an attentive classifier, frozen probes and fine-tuning with selection by
 //! validation AUROC, k-fold cross-validation, and embeddings.
 
+pub mod baseline;
 pub mod config;
 pub mod embed;
 pub mod encoder;

@@ -26,17 +26,81 @@ use serde::Serialize;
 
 use crate::config::{DownstreamConfig, Mode};
 
-/// Encoder and classifier; parameter paths `encoder.…`, `classifier.…`.
+/// What the training loop needs from a model: logits for a training batch, probabilities in
+/// evaluation mode, and how its parameters are clipped and scaled.
+pub trait Classifier: Module + Clone {
+    /// Logits [B, C] of a training batch `x` (on the autodiff device) in `epoch`.
+    fn train_logits(&self, x: Tensor<5>, epoch: usize, rng: &mut Rng) -> Tensor<2>;
+    /// Class probabilities [B, C] (called on the `valid()` model).
+    fn probabilities(&self, x: Tensor<5>) -> Tensor<2>;
+    /// Parameter path prefixes clipped separately, with their thresholds (0: no clipping).
+    fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)>;
+    /// Learning-rate multiplier of a parameter (layer-wise decay).
+    fn lr_scale(&self, _path: &str) -> f64 {
+        1.0
+    }
+}
+
+/// Encoder and attentive classifier; parameter paths `encoder.…`, `classifier.…`.
 #[derive(Module, Debug)]
 pub struct Downstream {
     pub encoder: VisionTransformer3d,
     pub classifier: AttentiveClassifier,
+    /// The encoder runs frozen (no gradients) in epochs below this (usize::MAX: a frozen probe).
+    #[module(skip)]
+    pub frozen_epochs: usize,
+    #[module(skip)]
+    pub layer_decay: Option<f64>,
 }
 
 impl Downstream {
-    /// Class probabilities of a batch (no gradients).
-    pub fn probabilities(&self, x: Tensor<5>) -> Tensor<2> {
+    /// A fresh classifier on `encoder` (already on the autodiff device) for `cfg`; without a
+    /// pretrained encoder the encoder warm-up is 0 (SPEC 5.2).
+    pub fn new(cfg: &DownstreamConfig, encoder: VisionTransformer3d, pretrained: bool) -> Result<Self> {
+        let d = encoder.embed_dim();
+        cfg.validate(d).map_err(|e| anyhow!(e))?;
+        let device = encoder.patch_embed.weight.val().device();
+        let classifier = cfg.classifier.init(d, &mut Rng::new(cfg.seed ^ 0x636c_6173), &device);
+        let frozen_epochs = match cfg.mode {
+            Mode::Frozen => usize::MAX,
+            Mode::Finetune if pretrained => cfg.encoder_warmup,
+            Mode::Finetune => 0,
+        };
+        Ok(Downstream {
+            encoder,
+            classifier,
+            frozen_epochs,
+            layer_decay: cfg.layer_decay,
+        })
+    }
+}
+
+impl Classifier for Downstream {
+    fn train_logits(&self, x: Tensor<5>, epoch: usize, _rng: &mut Rng) -> Tensor<2> {
+        let tokens = if epoch < self.frozen_epochs {
+            // no graph through the encoder: it runs on the plain device
+            let device = x.device();
+            Tensor::from_inner(self.encoder.valid().forward(x.inner(), None)).to_device(&device)
+        } else {
+            self.encoder.forward(x, None)
+        };
+        self.classifier.forward(tokens)
+    }
+
+    fn probabilities(&self, x: Tensor<5>) -> Tensor<2> {
         softmax(self.classifier.forward(self.encoder.forward(x, None)), 1)
+    }
+
+    fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)> {
+        vec![("classifier.", cfg.clip_classifier), ("encoder.", cfg.clip_encoder)]
+    }
+
+    fn lr_scale(&self, path: &str) -> f64 {
+        let depth = self.encoder.blocks.len();
+        match self.layer_decay {
+            Some(ld) if path.starts_with("encoder.") => ld.powi((depth + 1 - layer_id(path, depth)) as i32),
+            _ => 1.0,
+        }
     }
 }
 
@@ -91,8 +155,8 @@ fn labels_of(rows: &[ManifestRow], classes: usize, what: &str) -> Result<()> {
 
 /// Probabilities of every row in evaluation mode, in row order. A scan that fails to load is an
 /// error: metrics over part of a split would be silently wrong.
-pub fn predict(
-    model: &Downstream,
+pub fn predict<M: Classifier>(
+    model: &M,
     rows: &[ManifestRow],
     cfg: &DownstreamConfig,
     device: &Device,
@@ -156,12 +220,10 @@ fn metrics_of(rows: &[ManifestRow], probs: &[Vec<f64>]) -> Result<Metrics> {
     Metrics::compute(probs, &labels).map_err(|e| anyhow!(e))
 }
 
-/// Trains the classifier (and, fine-tuning, the encoder) and evaluates on the test split.
-/// `pretrained`: whether the encoder came from a checkpoint (encoder warm-up is forced to 0 otherwise).
-pub fn train(
+/// Trains `model` (on the autodiff device of `base`) and evaluates it on the test split.
+pub fn train<M: Classifier>(
     cfg: &DownstreamConfig,
-    encoder: VisionTransformer3d,
-    pretrained: bool,
+    mut model: M,
     splits: &Splits,
     out: &Path,
     base: &Device,
@@ -174,16 +236,11 @@ pub fn train(
         }
         labels_of(rows, c, what)?;
     }
-    let d = encoder.embed_dim();
-    cfg.validate(d).map_err(|e| anyhow!(e))?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     brainssl_scan::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())?;
     let device = base.clone().autodiff();
     let base = base.clone();
-    let classifier = cfg.classifier.init(d, &mut Rng::new(cfg.seed ^ 0x636c_6173), &device);
-    let mut model = Downstream { encoder, classifier };
-    let depth = model.encoder.blocks.len();
-    let encoder_warmup = if pretrained { cfg.encoder_warmup } else { 0 };
+    let mut rng = Rng::new(cfg.seed ^ 0x6472_6f70);
 
     let ds = Arc::new(Dataset {
         rows: splits.train.clone(),
@@ -221,12 +278,10 @@ pub fn train(
     } else {
         ProgressBar::hidden()
     };
-    let mut best: Option<(f64, usize, Downstream, Metrics)> = None;
+    let mut best: Option<(f64, usize, M, Metrics)> = None;
     let mut micro = 0usize;
     for epoch in 0..cfg.epochs {
         let started = Instant::now();
-        let frozen = cfg.mode == Mode::Frozen || epoch < encoder_warmup;
-        let frozen_encoder = frozen.then(|| model.encoder.valid());
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         let mut acc: Option<GradientsParams> = None;
         let mut pending = 0usize;
@@ -245,17 +300,8 @@ pub fn train(
             let wd = wds.at(micro + 1);
             micro += 1;
             let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
-            let tokens = match &frozen_encoder {
-                Some(enc) => {
-                    let x = Tensor::<5>::from_data(TensorData::new(batch.data, batch.shape), &base);
-                    Tensor::from_inner(enc.forward(x, None)).to_device(&device)
-                }
-                None => {
-                    let x = Tensor::<5>::from_data(TensorData::new(batch.data, batch.shape), &device);
-                    model.encoder.forward(x, None)
-                }
-            };
-            let loss = cross_entropy(model.classifier.forward(tokens), &labels);
+            let x = Tensor::<5>::from_data(TensorData::new(batch.data, batch.shape), &device);
+            let loss = cross_entropy(model.train_logits(x, epoch, &mut rng), &labels);
             let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
                 pb.println(format!(
@@ -282,18 +328,12 @@ pub fn train(
             if pending == cfg.accum_steps {
                 let grads = acc.take().expect("accumulated");
                 let clip_on = epoch > cfg.warmup_epochs;
-                let layer_decay = cfg.layer_decay;
-                let scale = |path: &str| match layer_decay {
-                    Some(ld) if path.starts_with("encoder.") => ld.powi((depth + 1 - layer_id(path, depth)) as i32),
-                    _ => 1.0,
-                };
-                let clips = [
-                    clip_on.then_some(cfg.clip_classifier).filter(|c| *c > 0.0),
-                    clip_on.then_some(cfg.clip_encoder).filter(|c| *c > 0.0),
-                ];
-                model = opt
-                    .step_scaled(model, &grads, lr, wd, &["classifier.", "encoder."], &clips, &scale)
-                    .0;
+                let groups = model.clip_groups(cfg);
+                let prefixes: Vec<&str> = groups.iter().map(|g| g.0).collect();
+                let clips: Vec<Option<f64>> = groups.iter().map(|g| (clip_on && g.1 > 0.0).then_some(g.1)).collect();
+                let scaled = model.clone();
+                let scale = |path: &str| scaled.lr_scale(path);
+                model = opt.step_scaled(model, &grads, lr, wd, &prefixes, &clips, &scale).0;
                 pending = 0;
             }
         }

@@ -10,11 +10,13 @@ pub mod layers;
 pub mod named;
 pub mod pos_embed;
 pub mod predictor;
+pub mod resnet;
 pub mod tokens;
 pub mod vit;
 
 pub use classifier::{AttentiveClassifier, ClassifierConfig};
 pub use named::{count_params, map_params, named_params, NamedParam, NamedValue};
 pub use predictor::{MaskedPredictor, PredictorConfig};
+pub use resnet::ResNet3d;
 pub use tokens::{patchify, unpatchify, TokenIndex};
 pub use vit::{VisionTransformer3d, VitConfig, VitSize};

@@ -20,6 +20,7 @@ pub enum NamedValue {
     R2(Tensor<2>),
     R3(Tensor<3>),
     R4(Tensor<4>),
+    R5(Tensor<5>),
 }
 
 impl NamedValue {
@@ -30,6 +31,7 @@ impl NamedValue {
             NamedValue::R2(t) => t.clone().flatten(0, 1),
             NamedValue::R3(t) => t.clone().flatten(0, 2),
             NamedValue::R4(t) => t.clone().flatten(0, 3),
+            NamedValue::R5(t) => t.clone().flatten(0, 4),
         }
     }
 
@@ -40,6 +42,7 @@ impl NamedValue {
             NamedValue::R2(t) => t.clone().into_data(),
             NamedValue::R3(t) => t.clone().into_data(),
             NamedValue::R4(t) => t.clone().into_data(),
+            NamedValue::R5(t) => t.clone().into_data(),
         };
         data.convert::<f32>().try_to_vec::<f32>().expect("float parameter")
     }
@@ -66,6 +69,7 @@ impl ModuleVisitor for Collector {
             2 => NamedValue::R2(value.reshape([shape[0], shape[1]])),
             3 => NamedValue::R3(value.reshape([shape[0], shape[1], shape[2]])),
             4 => NamedValue::R4(value.reshape([shape[0], shape[1], shape[2], shape[3]])),
+            5 => NamedValue::R5(value.reshape([shape[0], shape[1], shape[2], shape[3], shape[4]])),
             _ => panic!("parameters of rank {D} are not used by brainssl models"),
         };
         self.out.push(NamedParam {
@@ -84,10 +88,19 @@ pub fn named_params<M: Module>(module: &M) -> Vec<NamedParam> {
     c.out
 }
 
-/// Number of trainable scalars (fixed positional embeddings are not parameters here).
+impl NamedParam {
+    /// BatchNorm running statistics: state saved with the model, not trained.
+    pub fn is_buffer(&self) -> bool {
+        self.path.ends_with("running_mean") || self.path.ends_with("running_var")
+    }
+}
+
+/// Number of trainable scalars (fixed positional embeddings and BatchNorm running statistics are
+/// not parameters here).
 pub fn count_params<M: Module>(module: &M) -> usize {
     named_params(module)
         .iter()
+        .filter(|p| !p.is_buffer())
         .map(|p| p.shape.iter().product::<usize>())
         .sum()
 }

@@ -3,7 +3,9 @@
 use brainssl_backend::burn::tensor::module::conv3d;
 use brainssl_backend::burn::tensor::ops::ConvOptions;
 use brainssl_backend::{Device, Tensor, TensorData};
-use brainssl_models::{count_params, named_params, ClassifierConfig, PredictorConfig, TokenIndex, VitConfig, VitSize};
+use brainssl_models::{
+    count_params, named_params, ClassifierConfig, PredictorConfig, ResNet3d, TokenIndex, VitConfig, VitSize,
+};
 use brainssl_prep::rng::Rng;
 
 #[test]
@@ -27,6 +29,16 @@ fn reference_parameter_counts() {
         };
         assert_eq!(count_params(&c.init(768, &mut rng, &device)), want, "depth {depth}");
     }
+}
+
+#[test]
+fn resnet50_3d_matches_pytorch_parameter_count_and_shapes() {
+    let device = Device::flex();
+    let m = ResNet3d::resnet50(2, &mut Rng::new(0), &device);
+    // the same network built in PyTorch from SPEC 3.6 (1 channel, 2 classes, Conv3d/BatchNorm3d)
+    assert_eq!(count_params(&m), 46_159_170);
+    let y = m.forward(Tensor::<5>::ones([2, 1, 16, 32, 32], &device), None);
+    assert_eq!(y.dims(), [2, 2]);
 }
 
 #[test]

@@ -41,6 +41,7 @@ fn flat_grad(grads: &GradientsParams, p: &NamedParam) -> Option<Tensor<1>> {
         2 => grads.get::<2>(id).map(|g| g.flatten(0, 1)),
         3 => grads.get::<3>(id).map(|g| g.flatten(0, 2)),
         4 => grads.get::<4>(id).map(|g| g.flatten(0, 3)),
+        5 => grads.get::<5>(id).map(|g| g.flatten(0, 4)),
         r => panic!("{}: rank {r} parameters are not supported", p.path),
     }
 }
@@ -82,6 +83,7 @@ pub fn add_grads<M: Module>(acc: &mut GradientsParams, mut more: GradientsParams
             2 => add!(2),
             3 => add!(3),
             4 => add!(4),
+            5 => add!(5),
             r => panic!("rank {r} parameter {}", p.path),
         }
     }

@@ -220,6 +220,7 @@ fn average_grads(mut all: Vec<GradientsParams>, student: &Student, device: &Devi
             2 => avg!(2),
             3 => avg!(3),
             4 => avg!(4),
+            5 => avg!(5),
             r => panic!("rank {r} parameter {}", p.path),
         }
     }
