@@ -413,6 +413,9 @@ pub struct FewShotArgs {
     seeds: usize,
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
+    /// Also train the supervised ResNet-50 3-D on every draw (the paper's Figure 5 baseline)
+    #[arg(long)]
+    baseline: bool,
     #[arg(long)]
     out: PathBuf,
 }
@@ -449,6 +452,10 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let classes = classes_of(&[&all]);
     let mut csv = String::from("model,k,draw,train_scans,test_auroc,test_accuracy,best_epoch\n");
+    let mut names = names;
+    if a.baseline {
+        names.push("resnet50".into());
+    }
     let mut means: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut ks_done = Vec::new();
     for &k in &a.k {
@@ -463,26 +470,39 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
             }
         };
         ks_done.push(k as f64);
-        for (m, (ckpt, name)) in a.checkpoint.iter().zip(&names).enumerate() {
+        for (m, name) in names.iter().enumerate() {
             let mut aucs = Vec::new();
             for (i, train_rows) in draws.iter().enumerate() {
-                let (_, mf) = brainssl_train::checkpoint::load(ckpt).map_err(|e| anyhow!(e))?;
-                let (_, enc) = load_encoder(ckpt, "student", &base.clone().autodiff())?;
-                let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
                 let split = Splits {
                     train: train_rows.clone(),
                     val: val.clone(),
                     test: test.clone(),
                 };
                 let dir = a.out.join(format!("{name}-k{k}-draw{i}"));
-                let o = train(
-                    &cfg,
-                    Downstream::new(&cfg, enc, true)?,
-                    &split,
-                    &dir,
-                    &base,
-                    !a.recipe.quiet,
-                )?;
+                let o = match a.checkpoint.get(m) {
+                    Some(ckpt) => {
+                        let (_, mf) = brainssl_train::checkpoint::load(ckpt).map_err(|e| anyhow!(e))?;
+                        let (_, enc) = load_encoder(ckpt, "student", &base.clone().autodiff())?;
+                        let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
+                        train(
+                            &cfg,
+                            Downstream::new(&cfg, enc, true)?,
+                            &split,
+                            &dir,
+                            &base,
+                            !a.recipe.quiet,
+                        )?
+                    }
+                    None => {
+                        // the baseline sees the same input size as the first SSL model
+                        let (_, mf) = brainssl_train::checkpoint::load(&a.checkpoint[0]).map_err(|e| anyhow!(e))?;
+                        let mut cfg = DownstreamConfig::resnet(classes, mf.config.data.prep.size <= 64);
+                        (cfg.prep.depth, cfg.prep.size) = (mf.config.data.prep.depth, mf.config.data.prep.size);
+                        let cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;
+                        let model = ResNetClassifier::new(classes, cfg.seed, &base.clone().autodiff());
+                        train(&cfg, model, &split, &dir, &base, !a.recipe.quiet)?
+                    }
+                };
                 let _ = writeln!(
                     csv,
                     "{name},{k},{i},{},{:.4},{:.4},{}",
