@@ -208,3 +208,29 @@ fn model_info_and_print_config_for_presets() {
     let e = fails(&["print-config", "--preset", "nope"]);
     assert!(e.contains("unknown preset"), "{e}");
 }
+
+#[test]
+fn bench_train_prints_a_row_per_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_overrides(dir.path(), "");
+    let out = ok(&[
+        "bench",
+        "train",
+        "--preset",
+        "tiny-mae,tiny-vcr-jepa",
+        "--config",
+        &cfg,
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--python",
+        "none",
+    ]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| tiny-")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    // batch 4, 16x32x32 input: 2 x 4 x 4 = 32 tokens
+    assert!(rows[0].starts_with("| tiny-mae | 4 | 32 ("), "{out}");
+}
