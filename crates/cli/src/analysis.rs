@@ -115,22 +115,22 @@ pub fn run(a: TsneArgs) -> Result<()> {
 pub struct PsdArgs {
     /// One manifest per dataset (two or more)
     #[arg(long, required = true, num_args = 1..)]
-    manifest: Vec<PathBuf>,
+    pub manifest: Vec<PathBuf>,
     /// Dataset names, comma-separated, in manifest order (default: file stems)
     #[arg(long, value_delimiter = ',')]
-    names: Vec<String>,
+    pub names: Vec<String>,
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     #[arg(long, default_value_t = 144)]
-    depth: usize,
+    pub depth: usize,
     #[arg(long, default_value_t = 160)]
-    size: usize,
+    pub size: usize,
     /// Normalised radius from which a bin counts as high frequency
     #[arg(long, default_value_t = 0.3)]
-    cutoff: f64,
+    pub cutoff: f64,
     /// Radial bins of the profile
     #[arg(long, default_value_t = 40)]
-    bins: usize,
+    pub bins: usize,
 }
 
 /// `brainssl psd`: mean high-frequency PSD per dataset, ratios and radial profiles (Figure 3).
