@@ -4,19 +4,6 @@
 use rustfft::num_complex::Complex;
 use rustfft::FftPlanner;
 
-fn fftfreq(n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|k| {
-            let k = if k < n.div_ceil(2) {
-                k as f64
-            } else {
-                k as f64 - n as f64
-            };
-            k / n as f64
-        })
-        .collect()
-}
-
 /// |FFTn(v)|² / N for a row-major [T, H, W] volume, same layout.
 pub fn power_spectrum(v: &[f32], [t, h, w]: [usize; 3]) -> Vec<f64> {
     let n = t * h * w;
@@ -47,21 +34,7 @@ pub fn power_spectrum(v: &[f32], [t, h, w]: [usize; 3]) -> Vec<f64> {
     data.iter().map(|c| c.norm_sqr() / n as f64).collect()
 }
 
-/// Normalised radius r/max(r) of every bin, row-major [T, H, W].
-pub fn radius([t, h, w]: [usize; 3]) -> Vec<f64> {
-    let (ft, fh, fw) = (fftfreq(t), fftfreq(h), fftfreq(w));
-    let sq = |v: &[f64]| v.iter().map(|f| f * f).fold(0.0, f64::max);
-    let rmax = (sq(&ft) + sq(&fh) + sq(&fw)).sqrt();
-    let mut r = Vec::with_capacity(t * h * w);
-    for a in &ft {
-        for b in &fh {
-            for c in &fw {
-                r.push((a * a + b * b + c * c).sqrt() / rmax);
-            }
-        }
-    }
-    r
-}
+pub use brainssl_prep::frequency::normalised_radius as radius;
 
 /// Mean PSD over bins with normalised radius ≥ `cutoff`, and the radial profile in `bins` equal-width
 /// bins of [0, 1].

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod foreground;
+pub mod frequency;
 pub mod intensity;
 pub mod pipeline;
 pub mod resize;
