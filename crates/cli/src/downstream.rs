@@ -159,11 +159,7 @@ fn overrides(mut c: DownstreamConfig, config: Option<&Path>, epochs: Option<usiz
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut base = toml::Value::try_from(&c)?;
         let over: toml::Value = toml::from_str(&text).with_context(|| path.display().to_string())?;
-        if let (Some(b), toml::Value::Table(o)) = (base.as_table_mut(), over) {
-            for (k, v) in o {
-                b.insert(k, v);
-            }
-        }
+        brainssl_train::config::merge_toml(&mut base, over);
         c = base
             .try_into()
             .with_context(|| format!("{}: invalid downstream config", path.display()))?;

@@ -350,19 +350,20 @@ impl PretrainConfig {
     pub fn with_overrides(&self, overrides: &str) -> Result<Self, String> {
         let mut base = toml::Value::try_from(self).map_err(|e| e.to_string())?;
         let over: toml::Value = toml::from_str(overrides).map_err(|e| format!("overrides: {e}"))?;
-        merge(&mut base, over);
+        merge_toml(&mut base, over);
         let cfg: PretrainConfig = base.try_into().map_err(|e| format!("overrides: {e}"))?;
         cfg.validate()?;
         Ok(cfg)
     }
 }
 
-fn merge(base: &mut toml::Value, over: toml::Value) {
+/// Deep merge of TOML tables: keys of `over` replace those of `base`, nested tables key by key.
+pub fn merge_toml(base: &mut toml::Value, over: toml::Value) {
     match (base, over) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
+                    Some(slot) => merge_toml(slot, v),
                     None => {
                         b.insert(k, v);
                     }
