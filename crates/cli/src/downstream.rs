@@ -9,7 +9,8 @@ use brainssl_backend::{Device, DeviceSpec};
 use brainssl_data::{splits, Manifest, ManifestRow};
 use brainssl_downstream::baseline::ResNetClassifier;
 use brainssl_downstream::encoder::{load_encoder, random_encoder};
-use brainssl_downstream::probe::{train, Downstream, Outcome, Splits};
+use brainssl_downstream::fit::{Outcome, Splits};
+use brainssl_downstream::probe::{run, train, Downstream};
 use brainssl_downstream::{DownstreamConfig, Mode};
 use brainssl_models::VisionTransformer3d;
 use brainssl_train::PretrainConfig;
@@ -40,6 +41,14 @@ pub struct RecipeArgs {
     config: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Frozen probes: run the encoder once per scan (evaluation-mode input, no augmentation) and
+    /// train the classifier on the cached tokens; epochs then cost the classifier alone
+    #[arg(long)]
+    feature_cache: bool,
+    /// Frozen probes: standardise each token channel with the frozen encoder's training-set
+    /// mean and std (fixed, saved with the probe) before the classifier
+    #[arg(long)]
+    standardise_tokens: bool,
     #[arg(long)]
     quiet: bool,
 }
@@ -150,6 +159,8 @@ fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> R
     c.prep.depth = pre.data.prep.depth;
     c.prep.size = pre.data.prep.size;
     c.classifier.heads = pre.encoder.heads;
+    c.feature_cache |= r.feature_cache;
+    c.standardise_tokens |= r.standardise_tokens;
     overrides(c, r.config.as_deref(), r.epochs)
 }
 
@@ -203,7 +214,7 @@ pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
     let classes = classes_of(&[&split.train, &split.val, &split.test]);
     let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
     cfg.checkpoint_key = a.encoder.checkpoint_key.clone();
-    let o = train(
+    let o = run(
         &cfg,
         Downstream::new(&cfg, enc, pretrained)?,
         &split,
@@ -249,7 +260,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
         let (enc, pretrained, pre) = encoder(&a.encoder, &base.clone().autodiff())?;
         let cfg = recipe(&a.recipe, mode, classes, &pre)?;
         let dir = a.out.join(format!("fold{i}"));
-        let o = train(
+        let o = run(
             &cfg,
             Downstream::new(&cfg, enc, pretrained)?,
             &split,
@@ -480,7 +491,7 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                         let (_, mf) = brainssl_train::checkpoint::load(ckpt).map_err(|e| anyhow!(e))?;
                         let (_, enc) = load_encoder(ckpt, "student", &base.clone().autodiff())?;
                         let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
-                        train(
+                        run(
                             &cfg,
                             Downstream::new(&cfg, enc, true)?,
                             &split,

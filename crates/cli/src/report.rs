@@ -36,7 +36,7 @@ impl Report {
     }
     /// A Markdown table, also rendered as an HTML table.
     fn table(&mut self, md: &str) {
-        let _ = writeln!(self.md, "{}", md.trim_end());
+        let _ = writeln!(self.md, "{}\n", md.trim_end());
         self.html.push_str("<table>\n");
         for (i, line) in md.lines().filter(|l| l.starts_with('|')).enumerate() {
             if i == 1 {
@@ -50,6 +50,21 @@ impl Report {
             self.html.push_str("</tr>\n");
         }
         self.html.push_str("</table>\n");
+    }
+    /// Markdown of paragraphs, `###` headings, `-` items and tables, as written by the demo.
+    fn markdown(&mut self, md: &str) {
+        for block in md.split("\n\n").map(str::trim).filter(|b| !b.is_empty()) {
+            if block.starts_with('|') {
+                self.table(block);
+            } else if let Some(h) = block.strip_prefix("### ") {
+                let _ = writeln!(self.html, "<h3>{}</h3>", escape(h));
+                let _ = write!(self.md, "### {h}\n\n");
+            } else {
+                for line in block.lines() {
+                    self.para(line.trim_start_matches("- "));
+                }
+            }
+        }
     }
     fn image(&mut self, path: &Path, caption: &str) -> Result<()> {
         let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
@@ -206,7 +221,7 @@ fn section(r: &mut Report, dir: &Path, scratch: &Path) -> Result<bool> {
         )?;
     } else if has("summary.md") {
         r.heading(&format!("Demo: {}", dir.display()));
-        r.table(&std::fs::read_to_string(dir.join("summary.md"))?);
+        r.markdown(&std::fs::read_to_string(dir.join("summary.md"))?);
         let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_dir())

@@ -320,3 +320,55 @@ fn three_class_probe_from_scratch() {
     .unwrap();
     assert!(v.get("f1_positive").is_none() && v["auroc"].as_f64().is_some(), "{v}");
 }
+
+/// The README's first command, shrunk: every stage runs, the summary states the comparison with
+/// the random encoder per task, and the report inlines its figures.
+#[test]
+fn demo_runs_every_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let text = ok(&[
+        "demo",
+        "--out",
+        s(&out),
+        "--atrophy-subjects",
+        "10",
+        "--tumour-subjects",
+        "10",
+        "--pretrain-epochs",
+        "1",
+        "--probe-epochs",
+        "2",
+        "--finetune-epochs",
+        "1",
+        "--baseline-epochs",
+        "1",
+    ]);
+    assert!(text.contains("demo finished"), "{text}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    for needle in [
+        "atrophy: ",
+        "tumour: ",
+        "pretrained encoders beat the random encoder",
+        "| sl-mae |",
+        "| vcr-jepa |",
+        "| random |",
+        "ResNet-50",
+    ] {
+        assert!(summary.contains(needle), "{needle} missing from\n{summary}");
+    }
+    for run in [
+        "atrophy-probe-jepa",
+        "tumour-probe-random",
+        "atrophy-finetune-mae",
+        "tumour-finetune-mae",
+    ] {
+        assert!(out.join(run).join("metrics.json").exists(), "{run}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("data:image/png;base64,"));
+    assert!(
+        html.contains("<h3>atrophy (synthetic), frozen probes</h3>"),
+        "summary sections rendered"
+    );
+}

@@ -10,7 +10,7 @@ use brainssl_models::ResNet3d;
 use brainssl_prep::Rng;
 
 use crate::config::DownstreamConfig;
-use crate::probe::Classifier;
+use crate::fit::Classifier;
 
 /// ResNet-50 3-D with its head dropout (0.1 in the reference).
 #[derive(Module, Debug)]
@@ -30,6 +30,8 @@ impl ResNetClassifier {
 }
 
 impl Classifier for ResNetClassifier {
+    type Input = Tensor<5>;
+
     fn train_logits(&self, x: Tensor<5>, _epoch: usize, rng: &mut Rng) -> Tensor<2> {
         let b = x.dims()[0];
         let width = self.net.fc.weight.dims()[0];

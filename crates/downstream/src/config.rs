@@ -40,6 +40,15 @@ pub struct DownstreamConfig {
     pub layer_decay: Option<f64>,
     /// Fine-tuning: epochs during which the encoder stays frozen (forced to 0 without a checkpoint).
     pub encoder_warmup: usize,
+    /// Frozen probes only: run the encoder once per scan on evaluation-mode input and train the
+    /// classifier on the cached tokens (no training augmentation; memory scans × N × D × 4 bytes).
+    /// Each epoch then costs the classifier alone, so probes can train for hundreds of epochs on a CPU.
+    #[serde(default)]
+    pub feature_cache: bool,
+    /// Frozen probes only: standardise each token channel with the frozen encoder's training-set
+    /// mean and std before the classifier (see `standardise`). Off in the paper's recipe.
+    #[serde(default)]
+    pub standardise_tokens: bool,
     /// Which encoder of a JEPA checkpoint: "student" (the context encoder, reference default) or "teacher".
     pub checkpoint_key: String,
 }
@@ -84,6 +93,8 @@ impl DownstreamConfig {
             accum_steps: 1,
             layer_decay: None,
             encoder_warmup: 0,
+            feature_cache: false,
+            standardise_tokens: false,
             checkpoint_key: "student".into(),
         }
     }
@@ -128,6 +139,11 @@ impl DownstreamConfig {
             if !(0.0..=1.0).contains(&d) || d == 0.0 {
                 return Err("layer_decay must lie in (0, 1]".into());
             }
+        }
+        if (self.feature_cache || self.standardise_tokens) && self.mode != Mode::Frozen {
+            return Err(
+                "feature_cache and standardise_tokens apply to frozen probes only (the encoder must not change)".into(),
+            );
         }
         if !matches!(self.checkpoint_key.as_str(), "student" | "teacher") {
             return Err("checkpoint_key must be 'student' or 'teacher'".into());

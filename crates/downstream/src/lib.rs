@@ -6,6 +6,9 @@ pub mod baseline;
 pub mod config;
 pub mod embed;
 pub mod encoder;
+pub mod fit;
 pub mod probe;
+pub mod source;
+pub mod standardise;
 
 pub use config::{DownstreamConfig, Mode};

@@ -1,50 +1,29 @@
-//! Frozen probes and fine-tuning (SPEC 5.2-5.3): cross-entropy, AdamW, warm-up + cosine schedules,
-//! clipping after warm-up, validation on the full validation set every epoch, the best epoch chosen
-//! by validation AUROC, test metrics from that epoch's weights (D4).
+//! The encoder + attentive classifier of SPEC 3.4-3.5 as frozen probe or fine-tuned model, and the
+//! entry points that train it: on scans, or for a frozen probe on cached encoder tokens.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use brainssl_backend::burn;
 use brainssl_backend::burn::module::Module;
-use brainssl_backend::burn::optim::GradientsParams;
-use brainssl_backend::burn::tensor::activation::{log_softmax, softmax};
-use brainssl_backend::burn::tensor::Int;
-use brainssl_backend::{Device, Tensor, TensorData};
-use brainssl_data::loader::{epoch_iter, Dataset, LoaderConfig};
-use brainssl_data::ManifestRow;
-use brainssl_eval::{bootstrap, Metrics};
+use brainssl_backend::burn::tensor::activation::softmax;
+use brainssl_backend::{Device, Tensor};
 use brainssl_models::{AttentiveClassifier, VisionTransformer3d};
 use brainssl_prep::Rng;
-use brainssl_train::checkpoint::module_tensors;
-use brainssl_train::optim::AdamW;
-use brainssl_train::schedule::{CosineDecay, WarmupCosine};
-use indicatif::ProgressBar;
-use serde::Serialize;
 
 use crate::config::{DownstreamConfig, Mode};
-
-/// What the training loop needs from a model: logits for a training batch, probabilities in
-/// evaluation mode, and how its parameters are clipped and scaled.
-pub trait Classifier: Module + Clone {
-    /// Logits [B, C] of a training batch `x` (on the autodiff device) in `epoch`.
-    fn train_logits(&self, x: Tensor<5>, epoch: usize, rng: &mut Rng) -> Tensor<2>;
-    /// Class probabilities [B, C] (called on the `valid()` model).
-    fn probabilities(&self, x: Tensor<5>) -> Tensor<2>;
-    /// Parameter path prefixes clipped separately, with their thresholds (0: no clipping).
-    fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)>;
-    /// Learning-rate multiplier of a parameter (layer-wise decay).
-    fn lr_scale(&self, _path: &str) -> f64 {
-        1.0
-    }
-}
+use crate::embed::token_moments;
+use crate::fit::{fit, save_weights, Classifier, Outcome, Splits};
+use crate::source::{ImageBatches, TokenBatches};
+use crate::standardise::TokenStandardiser;
 
 /// Encoder and attentive classifier; parameter paths `encoder.…`, `classifier.…`.
 #[derive(Module, Debug)]
 pub struct Downstream {
     pub encoder: VisionTransformer3d,
+    /// Frozen probes with `standardise_tokens`: fixed per-channel statistics (set by [`run`]).
+    pub standardise: Option<TokenStandardiser>,
     pub classifier: AttentiveClassifier,
     /// The encoder runs frozen (no gradients) in epochs below this (usize::MAX: a frozen probe).
     #[module(skip)]
@@ -68,6 +47,7 @@ impl Downstream {
         };
         Ok(Downstream {
             encoder,
+            standardise: None,
             classifier,
             frozen_epochs,
             layer_decay: cfg.layer_decay,
@@ -76,6 +56,8 @@ impl Downstream {
 }
 
 impl Classifier for Downstream {
+    type Input = Tensor<5>;
+
     fn train_logits(&self, x: Tensor<5>, epoch: usize, _rng: &mut Rng) -> Tensor<2> {
         let tokens = if epoch < self.frozen_epochs {
             // no graph through the encoder: it runs on the plain device
@@ -84,11 +66,12 @@ impl Classifier for Downstream {
         } else {
             self.encoder.forward(x, None)
         };
-        self.classifier.forward(tokens)
+        self.classifier.forward(standardised(&self.standardise, tokens))
     }
 
     fn probabilities(&self, x: Tensor<5>) -> Tensor<2> {
-        softmax(self.classifier.forward(self.encoder.forward(x, None)), 1)
+        let tokens = standardised(&self.standardise, self.encoder.forward(x, None));
+        softmax(self.classifier.forward(tokens), 1)
     }
 
     fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)> {
@@ -102,21 +85,6 @@ impl Classifier for Downstream {
             _ => 1.0,
         }
     }
-}
-
-/// Train, validation and test rows (subject-disjoint).
-pub struct Splits {
-    pub train: Vec<ManifestRow>,
-    pub val: Vec<ManifestRow>,
-    pub test: Vec<ManifestRow>,
-}
-
-/// Test outcome of one run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
-    pub best_epoch: usize,
-    pub val: Metrics,
-    pub test: Metrics,
 }
 
 /// Layer id for layer-wise lr decay (SPEC 5.2): patch embedding 0, block i → i+1, the rest depth+1.
@@ -134,260 +102,105 @@ fn layer_id(path: &str, depth: usize) -> usize {
     }
 }
 
-/// Mean cross-entropy of logits [B, C] against class indices.
-fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
-    let [b, _] = logits.dims();
-    let idx: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [b, 1]), &logits.device());
-    log_softmax(logits, 1).gather(1, idx).mean().neg()
+/// A frozen probe on cached tokens: only the classifier, fed encoder tokens [B, N, D].
+#[derive(Module, Debug)]
+pub struct TokenProbe {
+    pub standardise: Option<TokenStandardiser>,
+    pub classifier: AttentiveClassifier,
 }
 
-fn labels_of(rows: &[ManifestRow], classes: usize, what: &str) -> Result<()> {
-    if let Some(r) = rows.iter().find(|r| r.label < 0 || r.label as usize >= classes) {
-        bail!(
-            "{what}: {} has label {}, outside 0..{classes}",
-            r.path.display(),
-            r.label
-        );
+impl Classifier for TokenProbe {
+    type Input = Tensor<3>;
+
+    fn train_logits(&self, x: Tensor<3>, _epoch: usize, _rng: &mut Rng) -> Tensor<2> {
+        self.classifier.forward(standardised(&self.standardise, x))
     }
-    Ok(())
+
+    fn probabilities(&self, x: Tensor<3>) -> Tensor<2> {
+        softmax(self.classifier.forward(standardised(&self.standardise, x)), 1)
+    }
+
+    fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)> {
+        vec![("classifier.", cfg.clip_classifier)]
+    }
 }
 
-/// Probabilities of every row in evaluation mode, in row order. A scan that fails to load is an
-/// error: metrics over part of a split would be silently wrong.
-pub fn predict<M: Classifier>(
-    model: &M,
-    rows: &[ManifestRow],
+/// Trains a model that takes scans on `splits` (augmented training input), saves the selected
+/// epoch's weights as `best.safetensors` and evaluates them on the test split.
+pub fn train<M: Classifier<Input = Tensor<5>>>(
     cfg: &DownstreamConfig,
-    device: &Device,
-) -> Result<Vec<Vec<f64>>> {
-    let ds = Arc::new(Dataset {
-        rows: rows.to_vec(),
-        prep: cfg.prep.clone(),
-        augment: None,
-        cache: None,
-    });
-    let loader = LoaderConfig {
-        batch_size: cfg.batch_size,
-        shuffle: false,
-        drop_last: false,
-        training: false,
-        workers: cfg.workers.max(1),
-        prefetch: 2,
-        seed: cfg.seed,
-    };
-    let model = model.valid();
-    let mut out = Vec::with_capacity(rows.len());
-    for batch in epoch_iter(ds.clone(), &loader, 0) {
-        if let Some((i, why)) = batch.failures.first() {
-            bail!("{}: {why}", ds.rows[*i].path.display());
-        }
-        let x = Tensor::<5>::from_data(TensorData::new(batch.data, batch.shape), device);
-        let p = model
-            .probabilities(x)
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .map_err(|e| anyhow!("{e:?}"))?;
-        let c = p.len() / batch.shape[0];
-        out.extend(p.chunks(c).map(|r| r.to_vec()));
-    }
-    Ok(out)
-}
-
-/// Writes `subject_id,path,label,p0,...` (the `metrics` command's input format).
-pub fn write_predictions(path: &Path, rows: &[ManifestRow], probs: &[Vec<f64>]) -> Result<()> {
-    let c = probs.first().map_or(0, |p| p.len());
-    let mut text = format!(
-        "subject_id,path,label,{}\n",
-        (0..c).map(|k| format!("p{k}")).collect::<Vec<_>>().join(",")
-    );
-    for (r, p) in rows.iter().zip(probs) {
-        let ps: Vec<String> = p.iter().map(|v| format!("{v:.8}")).collect();
-        text.push_str(&format!(
-            "{},{},{},{}\n",
-            r.subject_id,
-            r.path.display(),
-            r.label,
-            ps.join(",")
-        ));
-    }
-    brainssl_scan::atomic_write(path, text.as_bytes()).with_context(|| path.display().to_string())
-}
-
-fn metrics_of(rows: &[ManifestRow], probs: &[Vec<f64>]) -> Result<Metrics> {
-    let labels: Vec<usize> = rows.iter().map(|r| r.label as usize).collect();
-    Metrics::compute(probs, &labels).map_err(|e| anyhow!(e))
-}
-
-/// Trains `model` (on the autodiff device of `base`) and evaluates it on the test split.
-pub fn train<M: Classifier>(
-    cfg: &DownstreamConfig,
-    mut model: M,
+    model: M,
     splits: &Splits,
     out: &Path,
     base: &Device,
     progress: bool,
 ) -> Result<Outcome> {
-    let c = cfg.classifier.num_classes;
-    for (rows, what) in [(&splits.train, "train"), (&splits.val, "val"), (&splits.test, "test")] {
-        if rows.is_empty() {
-            bail!("the {what} split is empty");
-        }
-        labels_of(rows, c, what)?;
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    brainssl_scan::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())?;
-    let device = base.clone().autodiff();
-    let base = base.clone();
-    let mut rng = Rng::new(cfg.seed ^ 0x6472_6f70);
-
-    let ds = Arc::new(Dataset {
-        rows: splits.train.clone(),
-        prep: cfg.prep.clone(),
-        augment: cfg.augment.clone(),
-        cache: None,
-    });
-    let loader = LoaderConfig {
-        batch_size: cfg.batch_size,
-        shuffle: true,
-        drop_last: false,
-        training: true,
-        workers: cfg.workers.max(1),
-        prefetch: 2,
-        seed: cfg.seed,
-    };
-    let ipe = ds.batches(&loader, 0).len();
-    let total = ((cfg.epochs * ipe) as f64 * cfg.lr_schedule_factor).round() as usize;
-    let lrs = WarmupCosine {
-        start: cfg.start_lr,
-        peak: cfg.lr,
-        end: cfg.final_lr,
-        warmup_steps: cfg.warmup_epochs * ipe,
-        total_steps: total,
-    };
-    let wds = CosineDecay {
-        start: cfg.weight_decay,
-        end: cfg.final_weight_decay,
-        total_steps: total,
-    };
-    let mut opt = AdamW::new(cfg.betas, cfg.eps);
-    let mut log = "epoch,train_loss,val_accuracy,val_macro_f1,val_f1_positive,val_auroc,lr,seconds\n".to_string();
-    let pb = if progress {
-        ProgressBar::new(cfg.epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut best: Option<(f64, usize, M, Metrics)> = None;
-    let mut micro = 0usize;
-    for epoch in 0..cfg.epochs {
-        let started = Instant::now();
-        let (mut loss_sum, mut loss_n) = (0.0, 0usize);
-        let mut acc: Option<GradientsParams> = None;
-        let mut pending = 0usize;
-        let mut lr = cfg.start_lr;
-        for (itr, batch) in epoch_iter(ds.clone(), &loader, epoch as u64).enumerate() {
-            for (i, why) in &batch.failures {
-                pb.println(format!(
-                    "warning: skipped {} in epoch {epoch}: {why}",
-                    ds.rows[*i].path.display()
-                ));
-            }
-            if batch.shape[0] == 0 {
-                continue;
-            }
-            lr = lrs.at(micro + 1);
-            let wd = wds.at(micro + 1);
-            micro += 1;
-            let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
-            let x = Tensor::<5>::from_data(TensorData::new(batch.data, batch.shape), &device);
-            let loss = cross_entropy(model.train_logits(x, epoch, &mut rng), &labels);
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            if !value.is_finite() {
-                pb.println(format!(
-                    "warning: non-finite loss at epoch {epoch} step {itr}: step skipped"
-                ));
-                continue;
-            }
-            loss_sum += value;
-            loss_n += 1;
-            let loss = if cfg.accum_steps > 1 {
-                loss.div_scalar(cfg.accum_steps as f64)
-            } else {
-                loss
-            };
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            acc = Some(match acc.take() {
-                None => grads,
-                Some(mut a) => {
-                    brainssl_train::optim::add_grads(&mut a, grads, &model);
-                    a
-                }
-            });
-            pending += 1;
-            if pending == cfg.accum_steps {
-                let grads = acc.take().expect("accumulated");
-                let clip_on = epoch > cfg.warmup_epochs;
-                let groups = model.clip_groups(cfg);
-                let prefixes: Vec<&str> = groups.iter().map(|g| g.0).collect();
-                let clips: Vec<Option<f64>> = groups.iter().map(|g| (clip_on && g.1 > 0.0).then_some(g.1)).collect();
-                let scaled = model.clone();
-                let scale = |path: &str| scaled.lr_scale(path);
-                model = opt.step_scaled(model, &grads, lr, wd, &prefixes, &clips, &scale).0;
-                pending = 0;
-            }
-        }
-        // leftover accumulation carries into the next epoch, as in the reference (SPEC 5.2)
-        let probs = predict(&model, &splits.val, cfg, &base)?;
-        let m = metrics_of(&splits.val, &probs)?;
-        let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
-        log.push_str(&format!(
-            "{epoch},{train_loss:.6},{:.6},{:.6},{},{:.6},{lr:.4e},{:.1}\n",
-            m.accuracy,
-            m.macro_f1,
-            m.f1_positive.map(|f| format!("{f:.6}")).unwrap_or_default(),
-            m.auroc,
-            started.elapsed().as_secs_f64()
-        ));
-        brainssl_scan::atomic_write(&out.join("log.csv"), log.as_bytes())?;
-        if best.as_ref().is_none_or(|(a, ..)| m.auroc > *a) {
-            best = Some((m.auroc, epoch, model.clone(), m.clone()));
-        }
-        pb.set_message(format!(
-            "epoch {} loss {train_loss:.4} val AUROC {:.4}",
-            epoch + 1,
-            m.auroc
-        ));
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    let (_, best_epoch, best_model, val) = best.ok_or_else(|| anyhow!("no epoch ran"))?;
-    let mut tensors = module_tensors(&best_model, "");
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    save_weights(&out.join("best.safetensors"), &tensors, cfg, best_epoch)?;
-    let probs = predict(&best_model, &splits.test, cfg, &base)?;
-    write_predictions(&out.join("test_predictions.csv"), &splits.test, &probs)?;
-    let test = metrics_of(&splits.test, &probs)?;
-    let labels: Vec<usize> = splits.test.iter().map(|r| r.label as usize).collect();
-    let groups: Vec<String> = splits.test.iter().map(|r| r.subject_id.clone()).collect();
-    let ci = bootstrap(&probs, &labels, &groups, 1000, cfg.seed);
-    let outcome = Outcome { best_epoch, val, test };
-    let json = serde_json::json!({ "best_epoch": best_epoch, "val": outcome.val, "test": outcome.test, "test_bootstrap_95": ci });
-    brainssl_scan::atomic_write(
-        &out.join("metrics.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
-    Ok(outcome)
+    let (o, best) = fit(cfg, model, &ImageBatches::new(cfg, splits), splits, out, base, progress)?;
+    save_weights(&out.join("best.safetensors"), &best, cfg, o.best_epoch)?;
+    Ok(o)
 }
 
-fn save_weights(
-    path: &Path,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
+fn standardised(s: &Option<TokenStandardiser>, tokens: Tensor<3>) -> Tensor<3> {
+    match s {
+        Some(s) => s.forward(tokens),
+        None => tokens,
+    }
+}
+
+/// A probe or fine-tuning run of `model`. Frozen probes may cache the encoder's tokens
+/// (`feature_cache`, see [`TokenBatches`]) and standardise them with training-set statistics
+/// (`standardise_tokens`). The saved weights hold encoder, statistics and classifier either way.
+pub fn run(
     cfg: &DownstreamConfig,
-    epoch: usize,
-) -> Result<()> {
-    let meta = serde_json::json!({ "config": cfg, "best_epoch": epoch, "brainssl_version": env!("CARGO_PKG_VERSION") });
-    brainssl_train::checkpoint::save_tensors(path, tensors, &meta.to_string()).map_err(|e| anyhow!(e))
+    mut model: Downstream,
+    splits: &Splits,
+    out: &Path,
+    base: &Device,
+    progress: bool,
+) -> Result<Outcome> {
+    let frozen = cfg.mode == Mode::Frozen;
+    let device = model.encoder.patch_embed.weight.val().device();
+    if !(cfg.feature_cache && frozen) {
+        if cfg.standardise_tokens && frozen {
+            let m = token_moments(&model.encoder.valid(), &splits.train, &cfg.prep, cfg.batch_size, base)?;
+            model.standardise = Some(TokenStandardiser::new(&m, &device));
+        }
+        return train(cfg, model, splits, out, base, progress);
+    }
+    let started = Instant::now();
+    let tokens = TokenBatches::new(&model.encoder.valid(), cfg, splits, base)?;
+    if progress {
+        eprintln!(
+            "cached the frozen encoder's tokens of {} scans ({:.1} MB) in {:.1} s",
+            splits.train.len() + splits.val.len() + splits.test.len(),
+            tokens.bytes() as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let standardise = cfg
+        .standardise_tokens
+        .then(|| TokenStandardiser::new(&tokens.train_moments(), &device));
+    let Downstream {
+        encoder,
+        classifier,
+        frozen_epochs,
+        layer_decay,
+        ..
+    } = model;
+    let probe = TokenProbe {
+        standardise,
+        classifier,
+    };
+    let (o, best) = fit(cfg, probe, &tokens, splits, out, base, progress)?;
+    let whole = Downstream {
+        encoder,
+        standardise: best.standardise,
+        classifier: best.classifier,
+        frozen_epochs,
+        layer_decay,
+    };
+    save_weights(&out.join("best.safetensors"), &whole, cfg, o.best_epoch)?;
+    Ok(o)
 }
 
 #[cfg(test)]
@@ -401,22 +214,16 @@ mod tests {
         assert_eq!(layer_id("encoder.blocks.11.mlp.fc2.bias", 12), 12);
         assert_eq!(layer_id("encoder.norm.gamma", 12), 13);
     }
-
-    #[test]
-    fn cross_entropy_closed_form() {
-        let d = Device::flex();
-        let logits = Tensor::<2>::from_data(TensorData::new(vec![2.0f32, 0.0, 0.0, 1.0], [2, 2]), &d);
-        let l = cross_entropy(logits, &[0, 0]).into_scalar::<f32>() as f64;
-        // −½[log σ(2) + log σ(−1)] with σ the logistic function
-        let want = -0.5 * ((1.0 / (1.0 + (-2f64).exp())).ln() + (1.0 / (1.0 + 1f64.exp())).ln());
-        assert!((l - want).abs() < 1e-6, "{l} vs {want}");
-    }
 }
 
 #[cfg(test)]
 mod learning {
     use super::*;
+    use crate::fit::cross_entropy;
+    use brainssl_backend::burn::optim::GradientsParams;
+    use brainssl_backend::TensorData;
     use brainssl_models::ClassifierConfig;
+    use brainssl_train::optim::AdamW;
 
     /// The classifier, loss and optimiser learn a separable problem: tokens carry the class in a pattern.
     #[test]
@@ -456,5 +263,126 @@ mod learning {
             model = opt.step(model, &grads, 1e-3, 0.0, &[""], Some(1.0)).0;
         }
         assert!(last < 0.1 * first, "loss {first} → {last}");
+    }
+}
+
+#[cfg(test)]
+mod cache {
+    use super::*;
+    use brainssl_data::synth::{generate, SynthConfig, SynthTask};
+    use brainssl_train::PretrainConfig;
+
+    /// A cached, standardised probe's saved weights (encoder, statistics, classifier), loaded
+    /// again and run on the scans as a whole model, reproduce its test predictions: the cached
+    /// tokens are the encoder's evaluation-mode output and the statistics travel with the probe.
+    #[test]
+    fn cached_probe_weights_reproduce_its_predictions() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SynthConfig {
+            task: SynthTask::Ad,
+            subjects: 12,
+            sessions: 1,
+            size: 32,
+            seed: 3,
+            keep_skull: false,
+        };
+        let m = generate(&cfg, dir.path(), &indicatif::ProgressBar::hidden()).unwrap();
+        let split = Splits {
+            train: m.rows[..6].to_vec(),
+            val: m.rows[6..9].to_vec(),
+            test: m.rows[9..].to_vec(),
+        };
+        let mut dcfg = DownstreamConfig::paper(Mode::Frozen, 2, true);
+        (dcfg.prep.depth, dcfg.prep.size, dcfg.epochs, dcfg.workers) = (16, 32, 4, 1);
+        (dcfg.feature_cache, dcfg.standardise_tokens) = (true, true);
+        let vit = PretrainConfig::preset("tiny-mae").unwrap().encoder;
+        dcfg.classifier.heads = vit.heads;
+        let base = Device::flex();
+        let fresh = || Downstream::new(&dcfg, crate::encoder::random_encoder(&vit, 5, &base), false).unwrap();
+        let out = dir.path().join("probe");
+        run(
+            &dcfg,
+            Downstream::new(
+                &dcfg,
+                crate::encoder::random_encoder(&vit, 5, &base.clone().autodiff()),
+                false,
+            )
+            .unwrap(),
+            &split,
+            &out,
+            &base,
+            false,
+        )
+        .unwrap();
+
+        let (tensors, _) = brainssl_train::checkpoint::load_tensors(&out.join("best.safetensors")).unwrap();
+        let mut blank = fresh();
+        blank.standardise = Some(TokenStandardiser::new(
+            &crate::standardise::Moments::new(vit.embed_dim),
+            &base,
+        ));
+        let loaded = brainssl_train::checkpoint::load_module(blank, &tensors, "").unwrap();
+        let stats = loaded
+            .standardise
+            .as_ref()
+            .unwrap()
+            .inv_std
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(
+            stats.iter().all(|&v| v.is_finite() && v > 0.0 && v != 1e6),
+            "statistics were saved"
+        );
+        let images = ImageBatches::new(&dcfg, &split);
+        let mut again = Vec::new();
+        for x in crate::fit::Batches::eval(&images, crate::fit::Part::Test, &base) {
+            again.extend(
+                loaded
+                    .probabilities(x.unwrap())
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            );
+        }
+        let saved = std::fs::read_to_string(out.join("test_predictions.csv")).unwrap();
+        let p1: Vec<f64> = saved
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(p1.len(), split.test.len());
+        for (i, p) in p1.iter().enumerate() {
+            assert!((p - again[2 * i + 1] as f64).abs() < 1e-5, "{p1:?} vs {again:?}");
+        }
+        // the selected classifier differs from a fresh one: the probe trained
+        let before = fresh()
+            .classifier
+            .linear3
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let after = loaded
+            .classifier
+            .linear3
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_ne!(before, after);
+    }
+
+    #[test]
+    fn cache_and_standardisation_refuse_fine_tuning() {
+        let mut c = DownstreamConfig::paper(Mode::Finetune, 2, true);
+        c.feature_cache = true;
+        assert!(c.validate(96).unwrap_err().contains("frozen"));
+        c.feature_cache = false;
+        c.standardise_tokens = true;
+        assert!(c.validate(96).unwrap_err().contains("frozen"));
     }
 }

@@ -123,18 +123,27 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], jso
 
 /// Reads a checkpoint's tensors and manifest (from the safetensors metadata, the authoritative copy).
 pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (tensors, json) = load_tensors(path)?;
     let bad = |e: String| format!("{}: not a brainssl checkpoint ({e})", path.display());
+    let manifest: CheckpointManifest = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    if manifest.format != FORMAT {
+        return Err(bad(format!("format {} (this build reads {FORMAT})", manifest.format)));
+    }
+    Ok((tensors, manifest))
+}
+
+/// Reads any file written by [`save_tensors`] (pretraining checkpoints, probe weights): tensors and
+/// the JSON stored under the metadata key `brainssl`.
+pub fn load_tensors(path: &Path) -> Result<(HostTensors, String), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = |e: String| format!("{}: not a brainssl weights file ({e})", path.display());
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let json = meta
         .metadata()
         .as_ref()
         .and_then(|m| m.get("brainssl"))
-        .ok_or_else(|| bad("no manifest in the metadata".into()))?;
-    let manifest: CheckpointManifest = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    if manifest.format != FORMAT {
-        return Err(bad(format!("format {} (this build reads {FORMAT})", manifest.format)));
-    }
+        .cloned()
+        .ok_or_else(|| bad("no brainssl metadata".into()))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
@@ -148,7 +157,7 @@ pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest), String> {
             .collect();
         tensors.insert(name, (view.shape().to_vec(), values));
     }
-    Ok((tensors, manifest))
+    Ok((tensors, json))
 }
 
 #[cfg(test)]
