@@ -17,7 +17,7 @@ use brainssl_eval::{bootstrap, Metrics};
 use brainssl_prep::Rng;
 use brainssl_train::checkpoint::module_tensors;
 use brainssl_train::optim::AdamW;
-use brainssl_train::schedule::{CosineDecay, WarmupCosine};
+use brainssl_train::schedule::RunSchedule;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -68,15 +68,6 @@ pub struct Splits {
     pub train: Vec<ManifestRow>,
     pub val: Vec<ManifestRow>,
     pub test: Vec<ManifestRow>,
-}
-
-impl Splits {
-    fn part(&self, part: Part) -> &[ManifestRow] {
-        match part {
-            Part::Val => &self.val,
-            Part::Test => &self.test,
-        }
-    }
 }
 
 /// Test outcome of one run.
@@ -182,19 +173,14 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
     let mut rng = Rng::new(cfg.seed ^ 0x6472_6f70);
 
     let ipe = source.steps_per_epoch();
-    let total = ((cfg.epochs * ipe) as f64 * cfg.lr_schedule_factor).round() as usize;
-    let lrs = WarmupCosine {
-        start: cfg.start_lr,
-        peak: cfg.lr,
-        end: cfg.final_lr,
-        warmup_steps: cfg.warmup_epochs * ipe,
-        total_steps: total,
-    };
-    let wds = CosineDecay {
-        start: cfg.weight_decay,
-        end: cfg.final_weight_decay,
-        total_steps: total,
-    };
+    let schedule = RunSchedule::new(
+        [cfg.start_lr, cfg.lr, cfg.final_lr],
+        [cfg.weight_decay, cfg.final_weight_decay],
+        cfg.warmup_epochs,
+        cfg.epochs,
+        ipe,
+        cfg.lr_schedule_factor,
+    );
     let mut opt = AdamW::new(cfg.betas, cfg.eps);
     let mut log = "epoch,train_loss,val_accuracy,val_macro_f1,val_f1_positive,val_auroc,lr,seconds\n".to_string();
     let pb = if progress {
@@ -212,8 +198,8 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
         let mut pending = 0usize;
         let mut lr = cfg.start_lr;
         for (itr, (x, labels)) in source.train(epoch, &device, &warn).enumerate() {
-            lr = lrs.at(micro + 1);
-            let wd = wds.at(micro + 1);
+            let (step_lr, wd) = schedule.at(micro + 1);
+            lr = step_lr;
             micro += 1;
             let loss = cross_entropy(model.train_logits(x, epoch, &mut rng), &labels);
             let value = loss.clone().into_scalar::<f32>() as f64;
@@ -274,7 +260,7 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
     pb.finish_and_clear();
     let (_, best_epoch, best_model, val) = best.ok_or_else(|| anyhow!("no epoch ran"))?;
     let probs = predict(&best_model, source, Part::Test, base)?;
-    write_predictions(&out.join("test_predictions.csv"), splits.part(Part::Test), &probs)?;
+    write_predictions(&out.join("test_predictions.csv"), &splits.test, &probs)?;
     let test = metrics_of(&splits.test, &probs)?;
     let labels: Vec<usize> = splits.test.iter().map(|r| r.label as usize).collect();
     let groups: Vec<String> = splits.test.iter().map(|r| r.subject_id.clone()).collect();

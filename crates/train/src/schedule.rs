@@ -46,6 +46,40 @@ impl CosineDecay {
     }
 }
 
+/// The lr and wd schedules of one run, both over `scale`·epochs·ipe micro-steps (`ipe_scale` in
+/// pretraining, `lr_schedule_factor` downstream), the lr warming up over warmup_epochs·ipe.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSchedule {
+    pub lr: WarmupCosine,
+    pub wd: CosineDecay,
+}
+
+impl RunSchedule {
+    /// `lr` = [start, peak, end], `wd` = [start, end].
+    pub fn new(lr: [f64; 3], wd: [f64; 2], warmup_epochs: usize, epochs: usize, ipe: usize, scale: f64) -> Self {
+        let total = ((epochs * ipe) as f64 * scale).round() as usize;
+        RunSchedule {
+            lr: WarmupCosine {
+                start: lr[0],
+                peak: lr[1],
+                end: lr[2],
+                warmup_steps: warmup_epochs * ipe,
+                total_steps: total,
+            },
+            wd: CosineDecay {
+                start: wd[0],
+                end: wd[1],
+                total_steps: total,
+            },
+        }
+    }
+
+    /// (lr, wd) at micro-step `s` (counted from 1).
+    pub fn at(&self, s: usize) -> (f64, f64) {
+        (self.lr.at(s), self.wd.at(s))
+    }
+}
+
 /// EMA momentum m_i = m0 + i·(m1 − m0)/total for micro-step i = 0, 1, …
 pub fn ema_momentum(start: f64, end: f64, i: usize, total: usize) -> f64 {
     (start + i as f64 * (end - start) / total.max(1) as f64).min(end.max(start))

@@ -27,7 +27,7 @@ use crate::ema::{ema_update, teacher_of};
 use crate::log::{CsvLog, Row};
 use crate::optim::AdamW;
 use crate::preview::{write_png, Slices};
-use crate::schedule::{ema_momentum, spectral_weight, CosineDecay, WarmupCosine};
+use crate::schedule::{ema_momentum, spectral_weight, RunSchedule};
 use crate::step::{micro_step, LossParts, Shard, StepPlan, StepResult, Student};
 
 /// Stream tags: masks and previews draw from their own generators.
@@ -339,19 +339,15 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
         );
     }
     let o = &cfg.optim;
-    let total = ((o.epochs * ipe) as f64 * o.ipe_scale).round() as usize;
-    let lrs = WarmupCosine {
-        start: o.start_lr,
-        peak: o.lr,
-        end: o.final_lr,
-        warmup_steps: o.warmup_epochs * ipe,
-        total_steps: total,
-    };
-    let wds = CosineDecay {
-        start: o.weight_decay,
-        end: o.final_weight_decay,
-        total_steps: total,
-    };
+    let schedule = RunSchedule::new(
+        [o.start_lr, o.lr, o.final_lr],
+        [o.weight_decay, o.final_weight_decay],
+        o.warmup_epochs,
+        o.epochs,
+        ipe,
+        o.ipe_scale,
+    );
+    let total = schedule.lr.total_steps;
     let [t, s] = [cfg.data.prep.depth, cfg.data.prep.size];
     let grid = cfg.encoder.grid(t, s);
     let masker = MultiBlockMasker::new(
@@ -400,7 +396,7 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
         for (itr, batch) in epoch_iter(ds.clone(), &loader, epoch as u64).enumerate() {
             let step_start = Instant::now();
             let micro = epoch * ipe + itr;
-            let (lr, wd) = (lrs.at(micro + 1), wds.at(micro + 1));
+            let (lr, wd) = schedule.at(micro + 1);
             for (i, why) in &batch.failures {
                 pb.println(format!(
                     "warning: skipped scan {} in epoch {epoch}: {why}",
