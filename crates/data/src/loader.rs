@@ -40,6 +40,22 @@ impl Default for LoaderConfig {
     }
 }
 
+impl LoaderConfig {
+    /// Evaluation mode: every row once, in manifest order, with no random layout, crop or
+    /// augmentation (so no seed matters).
+    pub fn evaluation(batch_size: usize, workers: usize) -> LoaderConfig {
+        LoaderConfig {
+            batch_size: batch_size.max(1),
+            shuffle: false,
+            drop_last: false,
+            training: false,
+            workers: workers.max(1),
+            prefetch: 2,
+            seed: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub data: Vec<f32>,

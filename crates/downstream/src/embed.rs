@@ -30,15 +30,7 @@ pub fn for_each_batch(
         augment: None,
         cache: None,
     });
-    let loader = LoaderConfig {
-        batch_size: batch_size.max(1),
-        shuffle: false,
-        drop_last: false,
-        training: false,
-        workers: 2,
-        prefetch: 2,
-        seed: 0,
-    };
+    let loader = LoaderConfig::evaluation(batch_size, 2);
     for batch in epoch_iter(ds.clone(), &loader, 0) {
         if let Some((i, why)) = batch.failures.first() {
             bail!("{}: {why}", ds.rows[*i].path.display());

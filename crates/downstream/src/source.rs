@@ -16,13 +16,10 @@ use crate::standardise::Moments;
 
 fn loader(cfg: &DownstreamConfig, training: bool) -> LoaderConfig {
     LoaderConfig {
-        batch_size: cfg.batch_size,
         shuffle: training,
-        drop_last: false,
         training,
-        workers: cfg.workers.max(1),
-        prefetch: 2,
         seed: cfg.seed,
+        ..LoaderConfig::evaluation(cfg.batch_size, cfg.workers)
     }
 }
 

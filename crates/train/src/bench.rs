@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use brainssl_backend::Device;
-use brainssl_masks::{MultiBlockMasker, TokenGrid};
 use brainssl_models::TokenIndex;
 use brainssl_prep::Rng;
 use serde::Serialize;
@@ -53,15 +52,7 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, base: &Devi
     let (t, s, b) = (cfg.data.prep.depth, cfg.data.prep.size, cfg.data.batch_size);
     let data: Vec<f32> = (0..b * t * s * s).map(|_| rng.normal() as f32).collect();
     let grid = cfg.encoder.grid(t, s);
-    let masker = MultiBlockMasker::new(
-        cfg.mask.clone(),
-        TokenGrid {
-            t: grid[0],
-            h: grid[1],
-            w: grid[2],
-        },
-    )
-    .expect("valid mask config");
+    let masker = cfg.masker().expect("valid mask config");
     let mut ms = Vec::with_capacity(steps);
     let mut fb = Vec::with_capacity(steps);
     let mut ctx_total = 0usize;

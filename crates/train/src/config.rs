@@ -1,6 +1,6 @@
 //! Pretraining configuration: typed, validated, printable as TOML, with the presets of SPEC 4.8 / D8.
 
-use brainssl_masks::MaskConfig;
+use brainssl_masks::{MaskConfig, MultiBlockMasker, TokenGrid};
 use brainssl_models::{PredictorConfig, VitConfig, VitSize};
 use brainssl_objectives::{SpectralLoss, VcrLoss};
 use brainssl_prep::{AugmentConfig, PrepConfig};
@@ -151,6 +151,19 @@ fn spectral_off() -> SpectralSchedule {
 }
 
 impl PretrainConfig {
+    /// The multi-block masker over this config's token grid.
+    pub fn masker(&self) -> Result<MultiBlockMasker, String> {
+        let g = self.encoder.grid(self.data.prep.depth, self.data.prep.size);
+        MultiBlockMasker::new(
+            self.mask.clone(),
+            TokenGrid {
+                t: g[0],
+                h: g[1],
+                w: g[2],
+            },
+        )
+    }
+
     /// A named preset. Reference presets carry SPEC 4.8's values (ViT-Base, 160³ JEPA, 144³ MAE);
     /// tiny presets run the same code at CPU size.
     pub fn preset(name: &str) -> Result<Self, String> {

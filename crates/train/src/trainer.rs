@@ -15,7 +15,6 @@ use brainssl_backend::{Device, Tensor, TensorData};
 use brainssl_data::cache::CropCache;
 use brainssl_data::loader::{epoch_iter, Dataset, LoaderConfig};
 use brainssl_data::ManifestRow;
-use brainssl_masks::{MultiBlockMasker, TokenGrid};
 use brainssl_models::{named_params, TokenIndex, VisionTransformer3d};
 use brainssl_objectives::mosaic;
 use brainssl_prep::Rng;
@@ -249,15 +248,7 @@ fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], epoch:
     let device = named_params(&model.encoder)[0].value.flat().device();
     let x = Tensor::<5>::from_data(TensorData::new(volume.to_vec(), [1, 1, t, s, s]), &device);
     let grid = cfg.encoder.grid(t, s);
-    let masker = MultiBlockMasker::new(
-        cfg.mask.clone(),
-        TokenGrid {
-            t: grid[0],
-            h: grid[1],
-            w: grid[2],
-        },
-    )
-    .map_err(|e| anyhow!(e))?;
+    let masker = cfg.masker().map_err(|e| anyhow!(e))?;
     let m = masker.sample(1, &mut Rng::for_item(cfg.seed ^ PREVIEW_STREAM, epoch as u64, 0));
     let (ctx, tgt) = (TokenIndex::from_rows(&m.context), TokenIndex::from_rows(&m.target));
     let z = model.encoder.forward(x.clone(), Some(&ctx));
@@ -349,16 +340,7 @@ pub fn pretrain(cfg: &PretrainConfig, rows: Vec<ManifestRow>, out: &Path, opts: 
     );
     let total = schedule.lr.total_steps;
     let [t, s] = [cfg.data.prep.depth, cfg.data.prep.size];
-    let grid = cfg.encoder.grid(t, s);
-    let masker = MultiBlockMasker::new(
-        cfg.mask.clone(),
-        TokenGrid {
-            t: grid[0],
-            h: grid[1],
-            w: grid[2],
-        },
-    )
-    .map_err(|e| anyhow!("mask: {e}"))?;
+    let masker = cfg.masker().map_err(|e| anyhow!("mask: {e}"))?;
     let start_epoch = st.counters.epochs_done;
     let mut log = CsvLog::open(&paths.log, cfg.objective, start_epoch)
         .with_context(|| format!("cannot write {}", paths.log.display()))?;
