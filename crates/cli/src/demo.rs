@@ -21,6 +21,7 @@ use brainssl_downstream::probe::{run, train, Downstream};
 use brainssl_downstream::{DownstreamConfig, Mode};
 use brainssl_eval::cluster::{kmeans, nmi, silhouette, tsne, TsneConfig};
 use brainssl_eval::plot::scatter_png;
+use brainssl_eval::{paired_auroc, Metrics, Predictions};
 use brainssl_models::VisionTransformer3d;
 use brainssl_train::trainer::{pretrain, TrainOptions};
 use brainssl_train::PretrainConfig;
@@ -123,10 +124,45 @@ fn analyse(
     ])
 }
 
+/// The verdict line of one task: each pretrained encoder's test AUROC minus the random encoder's
+/// (the last of `probes`), with a paired bootstrap over the test subjects, so that a lead that is
+/// within the noise of a small test set is not read as a win.
+fn versus_random(task: &Task, probes: &[(String, PathBuf)], seed: u64) -> Result<String> {
+    let read = |dir: &PathBuf| Predictions::read(&dir.join("test_predictions.csv")).map_err(|e| anyhow!(e));
+    let (_, random_dir) = probes.last().ok_or_else(|| anyhow!("no probes"))?;
+    let random = read(random_dir)?;
+    let random_auroc = Metrics::compute(&random.probs, &random.labels)
+        .map_err(|e| anyhow!(e))?
+        .auroc;
+    let (mut higher, mut clear, mut parts) = (0, 0, Vec::new());
+    for (name, dir) in &probes[..probes.len() - 1] {
+        let d = paired_auroc(&read(dir)?, &random, 1000, seed).map_err(|e| anyhow!(e))?;
+        higher += usize::from(d.difference > 0.0);
+        clear += usize::from(d.interval.0 > 0.0);
+        parts.push(format!(
+            "{name} {:+.3} [{:+.3}, {:+.3}]",
+            d.difference, d.interval.0, d.interval.1
+        ));
+    }
+    Ok(format!(
+        "{}: {higher} of {} pretrained encoders with a higher test AUROC than the random encoder ({:.3}), \
+         {clear} with the paired 95 % interval above 0 ({} test scans): {}",
+        task.name,
+        probes.len() - 1,
+        random_auroc,
+        task.split.test.len(),
+        parts.join("; ")
+    ))
+}
+
+/// Marks a model whose training loss never left chance (see `Outcome::learned`).
+const NOT_LEARNED: &str = " (†)";
+
 fn row(md: &mut String, name: &str, o: &Outcome, extra: &str) {
+    let mark = if o.learned(2) { "" } else { NOT_LEARNED };
     let _ = writeln!(
         md,
-        "| {name} | {:.3} | {:.3} | {:.1} | {:.3} |{extra}",
+        "| {name}{mark} | {:.3} | {:.3} | {:.1} | {:.3} |{extra}",
         o.val.auroc,
         o.test.auroc,
         100.0 * o.test.accuracy,
@@ -226,26 +262,9 @@ pub fn demo(a: DemoArgs) -> Result<()> {
                 dir.display()
             );
             row(&mut md, &name, &o, &format!(" {sil:.3} | {n:.3} | {sil2:.3} |"));
-            outcomes.push((name, o));
+            outcomes.push((name, dir));
         }
-        let rand = outcomes.last().map(|(_, o)| o.test.auroc).unwrap_or(f64::NAN);
-        let beat: Vec<&str> = outcomes[..outcomes.len() - 1]
-            .iter()
-            .filter(|(_, o)| o.test.auroc > rand)
-            .map(|(n, _)| n.as_str())
-            .collect();
-        verdicts.push(format!(
-            "{}: {} of {} pretrained encoders beat the random encoder's test AUROC {rand:.3}{} ({} test scans)",
-            task.name,
-            beat.len(),
-            outcomes.len() - 1,
-            if beat.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", beat.join(", "))
-            },
-            task.split.test.len()
-        ));
+        verdicts.push(versus_random(task, &outcomes, a.seed)?);
     }
 
     // fine-tuning (paper recipe, the encoder trains) and the supervised baseline
@@ -309,8 +328,15 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let summary = format!(
         "Validation and test AUROC of frozen probes (cached, standardised tokens) on every encoder, \
          fine-tuned MAE probes and a supervised ResNet-50. Silhouette and NMI: pooled embeddings of \
-         the held-out (val + test) scans.\n\n{}\n{md}",
-        verdicts.iter().map(|v| format!("- {v}\n")).collect::<String>()
+         the held-out (val + test) scans.\n\n{}\n{md}{}",
+        verdicts.iter().map(|v| format!("- {v}\n")).collect::<String>(),
+        if md.contains(NOT_LEARNED) {
+            "\n(†) the training loss never left chance (ln 2): this classifier did not fit its training \
+             data. Its probabilities stay near ½, so its accuracy and F1 are at chance, and its AUROC \
+             rests on tiny differences between them.\n"
+        } else {
+            ""
+        }
     );
     brainssl_scan::atomic_write(&a.out.join("summary.md"), summary.as_bytes())?;
     println!("{summary}");

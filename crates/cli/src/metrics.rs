@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
-use brainssl_eval::{bootstrap, Metrics, Predictions};
+use brainssl_eval::{bootstrap, paired_auroc, Metrics, Predictions};
 use clap::Args;
 
 #[derive(Args)]
@@ -19,16 +19,34 @@ pub struct MetricsArgs {
     bootstrap: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// A second model's predictions on the same test rows: paired bootstrap of the AUROC difference
+    /// (this file minus that one; --bootstrap resamples, 1000 if not given)
+    #[arg(long)]
+    versus: Option<PathBuf>,
 }
 
 pub fn run(a: MetricsArgs) -> Result<()> {
     let p = Predictions::read(&a.predictions).map_err(|e| anyhow!(e))?;
     let m = Metrics::compute(&p.probs, &p.labels).map_err(|e| anyhow!("{}: {e}", a.predictions.display()))?;
     let ci = (a.bootstrap > 0).then(|| bootstrap(&p.probs, &p.labels, &p.groups, a.bootstrap, a.seed));
+    let versus = match &a.versus {
+        Some(path) => {
+            let q = Predictions::read(path).map_err(|e| anyhow!(e))?;
+            let resamples = if a.bootstrap > 0 { a.bootstrap } else { 1000 };
+            Some(
+                paired_auroc(&p, &q, resamples, a.seed)
+                    .map_err(|e| anyhow!("{} vs {}: {e}", a.predictions.display(), path.display()))?,
+            )
+        }
+        None => None,
+    };
     if a.json {
         let mut v = serde_json::to_value(&m)?;
         if let Some(ci) = &ci {
             v["bootstrap_95"] = serde_json::to_value(ci)?;
+        }
+        if let Some(d) = &versus {
+            v["versus"] = serde_json::to_value(d)?;
         }
         println!("{v}");
         return Ok(());
@@ -48,6 +66,19 @@ pub fn run(a: MetricsArgs) -> Result<()> {
         println!(
             "(95 % bootstrap over subjects, {} resamples, {} skipped)",
             c.resamples, c.skipped
+        );
+    }
+    if let Some(d) = versus {
+        println!(
+            "AUROC minus {}'s ({:.4}): {:+.4}  [{:+.4}, {:+.4}], higher in {:.1} % of {} paired resamples of subjects ({} skipped)",
+            a.versus.as_ref().map(|v| v.display().to_string()).unwrap_or_default(),
+            d.auroc_b,
+            d.difference,
+            d.interval.0,
+            d.interval.1,
+            100.0 * d.share_a_higher,
+            d.resamples,
+            d.skipped
         );
     }
     Ok(())

@@ -274,6 +274,10 @@ pub fn run(a: ReportArgs) -> Result<()> {
     );
     brainssl_scan::atomic_write(&a.out, html.as_bytes())?;
     brainssl_scan::atomic_write(&a.out.with_extension("md"), r.md.as_bytes())?;
-    println!("report: {} ({} sections; Markdown beside it)", a.out.display(), used);
+    println!(
+        "report: {} ({used} section{}; Markdown beside it)",
+        a.out.display(),
+        if used == 1 { "" } else { "s" }
+    );
     Ok(())
 }

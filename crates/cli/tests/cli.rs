@@ -325,3 +325,35 @@ fn metrics_contract_json_keys_and_errors() {
         assert!(e.contains(why) && e.contains("p.csv"), "{text}: {e}");
     }
 }
+
+#[test]
+fn metrics_versus_compares_two_models_on_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a.csv"),
+        dir.path().join("b.csv"),
+        dir.path().join("c.csv"),
+    );
+    // a separates the classes (AUROC 1), b ties every score (AUROC ½): every paired draw differs by ½
+    let rows = |p1: [f64; 6]| {
+        let mut s = String::from("subject_id,label,p0,p1\n");
+        for (i, p) in p1.iter().enumerate() {
+            s.push_str(&format!("s{i},{},{},{p}\n", i % 2, 1.0 - p));
+        }
+        s
+    };
+    std::fs::write(&a, rows([0.1, 0.9, 0.2, 0.8, 0.3, 0.7])).unwrap();
+    std::fs::write(&b, rows([0.5; 6])).unwrap();
+    let (pa, pb) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let v: serde_json::Value =
+        serde_json::from_str(ok(&["metrics", "--predictions", pa, "--versus", pb, "--json"]).trim()).unwrap();
+    assert_eq!(v["versus"]["difference"].as_f64(), Some(0.5));
+    assert_eq!(v["versus"]["interval"], serde_json::json!([0.5, 0.5]));
+    assert_eq!(v["versus"]["resamples"].as_u64(), Some(1000));
+    let out = ok(&["metrics", "--predictions", pb, "--versus", pa]);
+    assert!(out.contains("-0.5000  [-0.5000, -0.5000]"), "{out}");
+    // other test rows cannot be paired
+    std::fs::write(&c, "label,p0,p1\n0,0.5,0.5\n1,0.5,0.5\n").unwrap();
+    let e = fails(&["metrics", "--predictions", pa, "--versus", c.to_str().unwrap()]);
+    assert!(e.contains("same rows") && e.contains("c.csv"), "{e}");
+}

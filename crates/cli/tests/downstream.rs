@@ -349,7 +349,8 @@ fn demo_runs_every_stage() {
     for needle in [
         "atrophy: ",
         "tumour: ",
-        "pretrained encoders beat the random encoder",
+        "pretrained encoders with a higher test AUROC than the random encoder",
+        "with the paired 95 % interval above 0",
         "| sl-mae |",
         "| vcr-jepa |",
         "| random |",

@@ -76,7 +76,22 @@ pub struct Outcome {
     pub best_epoch: usize,
     pub val: Metrics,
     pub test: Metrics,
+    /// lowest mean training loss of an epoch
+    pub min_train_loss: f64,
 }
+
+impl Outcome {
+    /// Whether the classifier fitted its training data at all. A loss that never leaves the chance
+    /// level ln C means the outputs barely depend on the input (SPEC 3.4's probe does this on tiny
+    /// encoders when the signal lies in a few tokens): probabilities near 1/C, accuracy and F1 at
+    /// chance, and an AUROC that ranks by tiny differences.
+    pub fn learned(&self, num_classes: usize) -> bool {
+        self.min_train_loss < CHANCE_MARGIN * (num_classes as f64).ln()
+    }
+}
+
+/// A training loss above this fraction of ln C counts as not learned (0.99 · ln 2 = 0.686).
+const CHANCE_MARGIN: f64 = 0.99;
 
 /// Mean cross-entropy of logits [B, C] against class indices.
 pub(crate) fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
@@ -190,6 +205,7 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
     };
     let warn = |m: String| pb.println(format!("warning: {m}"));
     let mut best: Option<(f64, usize, M, Metrics)> = None;
+    let mut min_train_loss = f64::INFINITY;
     let mut micro = 0usize;
     for epoch in 0..cfg.epochs {
         let started = Instant::now();
@@ -238,6 +254,7 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
         // leftover accumulation carries into the next epoch, as in the reference (SPEC 5.2)
         let m = metrics_of(&splits.val, &predict(&model, source, Part::Val, base)?)?;
         let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
+        min_train_loss = min_train_loss.min(train_loss);
         log.push_str(&format!(
             "{epoch},{train_loss:.6},{:.6},{:.6},{},{:.6},{lr:.4e},{:.2}\n",
             m.accuracy,
@@ -265,8 +282,30 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
     let labels: Vec<usize> = splits.test.iter().map(|r| r.label as usize).collect();
     let groups: Vec<String> = splits.test.iter().map(|r| r.subject_id.clone()).collect();
     let ci = bootstrap(&probs, &labels, &groups, 1000, cfg.seed);
-    let outcome = Outcome { best_epoch, val, test };
-    let json = serde_json::json!({ "best_epoch": best_epoch, "val": outcome.val, "test": outcome.test, "test_bootstrap_95": ci });
+    let outcome = Outcome {
+        best_epoch,
+        val,
+        test,
+        min_train_loss,
+    };
+    if !outcome.learned(c) {
+        eprintln!(
+            "warning: {}: the training loss never fell below {min_train_loss:.4} (chance: ln {c} = {:.4}); \
+             the classifier did not fit its training data. Its probabilities stay near 1/{c}, so accuracy \
+             and F1 mean little, and its AUROC rests on tiny differences. Try more epochs or a higher lr \
+             (frozen probes: --standardise-tokens)",
+            out.display(),
+            (c as f64).ln()
+        );
+    }
+    let json = serde_json::json!({
+        "best_epoch": best_epoch,
+        "val": outcome.val,
+        "test": outcome.test,
+        "test_bootstrap_95": ci,
+        "min_train_loss": min_train_loss,
+        "learned": outcome.learned(c),
+    });
     brainssl_scan::atomic_write(
         &out.join("metrics.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
@@ -294,5 +333,25 @@ mod tests {
         // −½[log σ(2) + log σ(−1)] with σ the logistic function
         let want = -0.5 * ((1.0 / (1.0 + (-2f64).exp())).ln() + (1.0 / (1.0 + 1f64.exp())).ln());
         assert!((l - want).abs() < 1e-6, "{l} vs {want}");
+    }
+
+    #[test]
+    fn learned_means_the_loss_left_chance() {
+        let m = Metrics {
+            accuracy: 0.5,
+            macro_f1: 0.5,
+            f1_positive: None,
+            auroc: 0.5,
+        };
+        let at = |loss: f64| Outcome {
+            best_epoch: 0,
+            val: m.clone(),
+            test: m.clone(),
+            min_train_loss: loss,
+        };
+        // ln 2 = 0.6931, ln 3 = 1.0986
+        assert!(!at(0.6929).learned(2) && at(0.60).learned(2));
+        assert!(!at(1.095).learned(3) && at(0.69).learned(3));
+        assert!(!at(f64::NAN).learned(2), "no finite loss: not learned");
     }
 }

@@ -140,39 +140,17 @@ pub struct Intervals {
 }
 
 pub fn bootstrap(probs: &[Vec<f64>], labels: &[usize], groups: &[String], resamples: usize, seed: u64) -> Intervals {
-    let mut ids: Vec<&String> = groups.iter().collect();
-    ids.sort();
-    ids.dedup();
-    let rows_of: Vec<Vec<usize>> = ids
-        .iter()
-        .map(|id| (0..groups.len()).filter(|&i| &groups[i] == *id).collect())
-        .collect();
-    let mut rng = Rng::new(seed);
     let mut samples: Vec<Metrics> = Vec::with_capacity(resamples);
     let mut skipped = 0;
-    for _ in 0..resamples {
-        let mut p = Vec::with_capacity(labels.len());
-        let mut l = Vec::with_capacity(labels.len());
-        for _ in 0..rows_of.len() {
-            for &i in &rows_of[rng.below(rows_of.len() as u64) as usize] {
-                p.push(probs[i].clone());
-                l.push(labels[i]);
-            }
-        }
+    for rows in subject_draws(groups, resamples, seed) {
+        let p: Vec<Vec<f64>> = rows.iter().map(|&i| probs[i].clone()).collect();
+        let l: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
         match Metrics::compute(&p, &l) {
             Ok(m) => samples.push(m),
             Err(_) => skipped += 1,
         }
     }
-    let interval = |f: &dyn Fn(&Metrics) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            return (f64::NAN, f64::NAN);
-        }
-        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        (q(0.025), q(0.975))
-    };
+    let interval = |f: &dyn Fn(&Metrics) -> f64| interval95(samples.iter().map(f).collect());
     let binary = samples.first().is_some_and(|m| m.f1_positive.is_some());
     Intervals {
         accuracy: interval(&|m| m.accuracy),
@@ -182,6 +160,37 @@ pub fn bootstrap(probs: &[Vec<f64>], labels: &[usize], groups: &[String], resamp
         resamples,
         skipped,
     }
+}
+
+/// `resamples` seeded bootstrap draws of whole subjects: each draw picks as many subjects as there
+/// are, with replacement, and lists the rows of every subject picked.
+pub fn subject_draws(groups: &[String], resamples: usize, seed: u64) -> impl Iterator<Item = Vec<usize>> {
+    let mut ids: Vec<&String> = groups.iter().collect();
+    ids.sort();
+    ids.dedup();
+    let rows_of: Vec<Vec<usize>> = ids
+        .iter()
+        .map(|id| (0..groups.len()).filter(|&i| &groups[i] == *id).collect())
+        .collect();
+    let mut rng = Rng::new(seed);
+    let n = groups.len();
+    (0..resamples).map(move |_| {
+        let mut rows = Vec::with_capacity(n);
+        for _ in 0..rows_of.len() {
+            rows.extend_from_slice(&rows_of[rng.below(rows_of.len() as u64) as usize]);
+        }
+        rows
+    })
+}
+
+/// 2.5th and 97.5th percentiles (nearest rank) of `v`; NaN when empty.
+pub(crate) fn interval95(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    (q(0.025), q(0.975))
 }
 
 #[cfg(test)]
