@@ -351,9 +351,9 @@ fn demo_runs_every_stage() {
         "tumour: ",
         "pretrained encoders with a higher test AUROC than the random encoder",
         "with the paired 95 % interval above 0",
-        "| sl-mae |",
-        "| vcr-jepa |",
-        "| random |",
+        "| sl-mae",
+        "| vcr-jepa",
+        "| random",
         "ResNet-50",
     ] {
         assert!(summary.contains(needle), "{needle} missing from\n{summary}");
