@@ -141,20 +141,9 @@ pub fn psd(a: PsdArgs) -> Result<()> {
     if a.manifest.len() < 2 {
         bail!("give two or more --manifest files (one per dataset)");
     }
-    let names: Vec<String> = if a.names.is_empty() {
-        a.manifest
-            .iter()
-            .map(|p| p.file_stem().unwrap_or_default().to_string_lossy().to_string())
-            .collect()
-    } else if a.names.len() == a.manifest.len() {
-        a.names.clone()
-    } else {
-        bail!(
-            "--names has {} entries for {} manifests",
-            a.names.len(),
-            a.manifest.len()
-        );
-    };
+    let names = crate::commands::names_or(&a.names, &a.manifest, "manifests", |p| {
+        p.file_stem().unwrap_or_default().to_string_lossy().to_string()
+    })?;
     let prep = brainssl_prep::PrepConfig {
         depth: a.depth,
         size: a.size,

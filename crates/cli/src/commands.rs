@@ -26,6 +26,18 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
+/// `--names` for `items` (manifests, checkpoints): the names given, one per item, or `default` of
+/// each item when none are given.
+pub fn names_or<T>(given: &[String], items: &[T], what: &str, default: impl Fn(&T) -> String) -> Result<Vec<String>> {
+    if given.is_empty() {
+        Ok(items.iter().map(default).collect())
+    } else if given.len() == items.len() {
+        Ok(given.to_vec())
+    } else {
+        bail!("--names has {} entries for {} {what}", given.len(), items.len())
+    }
+}
+
 pub fn info(path: &Path, json: bool, frame: Option<usize>) -> Result<()> {
     let v = load_scan(path, LoadOptions { frame })?;
     let i = ScanInfo::of(&path.display().to_string(), &v);

@@ -433,25 +433,12 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
     if a.fractions.len() != 3 {
         bail!("--fractions takes three numbers: pool,val,test");
     }
-    let names: Vec<String> = if a.names.is_empty() {
-        a.checkpoint
-            .iter()
-            .map(|c| {
-                c.ancestors()
-                    .nth(2)
-                    .and_then(|p| p.file_name())
-                    .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().to_string())
-            })
-            .collect()
-    } else if a.names.len() == a.checkpoint.len() {
-        a.names.clone()
-    } else {
-        bail!(
-            "--names has {} entries for {} checkpoints",
-            a.names.len(),
-            a.checkpoint.len()
-        );
-    };
+    let names = crate::commands::names_or(&a.names, &a.checkpoint, "checkpoints", |c| {
+        c.ancestors()
+            .nth(2)
+            .and_then(|p| p.file_name())
+            .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().to_string())
+    })?;
     let all = rows(&a.manifest)?;
     let [pool, val, test] =
         splits::train_val_test(&all, [a.fractions[0], a.fractions[1], a.fractions[2]], a.split_seed)?;
