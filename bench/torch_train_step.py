@@ -5,6 +5,9 @@ blocks, mask-token predictor/decoder), draws reference masks (int(0.75 N) one-to
 replacement, shared by the batch), and times forward + backward + global-norm clipping per module
 + AdamW (+ EMA for JEPA). SL-MAE steps are all spectral, as on the Rust side.
 
+With --mode embed it times the encoder's forward pass alone (no gradients) on whole volumes, the
+cost of `brainssl embed` and of caching a frozen probe's tokens.
+
 Prints one JSON line: {"ms": [...], "median_ms": ..., "peak_rss_mb": ..., "torch": version}.
 Written for this project from SPEC.md; not taken from the reference code.
 """
@@ -152,6 +155,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mode", default="train", choices=["train", "embed"])
     a = ap.parse_args()
     torch.manual_seed(0)
     if a.device == "cpu":
@@ -163,6 +167,8 @@ def main():
     n = grid[0] * grid[1] * grid[2]
     mae = a.objective in ("mae", "sl-mae")
     enc = Encoder(a.dim, a.enc_depth, a.heads, p, grid).to(dev)
+    if a.mode == "embed":
+        return embed(a, enc, dev)
     head = Head(a.dim, a.pred_dim, a.pred_depth, a.pred_heads, p ** 3 if mae else a.dim, grid).to(dev)
     teacher = None
     if not mae:
@@ -218,6 +224,23 @@ def main():
     if dev.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     print(json.dumps(out))
+
+
+def embed(a, enc, dev):
+    x = torch.randn(a.batch, 1, a.depth, a.size, a.size, device=dev)
+    times = []
+    with torch.inference_mode():
+        for i in range(a.warmup + a.steps):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            enc(x).sum().item()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= a.warmup:
+                times.append((time.perf_counter() - t0) * 1e3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"ms": times, "median_ms": float(np.median(times)), "peak_rss_mb": peak, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

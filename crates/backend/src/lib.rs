@@ -1,27 +1,32 @@
-//! The one place brainssl touches Burn's backend selection, so a Burn upgrade changes few files.
-//!
-//! Burn 0.22 picks the backend from the `Device` at run time; which backends exist is decided at build
-//! time by this crate's features: Flex (CPU) always, `cuda` and `vulkan` when enabled.
+//! The one place brainssl meets libtorch (through tch): device names, compute precision, and copies
+//! between host vectors and tensors. Everything above this crate names devices with [`DeviceSpec`] and
+//! reads tensors back with [`to_vec`], so the rest of the code does not depend on tch's spelling.
+
+mod precision;
 
 use std::str::FromStr;
 
-pub use burn;
-pub use burn::tensor::{Device, Tensor, TensorData};
+pub use precision::{autocast, compute_kind, Precision, PrecisionChoice};
+pub use tch;
+pub use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("unknown device '{0}': use cpu, cuda[:N] or vulkan[:N]")]
+    #[error("unknown device '{0}': use cpu or cuda[:N]")]
     Unknown(String),
-    #[error("this brainssl was built without the {0} backend; rebuild with `--features {0}`")]
-    NotCompiled(&'static str),
+    #[error("{0} asked for, but this brainssl was built without CUDA: rebuild with `--features cuda` (see README)")]
+    NoCudaBuild(String),
+    #[error("{0} asked for, but libtorch sees no CUDA device (driver, CUDA_VISIBLE_DEVICES?)")]
+    NoCudaDevice(String),
+    #[error("{0} asked for, but only {1} CUDA device(s) are visible")]
+    NoSuchDevice(String, usize),
 }
 
 /// A device as a user names it on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceSpec {
     Cpu,
     Cuda(usize),
-    Vulkan(usize),
 }
 
 impl FromStr for DeviceSpec {
@@ -33,9 +38,8 @@ impl FromStr for DeviceSpec {
             None => (s.as_str(), 0),
         };
         match kind {
-            "cpu" | "flex" if index == 0 => Ok(DeviceSpec::Cpu),
+            "cpu" if index == 0 => Ok(DeviceSpec::Cpu),
             "cuda" | "gpu" => Ok(DeviceSpec::Cuda(index)),
-            "vulkan" => Ok(DeviceSpec::Vulkan(index)),
             _ => Err(BackendError::Unknown(s.clone())),
         }
     }
@@ -46,56 +50,138 @@ impl std::fmt::Display for DeviceSpec {
         match self {
             DeviceSpec::Cpu => write!(f, "cpu"),
             DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
-            DeviceSpec::Vulkan(i) => write!(f, "vulkan:{i}"),
         }
     }
 }
 
 impl DeviceSpec {
-    /// The Burn device, or an error saying how to build a binary that has it.
+    /// The libtorch device, or an error saying why it is not available.
     pub fn device(self) -> Result<Device, BackendError> {
         match self {
-            DeviceSpec::Cpu => Ok(Device::flex()),
-            #[cfg(feature = "cuda")]
-            DeviceSpec::Cuda(i) => Ok(Device::cuda(i)),
-            #[cfg(not(feature = "cuda"))]
-            DeviceSpec::Cuda(_) => Err(BackendError::NotCompiled("cuda")),
-            #[cfg(feature = "vulkan")]
-            DeviceSpec::Vulkan(i) => Ok(Device::vulkan(burn::tensor::DeviceKind::DiscreteGpu(i))),
-            #[cfg(not(feature = "vulkan"))]
-            DeviceSpec::Vulkan(_) => Err(BackendError::NotCompiled("vulkan")),
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(i) => {
+                let name = self.to_string();
+                if !cfg!(feature = "cuda") && !tch::Cuda::is_available() {
+                    return Err(BackendError::NoCudaBuild(name));
+                }
+                let n = tch::Cuda::device_count().max(0) as usize;
+                if n == 0 {
+                    return Err(BackendError::NoCudaDevice(name));
+                }
+                if i >= n {
+                    return Err(BackendError::NoSuchDevice(name, n));
+                }
+                Ok(Device::Cuda(i))
+            }
+        }
+    }
+
+    pub fn of(device: Device) -> DeviceSpec {
+        match device {
+            Device::Cuda(i) => DeviceSpec::Cuda(i),
+            _ => DeviceSpec::Cpu,
         }
     }
 }
 
-/// `--devices cuda:0,cuda:1` for data-parallel runs.
-pub fn parse_devices(s: &str) -> Result<Vec<DeviceSpec>, BackendError> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(DeviceSpec::from_str)
-        .collect()
+/// The PyTorch version of the libtorch this binary was built against, and its library folder.
+pub fn libtorch_build() -> (&'static str, &'static str) {
+    (
+        option_env!("BRAINSSL_LIBTORCH_VERSION").unwrap_or("unknown"),
+        option_env!("BRAINSSL_LIBTORCH_LIB").unwrap_or("unknown"),
+    )
 }
 
-/// Backends this binary was built with.
-pub fn compiled_backends() -> Vec<&'static str> {
-    let mut v = vec!["cpu (flex)"];
-    if cfg!(feature = "cuda") {
-        v.push("cuda");
+/// The name of CUDA device `index` from the driver (libcuda), when it can be asked.
+pub fn cuda_device_name(index: usize) -> Option<String> {
+    type Init = unsafe extern "C" fn(u32) -> i32;
+    type Get = unsafe extern "C" fn(*mut i32, i32) -> i32;
+    type Name = unsafe extern "C" fn(*mut std::os::raw::c_char, i32, i32) -> i32;
+    // SAFETY: the driver API's cuInit, cuDeviceGet and cuDeviceGetName with their documented
+    // signatures; the name buffer outlives the call and is NUL-terminated by the driver.
+    unsafe {
+        let lib = libloading::Library::new("libcuda.so.1").ok()?;
+        let init: libloading::Symbol<Init> = lib.get(b"cuInit").ok()?;
+        let get: libloading::Symbol<Get> = lib.get(b"cuDeviceGet").ok()?;
+        let name: libloading::Symbol<Name> = lib.get(b"cuDeviceGetName").ok()?;
+        if init(0) != 0 {
+            return None;
+        }
+        let mut dev = 0i32;
+        if get(&mut dev, index as i32) != 0 {
+            return None;
+        }
+        let mut buf = [0 as std::os::raw::c_char; 256];
+        if name(buf.as_mut_ptr(), buf.len() as i32, dev) != 0 {
+            return None;
+        }
+        Some(std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned())
     }
-    if cfg!(feature = "vulkan") {
-        v.push("vulkan");
-    }
-    v
 }
 
-/// A loader batch ([B, 1, T, S, S], C order) as a tensor on `device`.
-pub fn volume_batch(data: Vec<f32>, shape: [usize; 5], device: &Device) -> Tensor<5> {
-    assert_eq!(
-        data.len(),
-        shape.iter().product::<usize>(),
-        "batch data does not match its shape"
-    );
-    Tensor::from_data(TensorData::new(data, shape), device)
+/// Whether this binary links libtorch_cuda (the `cuda` feature).
+pub fn built_with_cuda() -> bool {
+    cfg!(feature = "cuda")
+}
+
+/// CPU threads for libtorch's intra-op pool (0 keeps libtorch's default: one per core).
+pub fn set_threads(threads: usize) {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+}
+
+/// A float32 tensor of `shape` holding `data` (row-major), on `device`.
+pub fn tensor(data: &[f32], shape: &[usize], device: Device) -> Tensor {
+    let n: usize = shape.iter().product();
+    assert_eq!(data.len(), n, "{} values for shape {shape:?}", data.len());
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    Tensor::from_slice(data).view(dims.as_slice()).to_device(device)
+}
+
+/// An int64 index tensor on `device`.
+pub fn indices(idx: &[usize], device: Device) -> Tensor {
+    let v: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+    Tensor::from_slice(&v).to_device(device)
+}
+
+/// Row-major float32 host copy of any float tensor (any device, any float kind).
+pub fn to_vec(t: &Tensor) -> Vec<f32> {
+    let flat = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view(-1);
+    Vec::<f32>::try_from(&flat).expect("a float tensor converts to f32")
+}
+
+/// Row-major float64 host copy of any float tensor.
+pub fn to_vec_f64(t: &Tensor) -> Vec<f64> {
+    let flat = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Double)
+        .contiguous()
+        .view(-1);
+    Vec::<f64>::try_from(&flat).expect("a float tensor converts to f64")
+}
+
+/// The value of a one-element tensor as f64.
+pub fn scalar(t: &Tensor) -> f64 {
+    t.detach().to_kind(Kind::Double).double_value(&[])
+}
+
+/// Shape as usizes.
+pub fn dims(t: &Tensor) -> Vec<usize> {
+    t.size().iter().map(|&d| d as usize).collect()
+}
+
+/// Waits for queued device work (a no-op on the CPU).
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
 }
 
 #[cfg(test)]
@@ -106,34 +192,29 @@ mod tests {
     fn device_names_parse_and_print() {
         assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
         assert_eq!("CUDA:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
-        assert_eq!("vulkan".parse::<DeviceSpec>().unwrap(), DeviceSpec::Vulkan(0));
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
         assert!("tpu:0".parse::<DeviceSpec>().is_err());
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
-        assert_eq!(
-            parse_devices("cuda:0, cuda:1").unwrap(),
-            vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]
-        );
+        assert!("vulkan:0".parse::<DeviceSpec>().is_err());
         assert_eq!(DeviceSpec::Cuda(3).to_string(), "cuda:3");
-        if !cfg!(feature = "cuda") {
+        if !built_with_cuda() {
             let e = DeviceSpec::Cuda(0).device().unwrap_err().to_string();
-            assert!(e.contains("--features cuda"), "{e}");
+            assert!(e.contains("--features cuda") && !e.contains('\n'), "{e}");
         }
     }
 
     #[test]
-    fn batches_reach_the_cpu_backend_intact_and_differentiate() {
-        let device = DeviceSpec::Cpu.device().unwrap();
-        let data: Vec<f32> = (0..2 * 8).map(|v| v as f32 * 0.5).collect();
-        let t = volume_batch(data.clone(), [2, 1, 2, 2, 2], &device);
-        assert_eq!(t.dims(), [2, 1, 2, 2, 2]);
-        assert_eq!(t.clone().into_data().try_to_vec::<f32>().unwrap(), data);
-        // d/dx sum(x²) = 2x on an autodiff device
-        let ad = device.autodiff();
-        let x = volume_batch(data.clone(), [2, 1, 2, 2, 2], &ad).require_grad();
-        let grads = x.clone().powi_scalar(2).sum().backward();
-        let g = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        for (a, b) in g.iter().zip(&data) {
-            assert!((a - 2.0 * b).abs() < 1e-6);
+    fn host_copies_round_trip_and_differentiate() {
+        let data: Vec<f32> = (0..16).map(|v| v as f32 * 0.5).collect();
+        let t = tensor(&data, &[2, 1, 2, 2, 2], Device::Cpu);
+        assert_eq!(dims(&t), vec![2, 1, 2, 2, 2]);
+        assert_eq!(to_vec(&t), data);
+        // d/dx sum(x²) = 2x
+        let x = t.set_requires_grad(true);
+        x.square().sum(Kind::Float).backward();
+        for (g, v) in to_vec(&x.grad()).iter().zip(&data) {
+            assert!((g - 2.0 * v).abs() < 1e-6);
         }
+        assert_eq!(scalar(&Tensor::from(2.5f32)), 2.5);
     }
 }

@@ -12,6 +12,8 @@ use std::time::Instant;
 pub enum BenchCmd {
     /// Median ms per pretraining step and peak memory per preset, brainssl vs PyTorch
     Train(crate::bench_train::TrainBenchArgs),
+    /// Encoder forward passes (no gradients) on whole volumes, brainssl vs PyTorch: volumes/s
+    Embed(crate::bench_train::EmbedBenchArgs),
     /// Volumes/s of evaluation-mode preprocessing, brainssl vs the Python baseline
     Preprocess {
         /// Folder of NIfTI scans (default: ../shared/data/real)
@@ -59,7 +61,8 @@ fn one(path: &Path, cfg: &PrepConfig) -> Result<()> {
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Train(a) => crate::bench_train::run(a),
+        BenchCmd::Train(a) => crate::bench_train::train(a),
+        BenchCmd::Embed(a) => crate::bench_train::embed(a),
         BenchCmd::Preprocess {
             data,
             depth,

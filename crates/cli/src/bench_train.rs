@@ -1,12 +1,15 @@
-//! `brainssl bench train`: median ms per training step and peak memory for each preset, beside the
-//! PyTorch baseline (`bench/torch_train_step.py`) with the same shapes and thread count, same run.
+//! `brainssl bench train` and `bench embed`: median ms per training step (or per encoder forward
+//! pass) and peak memory for each preset, beside the PyTorch baseline (`bench/torch_train_step.py`)
+//! with the same shapes and thread count, in the same run. Each side runs in its own process, so
+//! peak memory is its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
 use brainssl_backend::DeviceSpec;
-use brainssl_train::bench::time_steps;
+use brainssl_train::bench::{median, time_embed, time_steps, StepTimes};
+use brainssl_train::PretrainConfig;
 use clap::Args;
 
 #[derive(Args)]
@@ -14,9 +17,27 @@ pub struct TrainBenchArgs {
     /// Comma-separated presets
     #[arg(long, default_value = "tiny-mae,tiny-sl-mae,tiny-jepa,tiny-vcr-jepa")]
     preset: String,
-    /// TOML overrides applied to every preset (e.g. a smaller batch for reference sizes)
+    #[command(flatten)]
+    common: BenchArgs,
+}
+
+#[derive(Args)]
+pub struct EmbedBenchArgs {
+    /// Comma-separated presets whose encoder and input size are timed
+    #[arg(long, default_value = "mae")]
+    preset: String,
+    #[command(flatten)]
+    common: BenchArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// TOML overrides applied to every preset
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Volumes per step on both sides (default: the preset's batch size; 1 for embed)
+    #[arg(long)]
+    batch_size: Option<usize>,
     #[arg(long, default_value_t = 20)]
     steps: usize,
     #[arg(long, default_value_t = 3)]
@@ -24,15 +45,31 @@ pub struct TrainBenchArgs {
     /// Threads on both sides (CPU)
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// cpu, cuda:N or vulkan:N (PyTorch gets cpu or cuda:N)
+    /// cpu or cuda:N (the same for PyTorch)
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Python with PyTorch for the baseline; "none" skips it
-    #[arg(long, default_value = "python3")]
+    /// Python with PyTorch for the baseline ("auto": .venv/bin/python when present, else python3;
+    /// "none" skips it). The CPU-only set-up cannot import torch in Python: `make setup-full`.
+    #[arg(long, default_value = "auto")]
     python: String,
     /// Internal: time one preset in this process and print JSON
     #[arg(long, hide = true)]
     one: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Train,
+    Embed,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Train => "train",
+            Mode::Embed => "embed",
+        }
+    }
 }
 
 /// Peak resident memory of this process (Linux), MiB.
@@ -48,13 +85,26 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn run_one(a: &TrainBenchArgs) -> Result<()> {
-    let cfg = crate::pretrain::build_config(&a.preset, a.config.as_deref(), None)?;
+fn config(preset: &str, a: &BenchArgs, mode: Mode) -> Result<PretrainConfig> {
+    let mut cfg = crate::pretrain::build_config(preset, a.config.as_deref(), None)?;
+    match (a.batch_size, mode) {
+        (Some(b), _) => cfg.data.batch_size = b,
+        (None, Mode::Embed) => cfg.data.batch_size = 1,
+        (None, Mode::Train) => {}
+    }
+    Ok(cfg)
+}
+
+fn run_one(preset: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
+    let cfg = config(preset, a, mode)?;
     let device = a.device.parse::<DeviceSpec>()?.device()?;
-    let t = time_steps(&cfg, a.warmup, a.steps, &device);
+    let t: StepTimes = match mode {
+        Mode::Train => time_steps(&cfg, a.warmup, a.steps, device),
+        Mode::Embed => time_embed(&cfg, cfg.data.batch_size, a.warmup, a.steps, device),
+    };
     let out = serde_json::json!({
         "median_ms": t.median(),
-        "forward_backward_ms": brainssl_train::bench::median(&t.forward_backward_ms),
+        "forward_backward_ms": median(&t.forward_backward_ms),
         "ms": t.ms,
         "peak_rss_mb": peak_rss_mb(),
         "batch": t.batch,
@@ -77,130 +127,139 @@ fn json_of(out: std::process::Output, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(line).with_context(|| format!("{what}: {line}"))
 }
 
-pub fn run(a: TrainBenchArgs) -> Result<()> {
-    if a.one {
-        return run_one(&a);
+/// The interpreter for the PyTorch side, or None to skip it.
+fn python(choice: &str) -> Option<String> {
+    match choice {
+        "none" => None,
+        "auto" => {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+            Some(if venv.exists() {
+                venv.display().to_string()
+            } else {
+                "python3".into()
+            })
+        }
+        other => Some(other.into()),
     }
-    let exe = std::env::current_exe()?;
+}
+
+/// The PyTorch baseline of one preset, or None (with the reason on stderr).
+fn torch_side(cfg: &PretrainConfig, a: &BenchArgs, mode: Mode) -> Option<serde_json::Value> {
+    let py = python(&a.python)?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/torch_train_step.py");
+    let (e, p) = (&cfg.encoder, &cfg.predictor);
+    let dev = if a.device.starts_with("cuda") {
+        a.device.as_str()
+    } else {
+        "cpu"
+    };
+    let args: Vec<String> = [
+        ("--objective", cfg.objective.name().to_string()),
+        ("--mode", mode.name().into()),
+        ("--batch", cfg.data.batch_size.to_string()),
+        ("--depth", cfg.data.prep.depth.to_string()),
+        ("--size", cfg.data.prep.size.to_string()),
+        ("--patch", e.patch.to_string()),
+        ("--dim", e.embed_dim.to_string()),
+        ("--enc-depth", e.depth.to_string()),
+        ("--heads", e.heads.to_string()),
+        ("--pred-dim", p.embed_dim.to_string()),
+        ("--pred-depth", p.depth.to_string()),
+        ("--pred-heads", p.heads.to_string()),
+        ("--steps", a.steps.to_string()),
+        ("--warmup", a.warmup.to_string()),
+        ("--threads", a.threads.to_string()),
+        ("--device", dev.into()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect();
+    match Command::new(&py)
+        .arg(&script)
+        .args(&args)
+        .env("OMP_NUM_THREADS", a.threads.to_string())
+        .output()
+    {
+        Ok(o) => json_of(o, "PyTorch baseline").map_err(|e| eprintln!("{e}")).ok(),
+        Err(e) => {
+            eprintln!("PyTorch baseline not run ({py}: {e}); pass --python with torch installed");
+            None
+        }
+    }
+}
+
+fn run(presets: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let unit = if mode == Mode::Train { "ms/step" } else { "ms/batch" };
     println!(
-        "| preset | batch | tokens (context) | brainssl ms/step (fwd+bwd) | PyTorch ms/step | ratio | brainssl peak MB | PyTorch peak MB |"
+        "| preset | batch | tokens (context) | brainssl {unit} (fwd+bwd) | PyTorch {unit} | ratio | brainssl vol/s | PyTorch vol/s | brainssl peak MB | PyTorch peak MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for preset in a.preset.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let cfg = crate::pretrain::build_config(preset, a.config.as_deref(), None)?;
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for preset in presets.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let cfg = config(preset, a, mode)?;
         let mut cmd = Command::new(&exe);
         cmd.args([
             "--threads",
             &a.threads.to_string(),
             "bench",
-            "train",
+            mode.name(),
             "--one",
             "--preset",
             preset,
         ])
-        .args([
-            "--steps",
-            &a.steps.to_string(),
-            "--warmup",
-            &a.warmup.to_string(),
-            "--device",
-            &a.device,
-        ])
+        .args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string()])
+        .args(["--device", &a.device, "--batch-size", &cfg.data.batch_size.to_string()])
         .env("RAYON_NUM_THREADS", a.threads.to_string());
         if let Some(c) = &a.config {
             cmd.arg("--config").arg(c);
         }
         let rust = json_of(cmd.output()?, "brainssl")?;
-        let torch = if a.python == "none" {
-            None
-        } else {
-            let e = &cfg.encoder;
-            let p = &cfg.predictor;
-            let dev = if a.device.starts_with("cuda") {
-                a.device.clone()
-            } else {
-                "cpu".into()
-            };
-            let args: Vec<String> = vec![
-                script.display().to_string(),
-                "--objective".into(),
-                cfg.objective.name().into(),
-                "--batch".into(),
-                cfg.data.batch_size.to_string(),
-                "--depth".into(),
-                cfg.data.prep.depth.to_string(),
-                "--size".into(),
-                cfg.data.prep.size.to_string(),
-                "--patch".into(),
-                e.patch.to_string(),
-                "--dim".into(),
-                e.embed_dim.to_string(),
-                "--enc-depth".into(),
-                e.depth.to_string(),
-                "--heads".into(),
-                e.heads.to_string(),
-                "--pred-dim".into(),
-                p.embed_dim.to_string(),
-                "--pred-depth".into(),
-                p.depth.to_string(),
-                "--pred-heads".into(),
-                p.heads.to_string(),
-                "--steps".into(),
-                a.steps.to_string(),
-                "--warmup".into(),
-                a.warmup.to_string(),
-                "--threads".into(),
-                a.threads.to_string(),
-                "--device".into(),
-                dev,
-            ];
-            match Command::new(&a.python)
-                .args(&args)
-                .env("OMP_NUM_THREADS", a.threads.to_string())
-                .output()
-            {
-                Ok(o) => match json_of(o, "PyTorch baseline") {
-                    Ok(j) => Some(j),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        None
-                    }
-                },
-                Err(e) => {
-                    eprintln!(
-                        "PyTorch baseline not run ({}: {e}); pass --python with torch installed",
-                        a.python
-                    );
-                    None
-                }
-            }
-        };
-        let rm = rust["median_ms"].as_f64().unwrap_or(f64::NAN);
+        let torch = torch_side(&cfg, a, mode);
+        let num = |j: &serde_json::Value, k: &str| j[k].as_f64().unwrap_or(f64::NAN);
+        let rm = num(&rust, "median_ms");
         let (tm, tp) = torch
             .as_ref()
-            .map(|j| {
-                (
-                    j["median_ms"].as_f64().unwrap_or(f64::NAN),
-                    j["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
-                )
-            })
+            .map(|j| (num(j, "median_ms"), num(j, "peak_rss_mb")))
             .unwrap_or((f64::NAN, f64::NAN));
-        let ratio = if tm.is_finite() {
-            format!("{:.2}x", rm / tm)
-        } else {
-            "-".into()
+        let b = cfg.data.batch_size as f64;
+        let opt = |v: f64, digits: usize| {
+            if v.is_finite() {
+                format!("{v:.digits$}")
+            } else {
+                "-".into()
+            }
         };
         println!(
-            "| {preset} | {} | {} ({:.0}) | {rm:.1} ({:.1}) | {} | {ratio} | {:.0} | {} |",
+            "| {preset} | {} | {} ({:.0}) | {rm:.1} ({:.1}) | {} | {} | {:.2} | {} | {:.0} | {} |",
             rust["batch"],
             rust["tokens"],
-            rust["context_tokens"].as_f64().unwrap_or(0.0),
-            rust["forward_backward_ms"].as_f64().unwrap_or(f64::NAN),
-            if tm.is_finite() { format!("{tm:.1}") } else { "-".into() },
-            rust["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
-            if tp.is_finite() { format!("{tp:.0}") } else { "-".into() },
+            num(&rust, "context_tokens"),
+            num(&rust, "forward_backward_ms"),
+            opt(tm, 1),
+            if tm.is_finite() {
+                format!("{:.2}x", rm / tm)
+            } else {
+                "-".into()
+            },
+            1e3 * b / rm,
+            opt(1e3 * b / tm, 2),
+            num(&rust, "peak_rss_mb"),
+            opt(tp, 0),
         );
     }
     Ok(())
+}
+
+pub fn train(a: TrainBenchArgs) -> Result<()> {
+    if a.common.one {
+        return run_one(&a.preset, &a.common, Mode::Train);
+    }
+    run(&a.preset, &a.common, Mode::Train)
+}
+
+pub fn embed(a: EmbedBenchArgs) -> Result<()> {
+    if a.common.one {
+        return run_one(&a.preset, &a.common, Mode::Embed);
+    }
+    run(&a.preset, &a.common, Mode::Embed)
 }

@@ -344,25 +344,40 @@ pub fn print_config() -> Result<()> {
     Ok(())
 }
 
-/// Backends compiled in, and a 256x256 matmul on the chosen device checked against the CPU.
+/// libtorch's build, CUDA availability and device names, and a 256x256 matmul on the chosen device
+/// checked against the host.
 pub fn devices(spec: &str) -> Result<()> {
-    use brainssl_backend::{DeviceSpec, Tensor, TensorData};
+    use brainssl_backend::{tch, tensor, to_vec, DeviceSpec};
+    let (version, lib) = brainssl_backend::libtorch_build();
+    println!("libtorch {version} ({lib})");
+    let cuda = if brainssl_backend::built_with_cuda() {
+        "linked"
+    } else {
+        "not linked (CPU build; `--features cuda` links it)"
+    };
+    println!("libtorch_cuda: {cuda}");
+    let n_cuda = tch::Cuda::device_count().max(0) as usize;
     println!(
-        "backends in this build: {}",
-        brainssl_backend::compiled_backends().join(", ")
+        "CUDA available: {}; {n_cuda} device(s); cuDNN {}",
+        tch::Cuda::is_available(),
+        if tch::Cuda::cudnn_is_available() {
+            "available"
+        } else {
+            "not available"
+        }
     );
+    for i in 0..n_cuda {
+        let name = brainssl_backend::cuda_device_name(i).unwrap_or_else(|| "(name unknown)".into());
+        println!("  cuda:{i}: {name}");
+    }
+    println!("CPU threads (intra-op): {}", tch::get_num_threads());
     let spec: DeviceSpec = spec.parse()?;
     let device = spec.device()?;
     let n = 256;
     let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5).collect();
     let t = std::time::Instant::now();
-    let x = Tensor::<2>::from_data(TensorData::new(a.clone(), [n, n]), &device);
-    let y: Vec<f32> = x
-        .clone()
-        .matmul(x.transpose())
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let x = tensor(&a, &[n, n], device);
+    let y = to_vec(&x.matmul(&x.transpose(0, 1)));
     let dt = t.elapsed();
     // reference on the host, in f64
     let mut max_err = 0f64;

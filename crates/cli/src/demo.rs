@@ -8,21 +8,20 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
-use brainssl_backend::burn::module::Module;
-use brainssl_backend::Device;
+use brainssl_backend::{Device, Precision};
 use brainssl_data::splits;
 use brainssl_data::synth::{generate, SynthConfig, SynthTask};
 use brainssl_data::{Manifest, ManifestRow};
 use brainssl_downstream::baseline::ResNetClassifier;
-use brainssl_downstream::embed::embed_rows;
-use brainssl_downstream::encoder::{load_encoder, random_encoder};
+use brainssl_downstream::embed::{embed_rows, EmbedPlan};
+use brainssl_downstream::encoder::{CheckpointKey, Encoder};
 use brainssl_downstream::fit::{Outcome, Splits};
 use brainssl_downstream::probe::{run, train, Downstream};
 use brainssl_downstream::{DownstreamConfig, Mode};
 use brainssl_eval::cluster::{kmeans, nmi, silhouette, tsne, TsneConfig};
 use brainssl_eval::plot::scatter_png;
 use brainssl_eval::{paired_auroc, Metrics, Predictions};
-use brainssl_models::VisionTransformer3d;
+use brainssl_train::session::Start;
 use brainssl_train::trainer::{pretrain, TrainOptions};
 use brainssl_train::PretrainConfig;
 use clap::Args;
@@ -104,14 +103,13 @@ fn synth_task(a: &DemoArgs, name: &'static str, task: SynthTask, subjects: usize
 }
 
 /// Silhouette, NMI (k-means) and 2-D t-SNE silhouette of `rows`' pooled embeddings; saves the map.
-fn analyse(
-    name: &str,
-    enc: &VisionTransformer3d,
-    rows: &[ManifestRow],
-    cfg: &DownstreamConfig,
-    dir: &Path,
-) -> Result<[f64; 3]> {
-    let (pooled, _) = embed_rows(enc, rows, &cfg.prep, 4, &Device::flex(), false)?;
+fn analyse(name: &str, enc: &Encoder, rows: &[ManifestRow], cfg: &DownstreamConfig, dir: &Path) -> Result<[f64; 3]> {
+    let plan = EmbedPlan {
+        prep: &cfg.prep,
+        batch_size: 4,
+        precision: Precision::F32,
+    };
+    let (pooled, _) = embed_rows(enc, rows, plan, false)?;
     let x: Vec<Vec<f64>> = pooled.iter().map(|e| e.iter().map(|&v| v as f64).collect()).collect();
     let y: Vec<usize> = rows.iter().map(|r| r.label as usize).collect();
     let map = tsne(&x, &TsneConfig::default());
@@ -179,7 +177,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
 
     // pretraining sees the training subjects of both datasets, without labels
     let unlabelled: Vec<ManifestRow> = tasks.iter().flat_map(|t| t.split.train.clone()).collect();
-    let base = Device::flex();
+    let device = Device::Cpu;
     let mut checkpoints = Vec::new();
     for preset in PRESETS {
         let mut pc = PretrainConfig::preset(preset).map_err(|e| anyhow!(e))?;
@@ -190,12 +188,12 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             std::fs::remove_dir_all(&dir)?;
         }
         let opts = TrainOptions {
-            devices: vec![base.clone()],
-            resume: false,
+            device,
+            start: Start::Fresh(Box::new(pc)),
             halt_after_steps: None,
             progress: true,
         };
-        let s = pretrain(&pc, unlabelled.clone(), &dir, &opts)?;
+        let s = pretrain(unlabelled.clone(), &dir, opts)?;
         eprintln!(
             "2/6 pretrained {preset} on {} unlabelled scans: {} steps in {:.0} s, loss {:.3} → {:.3} → {}",
             unlabelled.len(),
@@ -208,17 +206,16 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         checkpoints.push((preset.trim_start_matches("tiny-").to_string(), s.final_checkpoint));
     }
 
-    let device = base.clone().autodiff();
     let random = PretrainConfig::preset("tiny-mae").map_err(|e| anyhow!(e))?;
     // fresh encoders for each run: the pretrained student encoders and a random one
-    let encoders = || -> Result<Vec<(String, VisionTransformer3d, bool)>> {
+    let encoders = || -> Result<Vec<(String, Encoder, bool)>> {
         let mut v = Vec::new();
         for (name, ckpt) in &checkpoints {
-            v.push((name.clone(), load_encoder(ckpt, "student", &device)?.1, true));
+            v.push((name.clone(), Encoder::load(ckpt, CheckpointKey::Student, device)?, true));
         }
         v.push((
             "random".into(),
-            random_encoder(&random.encoder, a.seed + 7, &device),
+            Encoder::random(&random.encoder, a.seed + 7, device),
             false,
         ));
         Ok(v)
@@ -241,18 +238,16 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         );
         let mut outcomes = Vec::new();
         for (name, enc, pretrained) in encoders()? {
-            dcfg.classifier.heads = enc.blocks[0].attn.heads;
+            dcfg.classifier.heads = enc.cfg.heads;
             let dir = a.out.join(format!("{}-probe-{name}", task.name));
-            let plain = enc.valid();
+            let [sil, n, sil2] = analyse(&format!("{}-{name}", task.name), &enc, &heldout, &dcfg, &analysis)?;
             let o = run(
                 &dcfg,
                 Downstream::new(&dcfg, enc, pretrained)?,
                 &task.split,
                 &dir,
-                &base,
                 false,
             )?;
-            let [sil, n, sil2] = analyse(&format!("{}-{name}", task.name), &plain, &heldout, &dcfg, &analysis)?;
             eprintln!(
                 "3/6 {}: frozen probe on {name}: val AUROC {:.3}, test AUROC {:.3} (best epoch {}) → {}",
                 task.name,
@@ -276,17 +271,10 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     fcfg.epochs = a.finetune_epochs;
     fcfg.warmup_epochs = fcfg.warmup_epochs.min(fcfg.epochs);
     for task in &tasks {
-        let (_, mae) = load_encoder(&checkpoints[0].1, "student", &device)?;
-        fcfg.classifier.heads = mae.blocks[0].attn.heads;
+        let mae = Encoder::load(&checkpoints[0].1, CheckpointKey::Student, device)?;
+        fcfg.classifier.heads = mae.cfg.heads;
         let dir = a.out.join(format!("{}-finetune-mae", task.name));
-        let o = run(
-            &fcfg,
-            Downstream::new(&fcfg, mae, true)?,
-            &task.split,
-            &dir,
-            &base,
-            true,
-        )?;
+        let o = run(&fcfg, Downstream::new(&fcfg, mae, true)?, &task.split, &dir, true)?;
         eprintln!(
             "4/6 {}: fine-tuned mae: test AUROC {:.3} → {}",
             task.name,
@@ -301,10 +289,10 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let rdir = a.out.join("atrophy-baseline-resnet50");
     let o = train(
         &rcfg,
-        ResNetClassifier::new(2, a.seed, &device),
+        &ResNetClassifier::new(2, a.seed, device),
         &tasks[0].split,
         &rdir,
-        &base,
+        device,
         true,
     )?;
     eprintln!(

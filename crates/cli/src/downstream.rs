@@ -5,14 +5,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use brainssl_backend::{Device, DeviceSpec};
+use brainssl_backend::{Device, DeviceSpec, PrecisionChoice};
 use brainssl_data::{splits, Manifest, ManifestRow};
 use brainssl_downstream::baseline::ResNetClassifier;
-use brainssl_downstream::encoder::{load_encoder, random_encoder};
+use brainssl_downstream::encoder::{CheckpointKey, Encoder};
 use brainssl_downstream::fit::{Outcome, Splits};
 use brainssl_downstream::probe::{run, train, Downstream};
 use brainssl_downstream::{DownstreamConfig, Mode};
-use brainssl_models::VisionTransformer3d;
 use brainssl_train::PretrainConfig;
 use clap::Args;
 
@@ -39,8 +38,12 @@ pub struct RecipeArgs {
     /// TOML overrides of the downstream config (see the run folder's config.toml)
     #[arg(long)]
     config: Option<PathBuf>,
+    /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
+    #[arg(long)]
+    precision: Option<PrecisionChoice>,
     /// Frozen probes: run the encoder once per scan (evaluation-mode input, no augmentation) and
     /// train the classifier on the cached tokens; epochs then cost the classifier alone
     #[arg(long)]
@@ -132,17 +135,17 @@ fn rows(path: &Path) -> Result<Vec<ManifestRow>> {
     Ok(Manifest::read(path)?.rows)
 }
 
-/// Encoder (on the autodiff device), whether it is pretrained, and the pretraining config it came with.
-fn encoder(a: &EncoderArgs, device: &Device) -> Result<(VisionTransformer3d, bool, PretrainConfig)> {
+/// Encoder, whether it is pretrained, and the pretraining config it came with.
+fn encoder(a: &EncoderArgs, device: Device) -> Result<(Encoder, bool, PretrainConfig)> {
     match (&a.checkpoint, &a.from_scratch) {
         (Some(c), _) => {
             let (_, m) = brainssl_train::checkpoint::load(c).map_err(|e| anyhow!(e))?;
-            let (_, enc) = load_encoder(c, &a.checkpoint_key, device)?;
+            let enc = Encoder::load(c, a.checkpoint_key.parse::<CheckpointKey>()?, device)?;
             Ok((enc, true, m.config))
         }
         (None, Some(preset)) => {
             let cfg = PretrainConfig::preset(preset).map_err(|e| anyhow!(e))?;
-            Ok((random_encoder(&cfg.encoder, cfg.seed, device), false, cfg))
+            Ok((Encoder::random(&cfg.encoder, cfg.seed, device), false, cfg))
         }
         _ => bail!("give --checkpoint or --from-scratch PRESET"),
     }
@@ -161,7 +164,11 @@ fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> R
     c.classifier.heads = pre.encoder.heads;
     c.feature_cache |= r.feature_cache;
     c.standardise_tokens |= r.standardise_tokens;
-    overrides(c, r.config.as_deref(), r.epochs)
+    let mut c = overrides(c, r.config.as_deref(), r.epochs)?;
+    if let Some(p) = r.precision {
+        c.precision = p;
+    }
+    Ok(c)
 }
 
 /// `--config` (any subset of the downstream config's keys) and `--epochs` on top of a recipe.
@@ -210,7 +217,7 @@ fn print_outcome(what: &str, o: &Outcome) {
 pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
     let split = a.data.splits()?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
-    let (enc, pretrained, pre) = encoder(&a.encoder, &base.clone().autodiff())?;
+    let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
     let classes = classes_of(&[&split.train, &split.val, &split.test]);
     let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
     cfg.checkpoint_key = a.encoder.checkpoint_key.clone();
@@ -219,7 +226,6 @@ pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
         Downstream::new(&cfg, enc, pretrained)?,
         &split,
         &a.out,
-        &base,
         !a.recipe.quiet,
     )?;
     print_outcome(&a.out.display().to_string(), &o);
@@ -257,7 +263,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
             test: test.clone(),
         };
         splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
-        let (enc, pretrained, pre) = encoder(&a.encoder, &base.clone().autodiff())?;
+        let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
         let cfg = recipe(&a.recipe, mode, classes, &pre)?;
         let dir = a.out.join(format!("fold{i}"));
         let o = run(
@@ -265,7 +271,6 @@ pub fn cv(a: CvArgs) -> Result<()> {
             Downstream::new(&cfg, enc, pretrained)?,
             &split,
             &dir,
-            &base,
             !a.recipe.quiet,
         )?;
         print_outcome(&format!("fold {i}"), &o);
@@ -343,7 +348,7 @@ pub struct EmbedArgs {
 pub fn embed(a: EmbedArgs) -> Result<()> {
     let base = a.device.parse::<DeviceSpec>()?.device()?;
     let (_, m) = brainssl_train::checkpoint::load(&a.checkpoint).map_err(|e| anyhow!(e))?;
-    let (_, enc) = load_encoder(&a.checkpoint, &a.checkpoint_key, &base)?;
+    let enc = Encoder::load(&a.checkpoint, a.checkpoint_key.parse::<CheckpointKey>()?, base)?;
     let rows = match &a.manifest {
         Some(p) => rows(p)?,
         None => a
@@ -352,14 +357,12 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
             .map(|p| ManifestRow::new(-1, &p.file_stem().unwrap_or_default().to_string_lossy(), "", p.clone()))
             .collect(),
     };
-    let (pooled, grids) = brainssl_downstream::embed::embed_rows(
-        &enc,
-        &rows,
-        &m.config.data.prep,
-        a.batch_size,
-        &base,
-        a.tokens.is_some(),
-    )?;
+    let plan = brainssl_downstream::embed::EmbedPlan {
+        prep: &m.config.data.prep,
+        batch_size: a.batch_size,
+        precision: PrecisionChoice::Auto.resolve(base),
+    };
+    let (pooled, grids) = brainssl_downstream::embed::embed_rows(&enc, &rows, plan, a.tokens.is_some())?;
     let d = pooled.first().map_or(0, |p| p.len());
     let mut csv = String::from("subject_id,path,label");
     let npy = a.out.extension().is_some_and(|e| e == "npy");
@@ -476,16 +479,9 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                 let o = match a.checkpoint.get(m) {
                     Some(ckpt) => {
                         let (_, mf) = brainssl_train::checkpoint::load(ckpt).map_err(|e| anyhow!(e))?;
-                        let (_, enc) = load_encoder(ckpt, "student", &base.clone().autodiff())?;
+                        let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
                         let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
-                        run(
-                            &cfg,
-                            Downstream::new(&cfg, enc, true)?,
-                            &split,
-                            &dir,
-                            &base,
-                            !a.recipe.quiet,
-                        )?
+                        run(&cfg, Downstream::new(&cfg, enc, true)?, &split, &dir, !a.recipe.quiet)?
                     }
                     None => {
                         // the baseline sees the same input size as the first SSL model
@@ -493,8 +489,8 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                         let mut cfg = DownstreamConfig::resnet(classes, mf.config.data.prep.size <= 64);
                         (cfg.prep.depth, cfg.prep.size) = (mf.config.data.prep.depth, mf.config.data.prep.size);
                         let cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;
-                        let model = ResNetClassifier::new(classes, cfg.seed, &base.clone().autodiff());
-                        train(&cfg, model, &split, &dir, &base, !a.recipe.quiet)?
+                        let model = ResNetClassifier::new(classes, cfg.seed, base);
+                        train(&cfg, &model, &split, &dir, base, !a.recipe.quiet)?
                     }
                 };
                 let _ = writeln!(
@@ -572,8 +568,8 @@ pub fn baseline(a: BaselineArgs) -> Result<()> {
     let mut cfg = DownstreamConfig::resnet(classes, a.size <= 64);
     (cfg.prep.depth, cfg.prep.size) = (a.depth, a.size);
     let cfg = overrides(cfg, a.config.as_deref(), a.epochs)?;
-    let model = ResNetClassifier::new(classes, cfg.seed, &base.clone().autodiff());
-    let o = train(&cfg, model, &split, &a.out, &base, !a.quiet)?;
+    let model = ResNetClassifier::new(classes, cfg.seed, base);
+    let o = train(&cfg, &model, &split, &a.out, base, !a.quiet)?;
     print_outcome(&format!("{} (ResNet-50 3-D)", a.out.display()), &o);
     Ok(())
 }

@@ -26,7 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Self-supervised foundation models for 3D brain MRI"
 )]
 struct Cli {
-    /// Worker threads for data work (default: all cores)
+    /// Threads for data work and for libtorch's CPU kernels (default: all cores)
     #[arg(long, global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
@@ -86,9 +86,9 @@ enum Cmd {
     Metrics(metrics::MetricsArgs),
     /// Trainable parameters of each module of a preset
     ModelInfo(pretrain::ModelInfoArgs),
-    /// List the backends this build has and check a device with a small computation
+    /// libtorch's version, CUDA availability and device names; checks a device with a matmul
     Devices {
-        /// Device to check: cpu, cuda:N or vulkan:N
+        /// Device to check: cpu or cuda:N
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -110,6 +110,7 @@ fn main() {
             .num_threads(t.max(1))
             .build_global()
             .ok();
+        brainssl_backend::set_threads(t.max(1));
     }
     if let Err(e) = run(cli.cmd) {
         eprintln!("error: {e:#}");

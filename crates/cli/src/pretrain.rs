@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use brainssl_backend::{parse_devices, Device};
+use brainssl_backend::{Device, DeviceSpec, PrecisionChoice};
 use brainssl_data::Manifest;
 use brainssl_models::count_params;
 use brainssl_prep::Rng;
+use brainssl_train::session::Start;
 use brainssl_train::step::Student;
 use brainssl_train::trainer::{pretrain, TrainOptions};
 use brainssl_train::{PretrainConfig, PRESETS};
@@ -32,9 +33,12 @@ pub struct PretrainArgs {
     /// TOML file of overrides (any subset of `print-config --preset P`)
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Devices for data-parallel training, e.g. cuda:0,cuda:1 (default cpu)
+    /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
-    devices: String,
+    device: String,
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16 (config key `precision`)
+    #[arg(long, conflicts_with = "resume")]
+    precision: Option<PrecisionChoice>,
     /// Stop after this many steps as if killed (for resume tests)
     #[arg(long, hide = true)]
     halt_after_steps: Option<usize>,
@@ -60,47 +64,38 @@ pub fn build_config(preset: &str, overrides: Option<&Path>, epochs: Option<usize
     Ok(cfg)
 }
 
-fn devices(list: &str) -> Result<Vec<Device>> {
-    let specs = parse_devices(list)?;
-    if specs.is_empty() {
-        bail!("--devices is empty");
-    }
-    specs.iter().map(|s| Ok(s.device()?)).collect()
-}
-
 pub fn run(a: PretrainArgs) -> Result<()> {
     let manifest = Manifest::read_many(&a.manifest)?;
-    let (cfg, out, resume) = match &a.resume {
-        Some(dir) => (
-            PretrainConfig::preset("tiny-mae").map_err(|e| anyhow!(e))?,
-            dir.clone(),
-            true,
-        ),
+    let device = a.device.parse::<DeviceSpec>()?.device()?;
+    let (start, out) = match &a.resume {
+        Some(dir) => (Start::Resume, dir.clone()),
         None => {
             let preset = a.preset.as_deref().expect("clap requires --preset");
-            let cfg = build_config(preset, a.config.as_deref(), a.epochs)?;
-            (cfg, a.out.clone().expect("clap requires --out"), false)
+            let mut cfg = build_config(preset, a.config.as_deref(), a.epochs)?;
+            if let Some(p) = a.precision {
+                cfg.precision = p;
+            }
+            eprintln!(
+                "pretraining {} on {} scans ({}x{}x{}), {} epochs, {} in {:?}",
+                cfg.objective.name(),
+                manifest.rows.len(),
+                cfg.data.prep.depth,
+                cfg.data.prep.size,
+                cfg.data.prep.size,
+                cfg.optim.epochs,
+                a.device,
+                cfg.precision.resolve(device)
+            );
+            (Start::Fresh(Box::new(cfg)), a.out.clone().expect("clap requires --out"))
         }
     };
     let opts = TrainOptions {
-        devices: devices(&a.devices)?,
-        resume,
+        device,
+        start,
         halt_after_steps: a.halt_after_steps,
         progress: !a.quiet,
     };
-    if !resume {
-        eprintln!(
-            "pretraining {} on {} scans ({}x{}x{}), {} epochs, devices {}",
-            cfg.objective.name(),
-            manifest.rows.len(),
-            cfg.data.prep.depth,
-            cfg.data.prep.size,
-            cfg.data.prep.size,
-            cfg.optim.epochs,
-            a.devices
-        );
-    }
-    let summary = pretrain(&cfg, manifest.rows, &out, &opts)?;
+    let summary = pretrain(manifest.rows, &out, opts)?;
     let curve: Vec<String> = summary.epoch_losses.iter().map(|l| format!("{l:.4}")).collect();
     println!(
         "done: {} steps ({} optimiser steps) in {:.1} s; epoch losses {}; {} non-finite; checkpoint {}",
@@ -124,7 +119,7 @@ pub struct ModelInfoArgs {
 
 pub fn model_info(a: ModelInfoArgs) -> Result<()> {
     let cfg = build_config(&a.preset, a.config.as_deref(), None)?;
-    let student = Student::init(&cfg, &mut Rng::new(0), &Device::flex());
+    let student = Student::init(&cfg, &mut Rng::new(0), Device::Cpu);
     let head = if cfg.objective.is_mae() { "decoder" } else { "predictor" };
     let e = &cfg.encoder;
     let grid = e.grid(cfg.data.prep.depth, cfg.data.prep.size);
@@ -142,7 +137,10 @@ pub fn model_info(a: ModelInfoArgs) -> Result<()> {
         grid[2],
         grid.iter().product::<usize>()
     );
-    let (ne, nh) = (count_params(&student.encoder), count_params(&student.head));
+    let (ne, nh) = (
+        count_params(&student.vs, "encoder."),
+        count_params(&student.vs, "head."),
+    );
     println!(
         "{:<10} {:>14}  width {} depth {} heads {}",
         "encoder",

@@ -283,11 +283,19 @@ fn print_config_is_valid_toml_with_spec_defaults() {
 }
 
 #[test]
-fn devices_checks_the_cpu_backend() {
+fn devices_reports_libtorch_and_checks_the_cpu() {
     let out = ok(&["devices"]);
-    assert!(out.contains("cpu (flex)") && out.contains("max abs error"), "{out}");
+    assert!(
+        out.contains("libtorch 2.11.0") && out.contains("max abs error"),
+        "{out}"
+    );
     let e = fails(&["devices", "--device", "tpu:0"]);
     assert!(e.contains("unknown device"), "{e}");
+    // a CPU build asked for CUDA says so in one line
+    if !out.contains("libtorch_cuda: linked") {
+        let e = fails(&["devices", "--device", "cuda:0"]);
+        assert!(e.contains("--features cuda") && e.trim().lines().count() == 1, "{e}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Downstream recipes (SPEC 5.2, 5.6, D7): the paper's default and the reference HEAD preset.
 
+use brainssl_backend::PrecisionChoice;
 use brainssl_models::ClassifierConfig;
 use brainssl_prep::{AugmentConfig, PrepConfig};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,9 @@ pub enum Mode {
 pub struct DownstreamConfig {
     pub mode: Mode,
     pub seed: u64,
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16.
+    #[serde(default)]
+    pub precision: PrecisionChoice,
     pub prep: PrepConfig,
     pub augment: Option<AugmentConfig>,
     pub batch_size: usize,
@@ -65,6 +69,7 @@ impl DownstreamConfig {
         DownstreamConfig {
             mode,
             seed: 1881,
+            precision: PrecisionChoice::Auto,
             prep: PrepConfig {
                 depth,
                 size,

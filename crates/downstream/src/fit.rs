@@ -7,36 +7,38 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use brainssl_backend::burn::module::Module;
-use brainssl_backend::burn::optim::GradientsParams;
-use brainssl_backend::burn::tensor::activation::log_softmax;
-use brainssl_backend::burn::tensor::Int;
-use brainssl_backend::{Device, Tensor, TensorData};
+use brainssl_backend::{autocast, indices, scalar, tch, to_vec_f64, Device, Kind, Precision, Tensor};
 use brainssl_data::ManifestRow;
 use brainssl_eval::{bootstrap, Metrics};
 use brainssl_prep::Rng;
-use brainssl_train::checkpoint::module_tensors;
-use brainssl_train::optim::AdamW;
+use brainssl_train::optim::{zero_grads, AdamW, StepRules};
+use brainssl_train::reporter::Reporter;
 use brainssl_train::schedule::RunSchedule;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::config::DownstreamConfig;
 
 /// What the loop needs from a model: logits for a training batch, probabilities in evaluation
-/// mode, and how its parameters are clipped and scaled.
-pub trait Classifier: Module + Clone {
-    /// A batch as the model takes it: scans [B, 1, T, H, W] or encoder tokens [B, N, D].
-    type Input;
-    /// Logits [B, C] of a training batch `x` (on the autodiff device) in `epoch`.
-    fn train_logits(&self, x: Self::Input, epoch: usize, rng: &mut Rng) -> Tensor<2>;
-    /// Class probabilities [B, C] (called on the `valid()` model).
-    fn probabilities(&self, x: Self::Input) -> Tensor<2>;
+/// mode, its variables, and how its parameters are clipped and scaled.
+pub trait Classifier {
+    /// Logits [B, C] of a training batch `x` (scans [B, 1, T, H, W] or encoder tokens [B, N, D]) in `epoch`.
+    fn train_logits(&self, x: &Tensor, epoch: usize, rng: &mut Rng) -> Tensor;
+    /// Class probabilities [B, C] in evaluation mode (called without gradients).
+    fn probabilities(&self, x: &Tensor) -> Tensor;
+    /// Every variable (parameters and buffers) with its saved name, in name order.
+    fn variables(&self) -> Vec<(String, Tensor)>;
     /// Parameter path prefixes clipped separately, with their thresholds (0: no clipping).
     fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)>;
     /// Learning-rate multiplier of a parameter (layer-wise decay).
     fn lr_scale(&self, _path: &str) -> f64 {
         1.0
+    }
+    /// The variables the optimiser steps: those that take gradients.
+    fn trainable(&self) -> Vec<(String, Tensor)> {
+        self.variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect()
     }
 }
 
@@ -48,19 +50,19 @@ pub enum Part {
 }
 
 /// Where batches come from: shuffled training batches per epoch, evaluation batches in row order.
-pub trait Batches<I> {
+pub trait Batches {
     /// Training batches per epoch (before accumulation).
     fn steps_per_epoch(&self) -> usize;
     /// The training batches of `epoch` with their labels; skipped samples are reported to `warn`.
     fn train<'a>(
         &'a self,
         epoch: usize,
-        device: &'a Device,
+        device: Device,
         warn: &'a dyn Fn(String),
-    ) -> Box<dyn Iterator<Item = (I, Vec<usize>)> + 'a>;
+    ) -> Box<dyn Iterator<Item = (Tensor, Vec<usize>)> + 'a>;
     /// Evaluation-mode batches of `part`, in row order. A sample that fails is an error: metrics
     /// over part of a split would be silently wrong.
-    fn eval<'a>(&'a self, part: Part, device: &'a Device) -> Box<dyn Iterator<Item = Result<I>> + 'a>;
+    fn eval<'a>(&'a self, part: Part, device: Device) -> Box<dyn Iterator<Item = Result<Tensor>> + 'a>;
 }
 
 /// Train, validation and test rows (subject-disjoint).
@@ -94,11 +96,14 @@ impl Outcome {
 const CHANCE_MARGIN: f64 = 0.99;
 
 /// Mean cross-entropy of logits [B, C] against class indices.
-pub(crate) fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
-    let [b, _] = logits.dims();
-    let idx: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [b, 1]), &logits.device());
-    log_softmax(logits, 1).gather(1, idx).mean().neg()
+pub(crate) fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Tensor {
+    let idx = indices(labels, logits.device());
+    logits
+        .to_kind(Kind::Float)
+        .log_softmax(1, Kind::Float)
+        .gather(1, &idx.unsqueeze(1), false)
+        .mean(Kind::Float)
+        .neg()
 }
 
 fn labels_of(rows: &[ManifestRow], classes: usize, what: &str) -> Result<()> {
@@ -113,25 +118,34 @@ fn labels_of(rows: &[ManifestRow], classes: usize, what: &str) -> Result<()> {
 }
 
 /// Probabilities of every row of `part` in evaluation mode, in row order.
-fn predict<M: Classifier, S: Batches<M::Input>>(
+fn predict<M: Classifier, S: Batches>(
     model: &M,
     source: &S,
     part: Part,
-    device: &Device,
+    device: Device,
+    precision: Precision,
 ) -> Result<Vec<Vec<f64>>> {
-    let model = model.valid();
     let mut out = Vec::new();
     for x in source.eval(part, device) {
-        let p = model.probabilities(x?);
-        let [_, c] = p.dims();
-        let p = p
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .map_err(|e| anyhow!("{e:?}"))?;
-        out.extend(p.chunks(c).map(|r| r.to_vec()));
+        let x = x?;
+        let p = tch::no_grad(|| autocast(precision, || model.probabilities(&x)));
+        let c = p.size()[1] as usize;
+        out.extend(to_vec_f64(&p).chunks(c).map(|r| r.to_vec()));
     }
     Ok(out)
+}
+
+/// Device copies of every variable: the weights of the epoch chosen so far.
+fn snapshot<M: Classifier>(model: &M) -> Vec<Tensor> {
+    tch::no_grad(|| model.variables().iter().map(|(_, t)| t.detach().copy()).collect())
+}
+
+fn restore<M: Classifier>(model: &M, saved: &[Tensor]) {
+    tch::no_grad(|| {
+        for ((_, t), s) in model.variables().iter().zip(saved) {
+            t.shallow_clone().copy_(s);
+        }
+    });
 }
 
 /// Writes `subject_id,path,label,p0,...` (the `metrics` command's input format).
@@ -162,19 +176,19 @@ fn metrics_of(rows: &[ManifestRow], probs: &[Vec<f64>]) -> Result<Metrics> {
     Metrics::compute(probs, &labels).map_err(|e| anyhow!(e))
 }
 
-/// Trains `model` (on the autodiff device of `base`) on `source`'s batches, selects the epoch by
-/// validation AUROC and evaluates it on the test split. Writes `config.toml`, `log.csv`,
-/// `test_predictions.csv` and `metrics.json` into `out`; returns the outcome and the selected
-/// model (the caller saves its weights).
-pub fn fit<M: Classifier, S: Batches<M::Input>>(
+/// Trains `model` on `source`'s batches, selects the epoch by validation AUROC and evaluates it on
+/// the test split. Writes `config.toml`, `log.csv`, `test_predictions.csv` and `metrics.json` into
+/// `out`; returns the outcome, with the selected epoch's weights restored into `model` (the caller
+/// saves them).
+pub fn fit<M: Classifier, S: Batches>(
     cfg: &DownstreamConfig,
-    mut model: M,
+    model: &M,
     source: &S,
     splits: &Splits,
     out: &Path,
-    base: &Device,
+    device: Device,
     progress: bool,
-) -> Result<(Outcome, M)> {
+) -> Result<Outcome> {
     let c = cfg.classifier.num_classes;
     for (rows, what) in [(&splits.train, "train"), (&splits.val, "val"), (&splits.test, "test")] {
         if rows.is_empty() {
@@ -184,8 +198,8 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     brainssl_scan::atomic_write(&out.join("config.toml"), cfg.to_toml().as_bytes())?;
-    let device = base.clone().autodiff();
     let mut rng = Rng::new(cfg.seed ^ 0x6472_6f70);
+    let precision = cfg.precision.resolve(device);
 
     let ipe = source.steps_per_epoch();
     let schedule = RunSchedule::new(
@@ -198,61 +212,52 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
     );
     let mut opt = AdamW::new(cfg.betas, cfg.eps);
     let mut log = "epoch,train_loss,val_accuracy,val_macro_f1,val_f1_positive,val_auroc,lr,seconds\n".to_string();
-    let pb = if progress {
-        ProgressBar::new(cfg.epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    let warn = |m: String| pb.println(format!("warning: {m}"));
-    let mut best: Option<(f64, usize, M, Metrics)> = None;
+    let rep = Reporter::new(cfg.epochs, progress);
+    let warn = |m: String| rep.warn(m);
+    let params = model.trainable();
+    let groups = model.clip_groups(cfg);
+    let prefixes: Vec<&str> = groups.iter().map(|g| g.0).collect();
+    let scale = |path: &str| model.lr_scale(path);
+    let mut best: Option<(f64, usize, Vec<Tensor>, Metrics)> = None;
     let mut min_train_loss = f64::INFINITY;
     let mut micro = 0usize;
+    let mut pending = 0usize;
+    zero_grads(&params);
     for epoch in 0..cfg.epochs {
         let started = Instant::now();
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
-        let mut acc: Option<GradientsParams> = None;
-        let mut pending = 0usize;
         let mut lr = cfg.start_lr;
-        for (itr, (x, labels)) in source.train(epoch, &device, &warn).enumerate() {
+        for (itr, (x, labels)) in source.train(epoch, device, &warn).enumerate() {
             let (step_lr, wd) = schedule.at(micro + 1);
             lr = step_lr;
             micro += 1;
-            let loss = cross_entropy(model.train_logits(x, epoch, &mut rng), &labels);
-            let value = loss.clone().into_scalar::<f32>() as f64;
+            let loss = autocast(precision, || {
+                cross_entropy(&model.train_logits(&x, epoch, &mut rng), &labels)
+            });
+            let value = scalar(&loss);
             if !value.is_finite() {
                 warn(format!("non-finite loss at epoch {epoch} step {itr}: step skipped"));
                 continue;
             }
             loss_sum += value;
             loss_n += 1;
-            let loss = if cfg.accum_steps > 1 {
-                loss.div_scalar(cfg.accum_steps as f64)
-            } else {
-                loss
-            };
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            acc = Some(match acc.take() {
-                None => grads,
-                Some(mut a) => {
-                    brainssl_train::optim::add_grads(&mut a, grads, &model);
-                    a
-                }
-            });
+            (loss / cfg.accum_steps as f64).backward();
             pending += 1;
             if pending == cfg.accum_steps {
-                let grads = acc.take().expect("accumulated");
                 let clip_on = epoch > cfg.warmup_epochs;
-                let groups = model.clip_groups(cfg);
-                let prefixes: Vec<&str> = groups.iter().map(|g| g.0).collect();
                 let clips: Vec<Option<f64>> = groups.iter().map(|g| (clip_on && g.1 > 0.0).then_some(g.1)).collect();
-                let scaled = model.clone();
-                let scale = |path: &str| scaled.lr_scale(path);
-                model = opt.step_scaled(model, &grads, lr, wd, &prefixes, &clips, &scale).0;
+                let rules = StepRules {
+                    groups: &prefixes,
+                    clips: &clips,
+                    lr_scale: &scale,
+                };
+                opt.step_with(&params, lr, wd, &rules);
+                zero_grads(&params);
                 pending = 0;
             }
         }
         // leftover accumulation carries into the next epoch, as in the reference (SPEC 5.2)
-        let m = metrics_of(&splits.val, &predict(&model, source, Part::Val, base)?)?;
+        let m = metrics_of(&splits.val, &predict(model, source, Part::Val, device, precision)?)?;
         let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
         min_train_loss = min_train_loss.min(train_loss);
         log.push_str(&format!(
@@ -265,18 +270,18 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
         ));
         brainssl_scan::atomic_write(&out.join("log.csv"), log.as_bytes())?;
         if best.as_ref().is_none_or(|(a, ..)| m.auroc > *a) {
-            best = Some((m.auroc, epoch, model.clone(), m.clone()));
+            best = Some((m.auroc, epoch, snapshot(model), m.clone()));
         }
-        pb.set_message(format!(
+        rep.step(format!(
             "epoch {} loss {train_loss:.4} val AUROC {:.4}",
             epoch + 1,
             m.auroc
         ));
-        pb.inc(1);
     }
-    pb.finish_and_clear();
-    let (_, best_epoch, best_model, val) = best.ok_or_else(|| anyhow!("no epoch ran"))?;
-    let probs = predict(&best_model, source, Part::Test, base)?;
+    rep.finish();
+    let (_, best_epoch, weights, val) = best.ok_or_else(|| anyhow!("no epoch ran"))?;
+    restore(model, &weights);
+    let probs = predict(model, source, Part::Test, device, precision)?;
     write_predictions(&out.join("test_predictions.csv"), &splits.test, &probs)?;
     let test = metrics_of(&splits.test, &probs)?;
     let labels: Vec<usize> = splits.test.iter().map(|r| r.label as usize).collect();
@@ -289,14 +294,14 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
         min_train_loss,
     };
     if !outcome.learned(c) {
-        eprintln!(
-            "warning: {}: the training loss never fell below {min_train_loss:.4} (chance: ln {c} = {:.4}); \
+        rep.warn(format!(
+            "{}: the training loss never fell below {min_train_loss:.4} (chance: ln {c} = {:.4}); \
              the classifier did not fit its training data. Its probabilities stay near 1/{c}, so accuracy \
              and F1 mean little, and its AUROC rests on tiny differences. Try more epochs or a higher lr \
              (frozen probes: --standardise-tokens)",
             out.display(),
             (c as f64).ln()
-        );
+        ));
     }
     let json = serde_json::json!({
         "best_epoch": best_epoch,
@@ -310,13 +315,16 @@ pub fn fit<M: Classifier, S: Batches<M::Input>>(
         &out.join("metrics.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
-    Ok((outcome, best_model))
+    Ok(outcome)
 }
 
-/// Saves `model`'s tensors with the recipe and the selected epoch as metadata.
-pub fn save_weights<M: Module>(path: &Path, model: &M, cfg: &DownstreamConfig, epoch: usize) -> Result<()> {
-    let mut tensors = module_tensors(model, "");
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+/// Saves `model`'s variables with the recipe and the selected epoch as metadata.
+pub fn save_weights<M: Classifier>(path: &Path, model: &M, cfg: &DownstreamConfig, epoch: usize) -> Result<()> {
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = model
+        .variables()
+        .iter()
+        .map(|(k, t)| (k.clone(), brainssl_backend::dims(t), brainssl_backend::to_vec(t)))
+        .collect();
     let meta = serde_json::json!({ "config": cfg, "best_epoch": epoch, "brainssl_version": env!("CARGO_PKG_VERSION") });
     brainssl_train::checkpoint::save_tensors(path, &tensors, &meta.to_string()).map_err(|e| anyhow!(e))
 }
@@ -327,9 +335,8 @@ mod tests {
 
     #[test]
     fn cross_entropy_closed_form() {
-        let d = Device::flex();
-        let logits = Tensor::<2>::from_data(TensorData::new(vec![2.0f32, 0.0, 0.0, 1.0], [2, 2]), &d);
-        let l = cross_entropy(logits, &[0, 0]).into_scalar::<f32>() as f64;
+        let logits = brainssl_backend::tensor(&[2.0, 0.0, 0.0, 1.0], &[2, 2], Device::Cpu);
+        let l = scalar(&cross_entropy(&logits, &[0, 0]));
         // −½[log σ(2) + log σ(−1)] with σ the logistic function
         let want = -0.5 * ((1.0 / (1.0 + (-2f64).exp())).ln() + (1.0 / (1.0 + 1f64.exp())).ln());
         assert!((l - want).abs() < 1e-6, "{l} vs {want}");

@@ -5,73 +5,94 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use brainssl_backend::burn;
-use brainssl_backend::burn::module::Module;
-use brainssl_backend::burn::tensor::activation::softmax;
-use brainssl_backend::{Device, Tensor};
-use brainssl_models::{AttentiveClassifier, VisionTransformer3d};
+use brainssl_backend::tch::nn::VarStore;
+use brainssl_backend::{tch, Device, Kind, Tensor};
+use brainssl_models::{named_params, AttentiveClassifier};
 use brainssl_prep::Rng;
 
 use crate::config::{DownstreamConfig, Mode};
-use crate::embed::token_moments;
+use crate::embed::{token_moments, EmbedPlan};
+use crate::encoder::Encoder;
 use crate::fit::{fit, save_weights, Classifier, Outcome, Splits};
 use crate::source::{ImageBatches, TokenBatches};
-use crate::standardise::TokenStandardiser;
+use crate::standardise::{Moments, TokenStandardiser};
 
-/// Encoder and attentive classifier; parameter paths `encoder.…`, `classifier.…`.
-#[derive(Module, Debug)]
+/// Encoder and attentive classifier; saved names `encoder.…`, `classifier.…` (and `standardise.…`).
 pub struct Downstream {
-    pub encoder: VisionTransformer3d,
+    pub encoder: Encoder,
+    /// The classifier's (and the statistics') variables.
+    pub head: VarStore,
     /// Frozen probes with `standardise_tokens`: fixed per-channel statistics (set by [`run`]).
     pub standardise: Option<TokenStandardiser>,
     pub classifier: AttentiveClassifier,
-    /// The encoder runs frozen (no gradients) in epochs below this (usize::MAX: a frozen probe).
-    #[module(skip)]
+    /// The encoder runs without gradients in epochs below this (usize::MAX: a frozen probe).
     pub frozen_epochs: usize,
-    #[module(skip)]
     pub layer_decay: Option<f64>,
 }
 
 impl Downstream {
-    /// A fresh classifier on `encoder` (already on the autodiff device) for `cfg`; without a
-    /// pretrained encoder the encoder warm-up is 0 (SPEC 5.2).
-    pub fn new(cfg: &DownstreamConfig, encoder: VisionTransformer3d, pretrained: bool) -> Result<Self> {
-        let d = encoder.embed_dim();
+    /// A fresh classifier on `encoder` for `cfg`; without a pretrained encoder the encoder warm-up
+    /// is 0 (SPEC 5.2). A frozen probe's encoder takes no gradients.
+    pub fn new(cfg: &DownstreamConfig, mut encoder: Encoder, pretrained: bool) -> Result<Self> {
+        let d = encoder.vit.embed_dim();
         cfg.validate(d).map_err(|e| anyhow!(e))?;
-        let device = encoder.patch_embed.weight.val().device();
-        let classifier = cfg.classifier.init(d, &mut Rng::new(cfg.seed ^ 0x636c_6173), &device);
+        let head = VarStore::new(encoder.vs.device());
+        let classifier = cfg
+            .classifier
+            .init(head.root() / "classifier", d, &mut Rng::new(cfg.seed ^ 0x636c_6173));
         let frozen_epochs = match cfg.mode {
             Mode::Frozen => usize::MAX,
             Mode::Finetune if pretrained => cfg.encoder_warmup,
             Mode::Finetune => 0,
         };
+        encoder.set_trainable(cfg.mode == Mode::Finetune);
         Ok(Downstream {
             encoder,
+            head,
             standardise: None,
             classifier,
             frozen_epochs,
             layer_decay: cfg.layer_decay,
         })
     }
+
+    /// Fixes the token statistics the classifier sees.
+    pub fn set_standardiser(&mut self, moments: &Moments) {
+        self.standardise = Some(TokenStandardiser::new(self.head.root() / "standardise", moments));
+    }
+}
+
+fn standardised(s: Option<&TokenStandardiser>, tokens: Tensor) -> Tensor {
+    match s {
+        Some(s) => s.forward(&tokens),
+        None => tokens,
+    }
 }
 
 impl Classifier for Downstream {
-    type Input = Tensor<5>;
-
-    fn train_logits(&self, x: Tensor<5>, epoch: usize, _rng: &mut Rng) -> Tensor<2> {
+    fn train_logits(&self, x: &Tensor, epoch: usize, _rng: &mut Rng) -> Tensor {
         let tokens = if epoch < self.frozen_epochs {
-            // no graph through the encoder: it runs on the plain device
-            let device = x.device();
-            Tensor::from_inner(self.encoder.valid().forward(x.inner(), None)).to_device(&device)
+            tch::no_grad(|| self.encoder.vit.forward(x, None))
         } else {
-            self.encoder.forward(x, None)
+            self.encoder.vit.forward(x, None)
         };
-        self.classifier.forward(standardised(&self.standardise, tokens))
+        self.classifier
+            .forward(&standardised(self.standardise.as_ref(), tokens))
     }
 
-    fn probabilities(&self, x: Tensor<5>) -> Tensor<2> {
-        let tokens = standardised(&self.standardise, self.encoder.forward(x, None));
-        softmax(self.classifier.forward(tokens), 1)
+    fn probabilities(&self, x: &Tensor) -> Tensor {
+        let tokens = standardised(self.standardise.as_ref(), self.encoder.vit.forward(x, None));
+        self.classifier.forward(&tokens).softmax(1, Kind::Float)
+    }
+
+    fn variables(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = named_params(&self.encoder.vs)
+            .into_iter()
+            .map(|(k, t)| (format!("encoder.{k}"), t))
+            .collect();
+        v.extend(named_params(&self.head));
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)> {
@@ -79,7 +100,7 @@ impl Classifier for Downstream {
     }
 
     fn lr_scale(&self, path: &str) -> f64 {
-        let depth = self.encoder.blocks.len();
+        let depth = self.encoder.vit.blocks.len();
         match self.layer_decay {
             Some(ld) if path.starts_with("encoder.") => ld.powi((depth + 1 - layer_id(path, depth)) as i32),
             _ => 1.0,
@@ -102,22 +123,24 @@ fn layer_id(path: &str, depth: usize) -> usize {
     }
 }
 
-/// A frozen probe on cached tokens: only the classifier, fed encoder tokens [B, N, D].
-#[derive(Module, Debug)]
-pub struct TokenProbe {
-    pub standardise: Option<TokenStandardiser>,
-    pub classifier: AttentiveClassifier,
+/// A frozen probe on cached tokens: the classifier of a [`Downstream`], fed encoder tokens [B, N, D].
+pub struct TokenProbe<'a> {
+    pub model: &'a Downstream,
 }
 
-impl Classifier for TokenProbe {
-    type Input = Tensor<3>;
-
-    fn train_logits(&self, x: Tensor<3>, _epoch: usize, _rng: &mut Rng) -> Tensor<2> {
-        self.classifier.forward(standardised(&self.standardise, x))
+impl Classifier for TokenProbe<'_> {
+    fn train_logits(&self, x: &Tensor, _epoch: usize, _rng: &mut Rng) -> Tensor {
+        let m = self.model;
+        m.classifier
+            .forward(&standardised(m.standardise.as_ref(), x.shallow_clone()))
     }
 
-    fn probabilities(&self, x: Tensor<3>) -> Tensor<2> {
-        softmax(self.classifier.forward(standardised(&self.standardise, x)), 1)
+    fn probabilities(&self, x: &Tensor) -> Tensor {
+        self.train_logits(x, 0, &mut Rng::new(0)).softmax(1, Kind::Float)
+    }
+
+    fn variables(&self) -> Vec<(String, Tensor)> {
+        named_params(&self.model.head)
     }
 
     fn clip_groups(&self, cfg: &DownstreamConfig) -> Vec<(&'static str, f64)> {
@@ -127,24 +150,25 @@ impl Classifier for TokenProbe {
 
 /// Trains a model that takes scans on `splits` (augmented training input), saves the selected
 /// epoch's weights as `best.safetensors` and evaluates them on the test split.
-pub fn train<M: Classifier<Input = Tensor<5>>>(
+pub fn train<M: Classifier>(
     cfg: &DownstreamConfig,
-    model: M,
+    model: &M,
     splits: &Splits,
     out: &Path,
-    base: &Device,
+    device: Device,
     progress: bool,
 ) -> Result<Outcome> {
-    let (o, best) = fit(cfg, model, &ImageBatches::new(cfg, splits), splits, out, base, progress)?;
-    save_weights(&out.join("best.safetensors"), &best, cfg, o.best_epoch)?;
+    let o = fit(
+        cfg,
+        model,
+        &ImageBatches::new(cfg, splits),
+        splits,
+        out,
+        device,
+        progress,
+    )?;
+    save_weights(&out.join("best.safetensors"), model, cfg, o.best_epoch)?;
     Ok(o)
-}
-
-fn standardised(s: &Option<TokenStandardiser>, tokens: Tensor<3>) -> Tensor<3> {
-    match s {
-        Some(s) => s.forward(tokens),
-        None => tokens,
-    }
 }
 
 /// A probe or fine-tuning run of `model`. Frozen probes may cache the encoder's tokens
@@ -155,20 +179,24 @@ pub fn run(
     mut model: Downstream,
     splits: &Splits,
     out: &Path,
-    base: &Device,
     progress: bool,
 ) -> Result<Outcome> {
     let frozen = cfg.mode == Mode::Frozen;
-    let device = model.encoder.patch_embed.weight.val().device();
+    let device = model.encoder.vs.device();
     if !(cfg.feature_cache && frozen) {
         if cfg.standardise_tokens && frozen {
-            let m = token_moments(&model.encoder.valid(), &splits.train, &cfg.prep, cfg.batch_size, base)?;
-            model.standardise = Some(TokenStandardiser::new(&m, &device));
+            let plan = EmbedPlan {
+                prep: &cfg.prep,
+                batch_size: cfg.batch_size,
+                precision: cfg.precision.resolve(device),
+            };
+            let m = token_moments(&model.encoder, &splits.train, plan)?;
+            model.set_standardiser(&m);
         }
-        return train(cfg, model, splits, out, base, progress);
+        return train(cfg, &model, splits, out, device, progress);
     }
     let started = Instant::now();
-    let tokens = TokenBatches::new(&model.encoder.valid(), cfg, splits, base)?;
+    let tokens = TokenBatches::new(&model.encoder, cfg, splits)?;
     if progress {
         eprintln!(
             "cached the frozen encoder's tokens of {} scans ({:.1} MB) in {:.1} s",
@@ -177,29 +205,19 @@ pub fn run(
             started.elapsed().as_secs_f64()
         );
     }
-    let standardise = cfg
-        .standardise_tokens
-        .then(|| TokenStandardiser::new(&tokens.train_moments(), &device));
-    let Downstream {
-        encoder,
-        classifier,
-        frozen_epochs,
-        layer_decay,
-        ..
-    } = model;
-    let probe = TokenProbe {
-        standardise,
-        classifier,
-    };
-    let (o, best) = fit(cfg, probe, &tokens, splits, out, base, progress)?;
-    let whole = Downstream {
-        encoder,
-        standardise: best.standardise,
-        classifier: best.classifier,
-        frozen_epochs,
-        layer_decay,
-    };
-    save_weights(&out.join("best.safetensors"), &whole, cfg, o.best_epoch)?;
+    if cfg.standardise_tokens {
+        model.set_standardiser(&tokens.train_moments());
+    }
+    let o = fit(
+        cfg,
+        &TokenProbe { model: &model },
+        &tokens,
+        splits,
+        out,
+        device,
+        progress,
+    )?;
+    save_weights(&out.join("best.safetensors"), &model, cfg, o.best_epoch)?;
     Ok(o)
 }
 
@@ -212,7 +230,7 @@ mod tests {
         assert_eq!(layer_id("encoder.patch_embed.weight", 12), 0);
         assert_eq!(layer_id("encoder.blocks.0.attn.qkv.weight", 12), 1);
         assert_eq!(layer_id("encoder.blocks.11.mlp.fc2.bias", 12), 12);
-        assert_eq!(layer_id("encoder.norm.gamma", 12), 13);
+        assert_eq!(layer_id("encoder.norm.weight", 12), 13);
     }
 }
 
@@ -220,26 +238,24 @@ mod tests {
 mod learning {
     use super::*;
     use crate::fit::cross_entropy;
-    use brainssl_backend::burn::optim::GradientsParams;
-    use brainssl_backend::TensorData;
+    use brainssl_backend::{scalar, tensor};
     use brainssl_models::ClassifierConfig;
-    use brainssl_train::optim::AdamW;
+    use brainssl_train::optim::{zero_grads, AdamW};
 
     /// The classifier, loss and optimiser learn a separable problem: tokens carry the class in a pattern.
     #[test]
     fn classifier_learns_separable_tokens() {
-        let device = Device::flex().autodiff();
-        let clf = ClassifierConfig {
+        let vs = VarStore::new(Device::Cpu);
+        let model = ClassifierConfig {
             depth: 1,
             heads: 2,
             num_classes: 2,
         }
-        .init(8, &mut Rng::new(1), &device);
-        let mut model = clf;
+        .init(vs.root(), 8, &mut Rng::new(1));
+        let params = named_params(&vs);
         let mut opt = AdamW::new((0.9, 0.999), 1e-6);
         let mut rng = Rng::new(2);
-        let mut last = f64::NAN;
-        let mut first = f64::NAN;
+        let (mut first, mut last) = (f64::NAN, f64::NAN);
         for step in 0..150 {
             let labels: Vec<usize> = (0..8).map(|i| (i + step) % 2).collect();
             let mut v = Vec::new();
@@ -252,20 +268,20 @@ mod learning {
                     }
                 }
             }
-            let x = Tensor::<3>::from_data(TensorData::new(v, [8, 5, 8]), &device);
-            let loss = cross_entropy(model.forward(x), &labels);
-            let value = loss.clone().into_scalar::<f32>() as f64;
+            let x = tensor(&v, &[8, 5, 8], Device::Cpu);
+            zero_grads(&params);
+            let loss = cross_entropy(&model.forward(&x), &labels);
+            let value = scalar(&loss);
             if step == 0 {
                 first = value;
             }
             last = value;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = opt.step(model, &grads, 1e-3, 0.0, &[""], Some(1.0)).0;
+            loss.backward();
+            opt.step(&params, 1e-3, 0.0, &[""], Some(1.0));
         }
         assert!(last < 0.1 * first, "loss {first} → {last}");
     }
 }
-
 #[cfg(test)]
 mod cache {
     use super::*;
@@ -297,54 +313,27 @@ mod cache {
         (dcfg.feature_cache, dcfg.standardise_tokens) = (true, true);
         let vit = PretrainConfig::preset("tiny-mae").unwrap().encoder;
         dcfg.classifier.heads = vit.heads;
-        let base = Device::flex();
-        let fresh = || Downstream::new(&dcfg, crate::encoder::random_encoder(&vit, 5, &base), false).unwrap();
+        let fresh = || Downstream::new(&dcfg, Encoder::random(&vit, 5, Device::Cpu), false).unwrap();
         let out = dir.path().join("probe");
-        run(
-            &dcfg,
-            Downstream::new(
-                &dcfg,
-                crate::encoder::random_encoder(&vit, 5, &base.clone().autodiff()),
-                false,
-            )
-            .unwrap(),
-            &split,
-            &out,
-            &base,
-            false,
-        )
-        .unwrap();
+        run(&dcfg, fresh(), &split, &out, false).unwrap();
 
         let (tensors, _) = brainssl_train::checkpoint::load_tensors(&out.join("best.safetensors")).unwrap();
-        let mut blank = fresh();
-        blank.standardise = Some(TokenStandardiser::new(
-            &crate::standardise::Moments::new(vit.embed_dim),
-            &base,
-        ));
-        let loaded = brainssl_train::checkpoint::load_module(blank, &tensors, "").unwrap();
-        let stats = loaded
-            .standardise
-            .as_ref()
-            .unwrap()
-            .inv_std
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let mut loaded = fresh();
+        loaded.set_standardiser(&Moments::new(vit.embed_dim));
+        let n = brainssl_train::checkpoint::load_store(&loaded.encoder.vs, "", &tensors, "encoder.").unwrap()
+            + brainssl_train::checkpoint::load_store(&loaded.head, "", &tensors, "").unwrap();
+        assert_eq!(n, tensors.len(), "every saved tensor was loaded");
+        let stats = brainssl_backend::to_vec(&loaded.standardise.as_ref().unwrap().inv_std);
         assert!(
             stats.iter().all(|&v| v.is_finite() && v > 0.0 && v != 1e6),
             "statistics were saved"
         );
         let images = ImageBatches::new(&dcfg, &split);
         let mut again = Vec::new();
-        for x in crate::fit::Batches::eval(&images, crate::fit::Part::Test, &base) {
-            again.extend(
-                loaded
-                    .probabilities(x.unwrap())
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-            );
+        for x in crate::fit::Batches::eval(&images, crate::fit::Part::Test, Device::Cpu) {
+            again.extend(brainssl_backend::to_vec(&tch::no_grad(|| {
+                loaded.probabilities(&x.unwrap())
+            })));
         }
         let saved = std::fs::read_to_string(out.join("test_predictions.csv")).unwrap();
         let p1: Vec<f64> = saved
@@ -357,15 +346,7 @@ mod cache {
             assert!((p - again[2 * i + 1] as f64).abs() < 1e-5, "{p1:?} vs {again:?}");
         }
         // the selected classifier differs from a fresh one: the probe trained
-        let last_layer = |d: &Downstream| {
-            d.classifier
-                .linear3
-                .weight
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
-        };
+        let last_layer = |d: &Downstream| brainssl_backend::to_vec(&d.classifier.linear3.weight);
         assert_ne!(last_layer(&fresh()), last_layer(&loaded));
     }
 

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use brainssl_backend::{Device, Tensor, TensorData};
+use brainssl_backend::{tensor, Device, Tensor};
 use brainssl_data::loader::{epoch_iter, Dataset, LoaderConfig};
 use brainssl_data::ManifestRow;
-use brainssl_models::VisionTransformer3d;
 
 use crate::config::DownstreamConfig;
-use crate::embed::embed_rows;
+use crate::embed::{embed_rows, EmbedPlan};
+use crate::encoder::Encoder;
 use crate::fit::{Batches, Part, Splits};
 use crate::standardise::Moments;
 
@@ -53,7 +53,7 @@ impl ImageBatches {
     }
 }
 
-impl Batches<Tensor<5>> for ImageBatches {
+impl Batches for ImageBatches {
     fn steps_per_epoch(&self) -> usize {
         self.train.batches(&self.train_loader, 0).len()
     }
@@ -61,9 +61,9 @@ impl Batches<Tensor<5>> for ImageBatches {
     fn train<'a>(
         &'a self,
         epoch: usize,
-        device: &'a Device,
+        device: Device,
         warn: &'a dyn Fn(String),
-    ) -> Box<dyn Iterator<Item = (Tensor<5>, Vec<usize>)> + 'a> {
+    ) -> Box<dyn Iterator<Item = (Tensor, Vec<usize>)> + 'a> {
         let it = epoch_iter(self.train.clone(), &self.train_loader, epoch as u64);
         Box::new(it.filter_map(move |batch| {
             for (i, why) in &batch.failures {
@@ -76,14 +76,11 @@ impl Batches<Tensor<5>> for ImageBatches {
                 return None;
             }
             let labels = batch.labels.iter().map(|&l| l as usize).collect();
-            Some((
-                Tensor::from_data(TensorData::new(batch.data, batch.shape), device),
-                labels,
-            ))
+            Some((tensor(&batch.data, &batch.shape, device), labels))
         }))
     }
 
-    fn eval<'a>(&'a self, part: Part, device: &'a Device) -> Box<dyn Iterator<Item = Result<Tensor<5>>> + 'a> {
+    fn eval<'a>(&'a self, part: Part, device: Device) -> Box<dyn Iterator<Item = Result<Tensor>> + 'a> {
         let ds = match part {
             Part::Val => self.val.clone(),
             Part::Test => self.test.clone(),
@@ -93,7 +90,7 @@ impl Batches<Tensor<5>> for ImageBatches {
             if let Some((i, why)) = batch.failures.first() {
                 bail!("{}: {why}", ds.rows[*i].path.display());
             }
-            Ok(Tensor::from_data(TensorData::new(batch.data, batch.shape), device))
+            Ok(tensor(&batch.data, &batch.shape, device))
         }))
     }
 }
@@ -112,17 +109,15 @@ pub struct TokenBatches {
 }
 
 impl TokenBatches {
-    /// Runs `encoder` (plain device) over the three splits.
-    pub fn new(
-        encoder: &VisionTransformer3d,
-        cfg: &DownstreamConfig,
-        splits: &Splits,
-        device: &Device,
-    ) -> Result<Self> {
-        let grids = |rows: &[ManifestRow]| -> Result<Vec<Vec<f32>>> {
-            Ok(embed_rows(encoder, rows, &cfg.prep, cfg.batch_size, device, true)?.1)
+    /// Runs the frozen `encoder` over the three splits.
+    pub fn new(encoder: &Encoder, cfg: &DownstreamConfig, splits: &Splits) -> Result<Self> {
+        let plan = EmbedPlan {
+            prep: &cfg.prep,
+            batch_size: cfg.batch_size,
+            precision: cfg.precision.resolve(encoder.vs.device()),
         };
-        let d = encoder.embed_dim();
+        let grids = |rows: &[ManifestRow]| -> Result<Vec<Vec<f32>>> { Ok(embed_rows(encoder, rows, plan, true)?.1) };
+        let d = encoder.vit.embed_dim();
         let (train, val, test) = (grids(&splits.train)?, grids(&splits.val)?, grids(&splits.test)?);
         let n = train.first().map_or(0, |g| g.len() / d);
         if let Some(g) = train.iter().chain(&val).chain(&test).find(|g| g.len() != n * d) {
@@ -152,14 +147,14 @@ impl TokenBatches {
         (self.train.len() + self.val.len() + self.test.len()) * self.tokens[0] * self.tokens[1] * 4
     }
 
-    fn stack(&self, grids: &[&Vec<f32>], device: &Device) -> Tensor<3> {
+    fn stack(&self, grids: &[&Vec<f32>], device: Device) -> Tensor {
         let [n, d] = self.tokens;
         let data: Vec<f32> = grids.iter().flat_map(|g| g.iter().copied()).collect();
-        Tensor::from_data(TensorData::new(data, [grids.len(), n, d]), device)
+        tensor(&data, &[grids.len(), n, d], device)
     }
 }
 
-impl Batches<Tensor<3>> for TokenBatches {
+impl Batches for TokenBatches {
     fn steps_per_epoch(&self) -> usize {
         self.order.batches(&self.loader, 0).len()
     }
@@ -167,9 +162,9 @@ impl Batches<Tensor<3>> for TokenBatches {
     fn train<'a>(
         &'a self,
         epoch: usize,
-        device: &'a Device,
+        device: Device,
         _warn: &'a dyn Fn(String),
-    ) -> Box<dyn Iterator<Item = (Tensor<3>, Vec<usize>)> + 'a> {
+    ) -> Box<dyn Iterator<Item = (Tensor, Vec<usize>)> + 'a> {
         let plan = self.order.batches(&self.loader, epoch as u64);
         Box::new(plan.into_iter().map(move |idx| {
             let grids: Vec<&Vec<f32>> = idx.iter().map(|&i| &self.train[i]).collect();
@@ -178,7 +173,7 @@ impl Batches<Tensor<3>> for TokenBatches {
         }))
     }
 
-    fn eval<'a>(&'a self, part: Part, device: &'a Device) -> Box<dyn Iterator<Item = Result<Tensor<3>>> + 'a> {
+    fn eval<'a>(&'a self, part: Part, device: Device) -> Box<dyn Iterator<Item = Result<Tensor>> + 'a> {
         let all = match part {
             Part::Val => &self.val,
             Part::Test => &self.test,

@@ -1,24 +1,14 @@
-//! Host-side parameter initialisation (SPEC 3.1): truncated normal for weights, constants for norms.
+//! Host-side parameter initialisation: every value is drawn from the project's seeded generator on
+//! the host and copied into the variable store, so a model is a function of (config, seed) on every
+//! device and thread count.
 
-use brainssl_backend::burn::module::Param;
-use brainssl_backend::{Device, Tensor, TensorData};
+use brainssl_backend::tch::nn::Path;
+use brainssl_backend::{tensor, Device, Tensor};
 use brainssl_prep::rng::Rng;
 
-/// N(0, std²) truncated at absolute ±2, as PyTorch's `trunc_normal_(std=0.02)` (a = −2, b = 2):
-/// effectively untruncated at std 0.02, kept for other stds.
-pub fn trunc_normal<const D: usize>(shape: [usize; D], std: f64, rng: &mut Rng, device: &Device) -> Param<Tensor<D>> {
-    trunc_normal_scaled(shape, std, 1.0, rng, device)
-}
-
-/// [`trunc_normal`] multiplied by `scale` on the host, so the parameter stays a leaf of the graph.
-pub fn trunc_normal_scaled<const D: usize>(
-    shape: [usize; D],
-    std: f64,
-    scale: f64,
-    rng: &mut Rng,
-    device: &Device,
-) -> Param<Tensor<D>> {
-    let n: usize = shape.iter().product();
+/// `n` draws of N(0, std²) truncated at absolute ±2 (PyTorch's `trunc_normal_(std, a=-2, b=2)`), each
+/// multiplied by `scale`.
+pub fn trunc_normal(n: usize, std: f64, scale: f64, rng: &mut Rng) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
     while v.len() < n {
         let x = rng.normal() * std;
@@ -26,15 +16,21 @@ pub fn trunc_normal_scaled<const D: usize>(
             v.push((x * scale) as f32);
         }
     }
-    param(v, shape, device)
+    v
 }
 
-pub fn constant<const D: usize>(shape: [usize; D], value: f32, device: &Device) -> Param<Tensor<D>> {
+/// `n` draws of U(−bound, bound) (PyTorch's default Linear/Conv initialisation).
+pub fn uniform(n: usize, bound: f64, rng: &mut Rng) -> Vec<f32> {
+    (0..n).map(|_| rng.range(-bound, bound) as f32).collect()
+}
+
+/// A trainable variable `name` under `p` holding `values` in `shape`.
+pub fn param(p: &Path, name: &str, values: &[f32], shape: &[usize]) -> Tensor {
+    p.var_copy(name, &tensor(values, shape, Device::Cpu))
+}
+
+/// A trainable variable filled with `value`.
+pub fn constant(p: &Path, name: &str, shape: &[usize], value: f32) -> Tensor {
     let n: usize = shape.iter().product();
-    param(vec![value; n], shape, device)
-}
-
-/// A trainable parameter from host values.
-pub fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+    param(p, name, &vec![value; n], shape)
 }

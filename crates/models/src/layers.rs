@@ -1,126 +1,159 @@
-//! Transformer building blocks shared by the encoder, predictor and decoder (SPEC 3.1).
+//! Transformer building blocks shared by the encoder, predictor, decoder and classifier (SPEC 3.1),
+//! with PyTorch's parameter names and layouts (Linear weight [out, in]).
+//!
+//! Matrix products run in the scope's compute kind ([`brainssl_backend::autocast`]); layer norms run
+//! in float32 and return float32, so the residual stream stays float32 as under torch autocast.
 
-use brainssl_backend::burn;
-use brainssl_backend::burn::module::{Module, Param};
-use brainssl_backend::burn::nn::Linear;
-use brainssl_backend::burn::tensor::activation::gelu;
-use brainssl_backend::burn::tensor::module::{attention, layer_norm};
-use brainssl_backend::burn::tensor::ops::AttentionModuleOptions;
-use brainssl_backend::{Device, Tensor};
+use brainssl_backend::tch::nn::Path;
+use brainssl_backend::{compute_kind, Kind, Tensor};
 use brainssl_prep::rng::Rng;
 
-use crate::init::{constant, trunc_normal_scaled};
+use crate::init::{constant, param, trunc_normal};
 
 /// Standard deviation of every Linear weight at initialisation (SPEC 3.1).
 pub const INIT_STD: f64 = 0.02;
 
-/// Linear layer with the reference initialisation: weight N(0, 0.02²)·`scale`, bias 0.
-/// Burn stores the weight as [in, out].
-pub fn linear(d_in: usize, d_out: usize, scale: f64, rng: &mut Rng, device: &Device) -> Linear {
-    let weight = trunc_normal_scaled([d_in, d_out], INIT_STD, scale, rng, device);
-    Linear {
-        weight,
-        bias: Some(constant([d_out], 0.0, device)),
+/// `x` in the compute kind of the current scope.
+pub fn lowered(x: &Tensor) -> Tensor {
+    let k = compute_kind();
+    if x.kind() == k {
+        x.shallow_clone()
+    } else {
+        x.to_kind(k)
     }
 }
 
-/// LayerNorm over the last dimension with learnable affine (1, 0) at initialisation.
-#[derive(Module, Debug)]
+/// `x` in at least float32 precision (half kinds are raised; float64 stays, for gradient checks).
+pub fn full(x: &Tensor) -> Tensor {
+    match x.kind() {
+        Kind::Half | Kind::BFloat16 => x.to_kind(Kind::Float),
+        _ => x.shallow_clone(),
+    }
+}
+
+/// y = x·Wᵀ + b with W [out, in].
+#[derive(Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+/// The reference initialisation: weight N(0, 0.02²)·`scale`, bias 0.
+pub fn linear(p: Path, d_in: usize, d_out: usize, scale: f64, rng: &mut Rng) -> Linear {
+    let w = trunc_normal(d_out * d_in, INIT_STD, scale, rng);
+    Linear {
+        weight: param(&p, "weight", &w, &[d_out, d_in]),
+        bias: constant(&p, "bias", &[d_out], 0.0),
+    }
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        lowered(x).linear(&lowered(&self.weight), Some(lowered(&self.bias)))
+    }
+}
+
+/// LayerNorm over the last dimension with learnable affine, (1, 0) at initialisation.
+#[derive(Debug)]
 pub struct LayerNorm {
-    pub gamma: Param<Tensor<1>>,
-    pub beta: Param<Tensor<1>>,
-    #[module(skip)]
+    pub weight: Tensor,
+    pub bias: Tensor,
     pub eps: f64,
 }
 
 impl LayerNorm {
-    pub fn new(dim: usize, eps: f64, device: &Device) -> Self {
+    pub fn new(p: Path, dim: usize, eps: f64) -> Self {
         LayerNorm {
-            gamma: constant([dim], 1.0, device),
-            beta: constant([dim], 0.0, device),
+            weight: constant(&p, "weight", &[dim], 1.0),
+            bias: constant(&p, "bias", &[dim], 0.0),
             eps,
         }
     }
 
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        layer_norm(x, self.gamma.val(), Some(self.beta.val()), self.eps)
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let d = self.weight.size()[0];
+        full(x).layer_norm([d], Some(&self.weight), Some(&self.bias), self.eps, true)
     }
 }
 
 /// LayerNorm without parameters (the extra normalisation of JEPA targets, SPEC 4.4).
-pub fn layer_norm_plain<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {
-    let dim = x.dims()[D - 1];
-    let gamma = Tensor::ones([dim], &x.device());
-    layer_norm(x, gamma, None, eps)
+pub fn layer_norm_plain(x: &Tensor, eps: f64) -> Tensor {
+    let d = *x.size().last().expect("a tensor with dimensions");
+    full(x).layer_norm([d], None::<&Tensor>, None::<&Tensor>, eps, true)
 }
 
-/// Scaled dot-product attention over [B, H, N, hd] with scale hd^−½ and no mask.
-pub fn sdpa(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    let options = AttentionModuleOptions {
-        scale: None,
-        softcap: None,
-        is_causal: false,
-    };
-    attention(q, k, v, None, None, options)
+/// Scaled dot-product attention over [B, H, N, hd], scale hd^−½, no mask: libtorch picks its flash or
+/// memory-efficient kernel, so memory stays linear in N under autograd too.
+pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+    Tensor::scaled_dot_product_attention(
+        &lowered(q),
+        &lowered(k),
+        &lowered(v),
+        None::<&Tensor>,
+        0.0,
+        false,
+        None,
+        false,
+    )
 }
 
 /// [B, N, H·hd] → [B, H, N, hd]
-pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
-    let [b, n, d] = x.dims();
-    x.reshape([b, n, heads, d / heads]).swap_dims(1, 2)
+pub fn split_heads(x: &Tensor, heads: usize) -> Tensor {
+    let s = x.size();
+    let (b, n, d) = (s[0], s[1], s[2]);
+    let h = heads as i64;
+    x.reshape([b, n, h, d / h]).transpose(1, 2)
 }
 
 /// [B, H, N, hd] → [B, N, H·hd]
-pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
-    let [b, h, n, hd] = x.dims();
-    x.swap_dims(1, 2).reshape([b, n, h * hd])
+pub fn merge_heads(x: &Tensor) -> Tensor {
+    let s = x.size();
+    let (b, h, n, hd) = (s[0], s[1], s[2], s[3]);
+    x.transpose(1, 2).reshape([b, n, h * hd])
 }
 
 /// Multi-head self-attention with one fused qkv projection (split as [3, heads, head_dim]).
-#[derive(Module, Debug)]
+#[derive(Debug)]
 pub struct SelfAttention {
     pub qkv: Linear,
     pub proj: Linear,
-    #[module(skip)]
     pub heads: usize,
 }
 
 impl SelfAttention {
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, n, d] = x.dims();
-        let hd = d / self.heads;
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let s = x.size();
+        let (b, n, d) = (s[0], s[1], s[2]);
+        let h = self.heads as i64;
         // [B, N, 3, H, hd] → [3, B, H, N, hd]
         let qkv = self
             .qkv
             .forward(x)
-            .reshape([b, n, 3, self.heads, hd])
+            .reshape([b, n, 3, h, d / h])
             .permute([2, 0, 3, 1, 4]);
-        let part = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b, self.heads, n, hd]);
-        let out = sdpa(part(0), part(1), part(2));
-        self.proj.forward(merge_heads(out))
+        let out = sdpa(&qkv.get(0), &qkv.get(1), &qkv.get(2));
+        self.proj.forward(&merge_heads(&out))
     }
 }
 
 /// fc1 → exact GELU → fc2.
-#[derive(Module, Debug)]
+#[derive(Debug)]
 pub struct Mlp {
     pub fc1: Linear,
     pub fc2: Linear,
 }
 
 impl Mlp {
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.fc2.forward(gelu(self.fc1.forward(x)))
+    pub fn new(p: Path, dim: usize, hidden: usize, rescale: f64, rng: &mut Rng) -> Self {
+        Mlp {
+            fc1: linear(&p / "fc1", dim, hidden, 1.0, rng),
+            fc2: linear(&p / "fc2", hidden, dim, rescale, rng),
+        }
     }
-}
 
-/// Pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)).
-#[derive(Module, Debug)]
-pub struct Block {
-    pub norm1: LayerNorm,
-    pub attn: SelfAttention,
-    pub norm2: LayerNorm,
-    pub mlp: Mlp,
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.fc2.forward(&self.fc1.forward(x).gelu("none"))
+    }
 }
 
 /// Width, heads, MLP ratio and LayerNorm eps of a stack of blocks.
@@ -132,9 +165,18 @@ pub struct BlockShape {
     pub eps: f64,
 }
 
+/// Pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)).
+#[derive(Debug)]
+pub struct Block {
+    pub norm1: LayerNorm,
+    pub attn: SelfAttention,
+    pub norm2: LayerNorm,
+    pub mlp: Mlp,
+}
+
 impl Block {
     /// `layer_id` is 1-based: the output projections are divided by sqrt(2·layer_id) (SPEC 3.1).
-    pub fn new(shape: BlockShape, layer_id: usize, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(p: Path, shape: BlockShape, layer_id: usize, rng: &mut Rng) -> Self {
         let BlockShape {
             dim,
             heads,
@@ -143,27 +185,27 @@ impl Block {
         } = shape;
         let hidden = (dim as f64 * mlp_ratio) as usize;
         let rescale = 1.0 / (2.0 * layer_id as f64).sqrt();
-        let norm1 = LayerNorm::new(dim, eps, device);
-        let qkv = linear(dim, 3 * dim, 1.0, rng, device);
-        let proj = linear(dim, dim, rescale, rng, device);
-        let norm2 = LayerNorm::new(dim, eps, device);
-        let fc1 = linear(dim, hidden, 1.0, rng, device);
-        let fc2 = linear(hidden, dim, rescale, rng, device);
+        let norm1 = LayerNorm::new(&p / "norm1", dim, eps);
+        let a = &p / "attn";
+        let qkv = linear(&a / "qkv", dim, 3 * dim, 1.0, rng);
+        let proj = linear(&a / "proj", dim, dim, rescale, rng);
+        let norm2 = LayerNorm::new(&p / "norm2", dim, eps);
+        let mlp = Mlp::new(&p / "mlp", dim, hidden, rescale, rng);
         Block {
             norm1,
             attn: SelfAttention { qkv, proj, heads },
             norm2,
-            mlp: Mlp { fc1, fc2 },
+            mlp,
         }
     }
 
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.norm1.forward(x));
-        x.clone() + self.mlp.forward(self.norm2.forward(x))
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let x = full(x) + self.attn.forward(&self.norm1.forward(x));
+        &x + self.mlp.forward(&self.norm2.forward(&x))
     }
 }
 
-/// `depth` blocks with layer ids 1..=depth.
-pub fn blocks(shape: BlockShape, depth: usize, rng: &mut Rng, device: &Device) -> Vec<Block> {
-    (1..=depth).map(|id| Block::new(shape, id, rng, device)).collect()
+/// `depth` blocks named `0..depth` under `p`, with layer ids 1..=depth.
+pub fn blocks(p: Path, shape: BlockShape, depth: usize, rng: &mut Rng) -> Vec<Block> {
+    (0..depth).map(|i| Block::new(&p / i, shape, i + 1, rng)).collect()
 }

@@ -1,8 +1,10 @@
-//! Models of SPEC 3.1-3.3: the 3D Vision Transformer encoder and the two mask-token heads that sit on
-//! it during pretraining (the JEPA predictor and the MAE decoder).
+//! Models of SPEC 3 on libtorch: the 3D Vision Transformer encoder, the two mask-token heads that sit
+//! on it during pretraining (the JEPA predictor and the MAE decoder), the attentive classifier and
+//! the ResNet-50 3-D baseline.
 //!
-//! Every parameter is drawn on the host from the project's seeded generator, so a model is a function
-//! of (config, seed) on every backend.
+//! Modules hold handles to variables of a `tch::nn::VarStore`, created under a path with the
+//! reference implementation's names, so a state dict maps to and from the reference by a prefix.
+//! Every parameter is drawn on the host from the project's seeded generator (`init`).
 
 pub mod classifier;
 pub mod init;
@@ -15,7 +17,7 @@ pub mod tokens;
 pub mod vit;
 
 pub use classifier::{AttentiveClassifier, ClassifierConfig};
-pub use named::{count_params, map_params, named_params, NamedParam, NamedValue};
+pub use named::{count_params, named_params, params_under};
 pub use predictor::{MaskedPredictor, PredictorConfig};
 pub use resnet::ResNet3d;
 pub use tokens::{patchify, unpatchify, TokenIndex};

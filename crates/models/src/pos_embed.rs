@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use brainssl_backend::{Device, Tensor, TensorData};
+use std::cell::RefCell;
+
+use brainssl_backend::{tensor, Device, Tensor};
 
 /// Token grid of a volume: (depth, height, width) in tokens.
 pub type Grid = [usize; 3];
@@ -46,21 +48,34 @@ pub fn sincos_3d(grid: Grid, dim: usize, uniform_power: bool) -> Vec<f32> {
 
 type Key = (Grid, usize);
 
-/// The table as a [1, N, dim] constant tensor; host tables are memoised per (grid, dim).
-pub fn pos_embed_tensor(grid: Grid, dim: usize, device: &Device) -> Tensor<3> {
+fn host_table(grid: Grid, dim: usize) -> Arc<Vec<f32>> {
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Vec<f32>>>>> = OnceLock::new();
-    let table = {
-        let mut cache = CACHE
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry((grid, dim))
-            .or_insert_with(|| Arc::new(sincos_3d(grid, dim, true)))
-            .clone()
-    };
-    let n = grid.iter().product::<usize>();
-    Tensor::from_data(TensorData::new(table.to_vec(), [1, n, dim]), device)
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry((grid, dim))
+        .or_insert_with(|| Arc::new(sincos_3d(grid, dim, true)))
+        .clone()
+}
+
+thread_local! {
+    /// Device copies, per thread (tensors are not shared across threads): one upload per grid.
+    static DEVICE_CACHE: RefCell<HashMap<(Grid, usize, Device), Tensor>> = RefCell::new(HashMap::new());
+}
+
+/// The table as a [1, N, dim] float32 constant on `device` (no gradient), memoised per grid.
+pub fn pos_embed_tensor(grid: Grid, dim: usize, device: Device) -> Tensor {
+    DEVICE_CACHE.with(|c| {
+        c.borrow_mut()
+            .entry((grid, dim, device))
+            .or_insert_with(|| {
+                let n = grid.iter().product::<usize>();
+                tensor(&host_table(grid, dim), &[1, n, dim], device)
+            })
+            .shallow_clone()
+    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,13 @@
 //! The mask-token heads of SPEC 3.2 (JEPA predictor) and 3.3 (MAE decoder): one structure, two
 //! output widths.
 
-use brainssl_backend::burn;
-use brainssl_backend::burn::module::{Module, Param};
-use brainssl_backend::burn::nn::Linear;
-use brainssl_backend::{Device, Tensor};
+use brainssl_backend::tch::nn::Path;
+use brainssl_backend::Tensor;
 use brainssl_prep::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::init::constant;
-use crate::layers::{blocks, linear, Block, BlockShape, LayerNorm};
+use crate::layers::{blocks, full, linear, Block, BlockShape, LayerNorm, Linear};
 use crate::pos_embed::pos_embed_tensor;
 use crate::tokens::TokenIndex;
 
@@ -48,8 +46,10 @@ impl PredictorConfig {
         Ok(())
     }
 
-    /// `in_dim`: encoder width; `out_dim`: encoder width (JEPA) or p³·C voxels (MAE).
-    pub fn init(&self, in_dim: usize, out_dim: usize, rng: &mut Rng, device: &Device) -> MaskedPredictor {
+    /// `in_dim`: encoder width; `out_dim`: encoder width (JEPA) or p³·C voxels (MAE). Variables are
+    /// named as the reference's predictor (`predictor_embed`, `mask_tokens.0`, `predictor_blocks.N`,
+    /// `predictor_norm`, `predictor_proj`).
+    pub fn init(&self, p: Path, in_dim: usize, out_dim: usize, rng: &mut Rng) -> MaskedPredictor {
         let shape = BlockShape {
             dim: self.embed_dim,
             heads: self.heads,
@@ -57,43 +57,44 @@ impl PredictorConfig {
             eps: self.layer_norm_eps,
         };
         MaskedPredictor {
-            predictor_embed: linear(in_dim, self.embed_dim, 1.0, rng, device),
-            mask_token: constant([1, 1, self.embed_dim], 0.0, device),
-            blocks: blocks(shape, self.depth, rng, device),
-            norm: LayerNorm::new(self.embed_dim, self.layer_norm_eps, device),
-            predictor_proj: linear(self.embed_dim, out_dim, 1.0, rng, device),
+            predictor_embed: linear(&p / "predictor_embed", in_dim, self.embed_dim, 1.0, rng),
+            mask_token: constant(&(&p / "mask_tokens"), "0", &[1, 1, self.embed_dim], 0.0),
+            blocks: blocks(&p / "predictor_blocks", shape, self.depth, rng),
+            norm: LayerNorm::new(&p / "predictor_norm", self.embed_dim, self.layer_norm_eps),
+            predictor_proj: linear(&p / "predictor_proj", self.embed_dim, out_dim, 1.0, rng),
+            dim: self.embed_dim,
         }
     }
 }
 
 /// Embeds context tokens, appends one zero-initialised mask token per target position (each with its
 /// own positional embedding), runs the blocks over [context ; targets] and projects the targets.
-#[derive(Module, Debug)]
+#[derive(Debug)]
 pub struct MaskedPredictor {
     pub predictor_embed: Linear,
-    pub mask_token: Param<Tensor<3>>,
+    pub mask_token: Tensor,
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
     pub predictor_proj: Linear,
+    pub dim: usize,
 }
 
 impl MaskedPredictor {
     /// `context`: encoder output [B, Nc, D_enc] at `ctx` positions of a token grid `grid`;
     /// returns predictions [B, Nt, out] for the `tgt` positions.
-    pub fn forward(&self, context: Tensor<3>, ctx: &TokenIndex, tgt: &TokenIndex, grid: [usize; 3]) -> Tensor<3> {
-        let [b, _, _] = context.dims();
-        let dim = self.mask_token.dims()[2];
-        let n = grid.iter().product::<usize>();
-        let pos = pos_embed_tensor(grid, dim, &context.device()).expand([b, n, dim]);
-        let x = self.predictor_embed.forward(context) + ctx.gather(pos.clone());
-        let nt = tgt.len();
-        let queries = self.mask_token.val().expand([b, nt, dim]) + tgt.gather(pos);
-        let nc = x.dims()[1];
-        let mut h = Tensor::cat(vec![x, queries], 1);
+    pub fn forward(&self, context: &Tensor, ctx: &TokenIndex, tgt: &TokenIndex, grid: [usize; 3]) -> Tensor {
+        let s = context.size();
+        let (b, nc) = (s[0], s[1]);
+        let nt = tgt.len() as i64;
+        let dim = self.dim as i64;
+        let pos = pos_embed_tensor(grid, self.dim, context.device());
+        let x = full(&self.predictor_embed.forward(context)) + ctx.gather(&pos);
+        let queries = (&self.mask_token + tgt.gather(&pos)).expand([b, nt, dim], false);
+        let mut h = Tensor::cat(&[x, queries], 1);
         for block in &self.blocks {
-            h = block.forward(h);
+            h = block.forward(&h);
         }
-        let h = self.norm.forward(h).narrow(1, nc, nt);
-        self.predictor_proj.forward(h)
+        let h = self.norm.forward(&h).narrow(1, nc, nt);
+        full(&self.predictor_proj.forward(&h))
     }
 }

@@ -1,11 +1,12 @@
 //! Volumes ↔ token sequences (SPEC 4.1) and token selection by mask indices (SPEC 2.4).
 
-use brainssl_backend::burn::tensor::Int;
-use brainssl_backend::{Tensor, TensorData};
+use brainssl_backend::{indices, Tensor};
 
 /// [B, C, T, H, W] → [B, N, p³·C] with token order (t, h, w) and vector order (pd, ph, pw, c).
-pub fn patchify(x: Tensor<5>, p: usize) -> Tensor<3> {
-    let [b, c, t, h, w] = x.dims();
+pub fn patchify(x: &Tensor, p: usize) -> Tensor {
+    let s = x.size();
+    let (b, c, t, h, w) = (s[0], s[1], s[2], s[3], s[4]);
+    let p = p as i64;
     assert!(
         t % p == 0 && h % p == 0 && w % p == 0,
         "volume {t}x{h}x{w} is not a multiple of the patch {p}"
@@ -17,10 +18,12 @@ pub fn patchify(x: Tensor<5>, p: usize) -> Tensor<3> {
 }
 
 /// Inverse of [`patchify`] for a token grid `grid` = (Tg, Hg, Wg).
-pub fn unpatchify(tokens: Tensor<3>, p: usize, grid: [usize; 3]) -> Tensor<5> {
-    let [b, n, v] = tokens.dims();
-    let [gt, gh, gw] = grid;
+pub fn unpatchify(tokens: &Tensor, p: usize, grid: [usize; 3]) -> Tensor {
+    let s = tokens.size();
+    let (b, n, v) = (s[0], s[1], s[2]);
+    let [gt, gh, gw] = grid.map(|g| g as i64);
     assert_eq!(n, gt * gh * gw, "token count does not match the grid");
+    let p = p as i64;
     let c = v / (p * p * p);
     tokens
         .reshape([b, gt, gh, gw, p, p, p, c])
@@ -65,28 +68,30 @@ impl TokenIndex {
         }
     }
 
-    /// Gathers tokens: [B, N, D] → [B, K, D]. A shared list broadcasts over any batch size.
-    pub fn gather(&self, x: Tensor<3>) -> Tensor<3> {
+    /// Gathers tokens: [B, N, D] → [B, K, D]. A shared list keeps any batch size (also 1, for
+    /// positional tables that broadcast); per-volume lists broadcast a batch of 1 to their count.
+    pub fn gather(&self, x: &Tensor) -> Tensor {
         let device = x.device();
-        let [b, _, d] = x.dims();
         match self {
-            TokenIndex::Shared(v) => {
-                let idx: Vec<i64> = v.iter().map(|&i| i as i64).collect();
-                let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [v.len()]), &device);
-                x.select(1, idx)
-            }
+            TokenIndex::Shared(v) => x.index_select(1, &indices(v, device)),
             TokenIndex::PerSample(rows) => {
-                assert_eq!(rows.len(), b, "mask rows do not match the batch");
+                let s = x.size();
+                let (b, d) = (rows.len() as i64, s[2]);
+                assert!(
+                    s[0] == b || s[0] == 1,
+                    "mask rows ({b}) do not match the batch ({})",
+                    s[0]
+                );
                 let k = rows[0].len();
-                let mut idx = Vec::with_capacity(b * k * d);
-                for row in rows {
-                    assert_eq!(row.len(), k, "per-volume masks must have equal lengths");
-                    for &i in row {
-                        idx.extend(std::iter::repeat_n(i as i64, d));
-                    }
-                }
-                let idx = Tensor::<3, Int>::from_data(TensorData::new(idx, [b, k, d]), &device);
-                x.gather(1, idx)
+                assert!(
+                    rows.iter().all(|r| r.len() == k),
+                    "per-volume masks must have equal lengths"
+                );
+                let flat: Vec<usize> = rows.iter().flatten().copied().collect();
+                let idx = indices(&flat, device)
+                    .view([b, k as i64, 1])
+                    .expand([b, k as i64, d], false);
+                x.expand([b, s[1], d], false).gather(1, &idx, false)
             }
         }
     }
@@ -95,12 +100,12 @@ impl TokenIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brainssl_backend::Device;
+    use brainssl_backend::{tensor, to_vec, Device};
 
-    fn ramp(shape: [usize; 5]) -> (Vec<f32>, Tensor<5>) {
+    fn ramp(shape: [usize; 5]) -> (Vec<f32>, Tensor) {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        let t = Tensor::from_data(TensorData::new(v.clone(), shape), &Device::flex());
+        let t = tensor(&v, &shape, Device::Cpu);
         (v, t)
     }
 
@@ -108,7 +113,7 @@ mod tests {
     fn patch_vectors_are_depth_major_cubes_in_token_order() {
         let (v, x) = ramp([2, 1, 4, 6, 4]);
         let p = 2;
-        let tokens = patchify(x, p).into_data().try_to_vec::<f32>().unwrap();
+        let tokens = to_vec(&patchify(&x, p));
         let (gt, gh, gw) = (2, 3, 2);
         for b in 0..2 {
             for tok in 0..gt * gh * gw {
@@ -126,23 +131,31 @@ mod tests {
     #[test]
     fn unpatchify_inverts_patchify() {
         let (v, x) = ramp([2, 1, 8, 12, 4]);
-        let back = unpatchify(patchify(x, 4), 4, [2, 3, 1]);
-        assert_eq!(back.dims(), [2, 1, 8, 12, 4]);
-        assert_eq!(back.into_data().try_to_vec::<f32>().unwrap(), v);
+        let back = unpatchify(&patchify(&x, 4), 4, [2, 3, 1]);
+        assert_eq!(back.size(), vec![2, 1, 8, 12, 4]);
+        assert_eq!(to_vec(&back), v);
     }
 
     #[test]
     fn gather_shared_and_per_sample() {
-        let x = Tensor::<3>::from_data(
-            TensorData::new((0..24).map(|i| i as f32).collect::<Vec<_>>(), [2, 4, 3]),
-            &Device::flex(),
-        );
+        let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let x = tensor(&v, &[2, 4, 3], Device::Cpu);
         let shared = TokenIndex::from_rows(&[vec![1, 3], vec![1, 3]]);
         assert!(matches!(shared, TokenIndex::Shared(_)));
-        let g = shared.gather(x.clone()).into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(g, vec![3., 4., 5., 9., 10., 11., 15., 16., 17., 21., 22., 23.]);
+        assert_eq!(
+            to_vec(&shared.gather(&x)),
+            vec![3., 4., 5., 9., 10., 11., 15., 16., 17., 21., 22., 23.]
+        );
         let per = TokenIndex::from_rows(&[vec![0, 2], vec![3, 1]]);
-        let g = per.gather(x).into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(g, vec![0., 1., 2., 6., 7., 8., 21., 22., 23., 15., 16., 17.]);
+        assert_eq!(
+            to_vec(&per.gather(&x)),
+            vec![0., 1., 2., 6., 7., 8., 21., 22., 23., 15., 16., 17.]
+        );
+        // a batch of one broadcasts to the rows (positional tables)
+        let first = x.narrow(0, 0, 1);
+        assert_eq!(
+            to_vec(&per.gather(&first)),
+            vec![0., 1., 2., 6., 7., 8., 9., 10., 11., 3., 4., 5.]
+        );
     }
 }

@@ -1,15 +1,14 @@
 //! 3D Vision Transformer encoder (SPEC 3.1).
 
-use brainssl_backend::burn;
-use brainssl_backend::burn::module::Module;
-use brainssl_backend::burn::nn::Linear;
-use brainssl_backend::{Device, Tensor};
+use brainssl_backend::tch::nn::Path;
+use brainssl_backend::Tensor;
 use brainssl_prep::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{blocks, linear, Block, BlockShape, LayerNorm};
+use crate::init::{constant, param, trunc_normal};
+use crate::layers::{blocks, full, lowered, Block, BlockShape, LayerNorm, INIT_STD};
 use crate::pos_embed::pos_embed_tensor;
-use crate::tokens::{patchify, TokenIndex};
+use crate::tokens::TokenIndex;
 
 /// Named encoder sizes of the reference factories (width / depth / heads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,54 +97,83 @@ impl VitConfig {
         [depth / self.tubelet, size / self.patch, size / self.patch]
     }
 
-    pub fn init(&self, rng: &mut Rng, device: &Device) -> VisionTransformer3d {
-        let p3 = self.patch * self.patch * self.tubelet * self.in_chans;
+    /// The encoder's variables under `p` (`patch_embed.proj.weight`, `blocks.N.…`, `norm.…`).
+    pub fn init(&self, p: Path, rng: &mut Rng) -> VisionTransformer3d {
+        let (d, c, t, k) = (self.embed_dim, self.in_chans, self.tubelet, self.patch);
+        let proj = &p / "patch_embed" / "proj";
+        let w = trunc_normal(d * c * t * k * k, INIT_STD, 1.0, rng);
+        let patch_embed = PatchEmbed {
+            weight: param(&proj, "weight", &w, &[d, c, t, k, k]),
+            bias: constant(&proj, "bias", &[d], 0.0),
+            patch: k,
+        };
         VisionTransformer3d {
-            patch_embed: linear(p3, self.embed_dim, 1.0, rng, device),
-            blocks: blocks(self.block_shape(), self.depth, rng, device),
-            norm: LayerNorm::new(self.embed_dim, self.layer_norm_eps, device),
-            patch: self.patch,
+            patch_embed,
+            blocks: blocks(&p / "blocks", self.block_shape(), self.depth, rng),
+            norm: LayerNorm::new(&p / "norm", d, self.layer_norm_eps),
+            embed_dim: d,
         }
     }
 }
 
-/// Tubelet embedding, fixed sin-cos positions, pre-norm blocks and a final LayerNorm.
-///
-/// The tubelet embedding is the reference's Conv3d with kernel = stride, computed as patchify + Linear
-/// (the same map, without a convolution kernel); a Conv3d weight [D, C, p, p, p] is this Linear's
-/// weight transposed and reshaped.
-#[derive(Module, Debug)]
+/// The tubelet embedding: the reference's Conv3d with kernel = stride = (t, p, p), weight [D, C, t, p, p].
+#[derive(Debug)]
+pub struct PatchEmbed {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub patch: usize,
+}
+
+impl PatchEmbed {
+    /// [B, C, T, H, W] → [B, N, D] in token order t·Hg·Wg + h·Wg + w.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let p = self.patch as i64;
+        lowered(x)
+            .conv3d(
+                &lowered(&self.weight),
+                Some(lowered(&self.bias)),
+                [p, p, p],
+                [0, 0, 0],
+                [1, 1, 1],
+                1,
+            )
+            .flatten(2, -1)
+            .transpose(1, 2)
+    }
+}
+
+/// Tubelet embedding, fixed sin-cos positions, pre-norm blocks and a final LayerNorm (SPEC 3.1).
+#[derive(Debug)]
 pub struct VisionTransformer3d {
-    pub patch_embed: Linear,
+    pub patch_embed: PatchEmbed,
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
-    #[module(skip)]
-    pub patch: usize,
+    pub embed_dim: usize,
 }
 
 impl VisionTransformer3d {
     pub fn embed_dim(&self) -> usize {
-        self.norm.gamma.dims()[0]
+        self.embed_dim
     }
 
-    /// Token embeddings plus positions, before the blocks: [B, N, D].
-    pub fn embed(&self, x: Tensor<5>) -> Tensor<3> {
-        let [_, _, t, h, w] = x.dims();
-        let grid = [t / self.patch, h / self.patch, w / self.patch];
-        let tokens = self.patch_embed.forward(patchify(x, self.patch));
-        let pos = pos_embed_tensor(grid, self.embed_dim(), &tokens.device());
-        tokens + pos
+    /// Token embeddings plus positions, before the blocks: [B, N, D], float32.
+    pub fn embed(&self, x: &Tensor) -> Tensor {
+        let s = x.size();
+        let p = self.patch_embed.patch as i64;
+        let grid = [s[2] / p, s[3] / p, s[4] / p].map(|g| g as usize);
+        let tokens = self.patch_embed.forward(x);
+        full(&tokens) + pos_embed_tensor(grid, self.embed_dim, x.device())
     }
 
     /// Encodes a volume batch [B, C, T, H, W]; with `keep`, only those tokens enter the blocks.
-    pub fn forward(&self, x: Tensor<5>, keep: Option<&TokenIndex>) -> Tensor<3> {
+    pub fn forward(&self, x: &Tensor, keep: Option<&TokenIndex>) -> Tensor {
         let mut h = self.embed(x);
         if let Some(keep) = keep {
-            h = keep.gather(h);
+            h = keep.gather(&h);
         }
         for block in &self.blocks {
-            h = block.forward(h);
+            h = block.forward(&h);
         }
-        self.norm.forward(h)
+        self.norm.forward(&h)
     }
 }

@@ -1,8 +1,8 @@
 //! Pretraining losses of SPEC 4: MAE (4.1), the spectral loss of SL-MAE (4.2), JEPA (4.4) and VCR (4.5).
 //!
-//! Pure tensor functions of model outputs; schedules, caching and weighting live in the trainer.
+//! Pure tensor functions of model outputs, computed in float32 whatever the matrix-product precision;
+//! schedules, caching and weighting live in the trainer.
 
-pub mod dft;
 pub mod jepa;
 pub mod mae;
 pub mod spectral;

@@ -1,25 +1,19 @@
-//! The spectral loss of SL-MAE (SPEC 4.2, D5): per-sample z-score, unnormalised 3-D DFT, hard radial
-//! high-pass mask, log(1 + |F| + 1e-6), mean squared difference over all bins.
+//! The spectral loss of SL-MAE (SPEC 4.2, D5): per-sample z-score, unnormalised 3-D FFT
+//! (`torch.fft.fftn`, any length, with autograd), hard radial high-pass mask, log(1 + |F| + 1e-6),
+//! mean squared difference over all bins, in float32.
 
-use brainssl_backend::{Device, Tensor, TensorData};
+use brainssl_backend::{tensor, Device, Kind, Tensor};
+use brainssl_models::layers::full;
 use serde::{Deserialize, Serialize};
 
 use brainssl_prep::frequency::normalised_radius;
 
-use crate::dft::{bins_layout, dft3};
-
-/// 1 where the normalised radius r/max(r) ≥ `cutoff`, else 0, in [`dft3`]'s bin layout [H, W, T].
+/// 1 where the normalised radius r/max(r) ≥ `cutoff`, else 0, over the T×H×W bins in FFT order.
 pub fn high_pass_mask([t, h, w]: [usize; 3], cutoff: f64) -> Vec<f32> {
-    let r = normalised_radius([t, h, w]);
-    let mut mask = vec![0.0f32; t * h * w];
-    for a in 0..t {
-        for b in 0..h {
-            for c in 0..w {
-                mask[bins_layout([t, h, w], a, b, c)] = (r[(a * h + b) * w + c] >= cutoff) as u8 as f32;
-            }
-        }
-    }
-    mask
+    normalised_radius([t, h, w])
+        .iter()
+        .map(|&r| (r >= cutoff) as u8 as f32)
+        .collect()
 }
 
 /// Configuration of the spectral term (the schedule is the trainer's).
@@ -41,22 +35,18 @@ impl Default for SpectralLoss {
     }
 }
 
-/// Per-volume (x − mean)/(unbiased std + 1e-6) over all voxels of [B, T, H, W].
-fn standardise(x: Tensor<4>) -> Tensor<4> {
-    let [b, t, h, w] = x.dims();
-    let flat = x.reshape([b, t * h * w]);
-    let mean = flat.clone().mean_dim(1);
-    let std = flat.clone().var(1).sqrt().add_scalar(1e-6);
-    ((flat - mean) / std).reshape([b, t, h, w])
+/// Per-volume (x − mean)/(unbiased std + 1e-6) over the last three axes of [V, T, H, W].
+fn standardise(x: &Tensor) -> Tensor {
+    let axes = [-3i64, -2, -1];
+    let mean = x.mean_dim(axes.as_slice(), true, Kind::Float);
+    let std = x.std_correction(axes.as_slice(), 1, true);
+    (x - mean) / (std + 1e-6)
 }
 
-/// log(1 + |F| + 1e-6); a tiny floor inside the square root keeps the gradient finite at |F| = 0.
-fn log_magnitude(re: Tensor<4>, im: Tensor<4>) -> Tensor<4> {
-    (re.clone() * re + im.clone() * im)
-        .add_scalar(1e-20)
-        .sqrt()
-        .add_scalar(1.0 + 1e-6)
-        .log()
+/// log(1 + |F| + 1e-6) of the unnormalised 3-D spectrum of [V, T, H, W].
+fn log_spectrum(x: &Tensor) -> Tensor {
+    let f = standardise(x).fft_fftn(None::<&[i64]>, [-3i64, -2, -1].as_slice(), "backward");
+    (f.abs() + 1e-6).log1p()
 }
 
 impl SpectralLoss {
@@ -67,38 +57,32 @@ impl SpectralLoss {
         Ok(())
     }
 
-    fn mask(&self, shape: [usize; 3], device: &Device) -> Option<Tensor<4>> {
-        self.high_pass.then(|| {
-            let [t, h, w] = shape;
-            Tensor::from_data(
-                TensorData::new(high_pass_mask(shape, self.cutoff), [1, h, w, t]),
-                device,
-            )
-        })
+    fn mask(&self, shape: [usize; 3], device: Device) -> Option<Tensor> {
+        self.high_pass
+            .then(|| tensor(&high_pass_mask(shape, self.cutoff), &shape, device))
     }
 
     /// Loss between a reconstruction and the input, both [B, C, T, H, W]; averaged over channels.
     ///
     /// Masking the log-magnitude difference equals masking both spectra as the reference does: a
     /// dropped bin contributes 0 and stays in the denominator.
-    pub fn forward(&self, recon: Tensor<5>, input: Tensor<5>) -> Tensor<1> {
-        let [b, c, t, h, w] = recon.dims();
-        let spectrum = |x: Tensor<5>| {
-            let (re, im) = dft3(standardise(x.reshape([b * c, t, h, w])));
-            log_magnitude(re, im)
-        };
-        let diff = spectrum(recon) - spectrum(input.detach());
-        let diff = match self.mask([t, h, w], &diff.device()) {
+    pub fn forward(&self, recon: &Tensor, input: &Tensor) -> Tensor {
+        let s = recon.size();
+        let (b, c, t, h, w) = (s[0], s[1], s[2], s[3], s[4]);
+        let flat = |x: &Tensor| full(x).reshape([b * c, t, h, w]);
+        let diff = log_spectrum(&flat(recon)) - log_spectrum(&flat(&input.detach()));
+        let diff = match self.mask([t, h, w].map(|v| v as usize), recon.device()) {
             Some(m) => diff * m,
             None => diff,
         };
-        (diff.clone() * diff).mean()
+        diff.square().mean(Kind::Float)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use brainssl_backend::{scalar, to_vec};
     use brainssl_prep::rng::Rng;
 
     fn kept(n: usize) -> f64 {
@@ -116,42 +100,75 @@ mod tests {
         assert!((k160 - closed).abs() < 5e-4);
     }
 
-    fn volume(rng: &mut Rng, shape: [usize; 5]) -> (Vec<f32>, Tensor<5>) {
+    fn volume(rng: &mut Rng, shape: &[usize]) -> Vec<f32> {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-        (v.clone(), Tensor::from_data(TensorData::new(v, shape), &Device::flex()))
+        (0..n).map(|_| rng.normal() as f32).collect()
+    }
+
+    /// log(1 + |F| + 1e-6) of one standardised volume by a direct O(N²) DFT in f64.
+    fn direct_log_spectrum(x: &[f32], [t, h, w]: [usize; 3]) -> Vec<f64> {
+        let n = x.len() as f64;
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let z: Vec<f64> = x.iter().map(|&v| (v as f64 - mean) / (var.sqrt() + 1e-6)).collect();
+        let mut out = Vec::with_capacity(x.len());
+        for (ft, fh, fw) in (0..t).flat_map(|a| (0..h).flat_map(move |b| (0..w).map(move |c| (a, b, c)))) {
+            let (mut re, mut im) = (0.0, 0.0);
+            for a in 0..t {
+                for b in 0..h {
+                    for c in 0..w {
+                        let ph = 2.0
+                            * std::f64::consts::PI
+                            * ((a * ft) as f64 / t as f64 + (b * fh) as f64 / h as f64 + (c * fw) as f64 / w as f64);
+                        let v = z[(a * h + b) * w + c];
+                        re += v * ph.cos();
+                        im -= v * ph.sin();
+                    }
+                }
+            }
+            out.push((1.0 + (re * re + im * im).sqrt() + 1e-6).ln());
+        }
+        out
     }
 
     #[test]
-    fn identical_volumes_give_zero_and_different_ones_positive() {
+    fn matches_a_direct_dft_for_odd_and_even_lengths() {
         let mut rng = Rng::new(5);
-        let (_, a) = volume(&mut rng, [2, 1, 6, 8, 8]);
-        let (_, b) = volume(&mut rng, [2, 1, 6, 8, 8]);
+        let shape = [5usize, 6, 7];
+        let dims = [2, 1, 5, 6, 7];
+        let (a, b) = (volume(&mut rng, &dims), volume(&mut rng, &dims));
         let loss = SpectralLoss::default();
-        assert!(loss.forward(a.clone(), a.clone()).into_scalar::<f32>().abs() < 1e-10);
-        assert!(loss.forward(a, b).into_scalar::<f32>() > 0.01);
+        let got = scalar(&loss.forward(&tensor(&a, &dims, Device::Cpu), &tensor(&b, &dims, Device::Cpu)));
+        let mask = high_pass_mask(shape, 0.3);
+        let n = 210;
+        let mut sum = 0.0;
+        for v in 0..2 {
+            let la = direct_log_spectrum(&a[v * n..(v + 1) * n], shape);
+            let lb = direct_log_spectrum(&b[v * n..(v + 1) * n], shape);
+            for k in 0..n {
+                sum += (mask[k] as f64 * (la[k] - lb[k])).powi(2);
+            }
+        }
+        let want = sum / (2 * n) as f64;
+        assert!((got - want).abs() < 1e-5 * want, "fftn {got} vs direct DFT {want}");
+        assert!(scalar(&loss.forward(&tensor(&a, &dims, Device::Cpu), &tensor(&a, &dims, Device::Cpu))).abs() < 1e-10);
     }
 
     #[test]
     fn gradient_matches_finite_differences() {
         let mut rng = Rng::new(9);
         let shape = [1, 1, 4, 6, 5];
-        let (xv, _) = volume(&mut rng, shape);
-        let (_, target) = volume(&mut rng, shape);
-        let device = Device::flex().autodiff();
-        let target = target.to_device(&device);
-        let loss = SpectralLoss {
-            high_pass: true,
-            cutoff: 0.3,
-        };
+        let xv = volume(&mut rng, &shape);
+        let target = tensor(&volume(&mut rng, &shape), &shape, Device::Cpu);
+        let loss = SpectralLoss::default();
         let eval = |v: &[f32]| -> f64 {
-            let x = Tensor::<5>::from_data(TensorData::new(v.to_vec(), shape), &device);
-            loss.forward(x, target.clone()).into_scalar::<f32>() as f64
+            let x = tensor(v, &shape, Device::Cpu).to_kind(Kind::Double);
+            scalar(&loss.forward(&x, &target.to_kind(Kind::Double)))
         };
-        let x = Tensor::<5>::from_data(TensorData::new(xv.clone(), shape), &device).require_grad();
-        let grads = loss.forward(x.clone(), target.clone()).backward();
-        let g = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        let eps = 1e-2f32;
+        let x = tensor(&xv, &shape, Device::Cpu).set_requires_grad(true);
+        loss.forward(&x, &target).backward();
+        let g = to_vec(&x.grad());
+        let eps = 1e-3f32;
         for i in [0usize, 7, 31, 64, 119] {
             let (mut up, mut down) = (xv.clone(), xv.clone());
             up[i] += eps;

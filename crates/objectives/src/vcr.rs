@@ -1,6 +1,7 @@
 //! Variance-covariance regulariser of VCR-JEPA (SPEC 4.5, D6), computed in float32.
 
-use brainssl_backend::Tensor;
+use brainssl_backend::{Kind, Tensor};
+use brainssl_models::layers::full;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,30 +28,31 @@ impl Default for VcrLoss {
     }
 }
 
-/// The two terms and their weighted sum α·var + β·cov.
+/// The two terms and their weighted sum α·var + β·cov (scalar tensors).
 pub struct VcrTerms {
-    pub variance: Tensor<1>,
-    pub covariance: Tensor<1>,
-    pub total: Tensor<1>,
+    pub variance: Tensor,
+    pub covariance: Tensor,
+    pub total: Tensor,
 }
 
 impl VcrLoss {
     /// `z`: [B, M, D] embeddings ([context ; detached targets]). Needs B ≥ 2.
-    pub fn forward(&self, z: Tensor<3>) -> VcrTerms {
-        let [b, m, d] = z.dims();
+    pub fn forward(&self, z: &Tensor) -> VcrTerms {
+        let z = full(z);
+        let s = z.size();
+        let (b, m, d) = (s[0], s[1], s[2]);
         assert!(b >= 2, "VCR needs at least 2 volumes per batch (got {b})");
         // variance over the batch, per token position and dimension (unbiased)
-        let std = z.clone().var(0).add_scalar(self.eps).sqrt();
-        let variance = std.neg().add_scalar(self.gamma).clamp_min(0.0).mean();
+        let std = (z.var_dim([0i64].as_slice(), true, false) + self.eps).sqrt();
+        let variance = (-std + self.gamma).clamp_min(0.0).mean(Kind::Float);
         // covariance over every token of every volume
         let n = b * m;
         let x = z.reshape([n, d]);
-        let x = x.clone() - x.mean_dim(0);
-        let cov = x.clone().transpose().matmul(x.clone()).div_scalar((n - 1) as f64);
-        let diag = (x.clone() * x).sum_dim(0).div_scalar((n - 1) as f64);
-        let off = (cov.clone() * cov).sum() - (diag.clone() * diag).sum();
-        let covariance = off.div_scalar(d as f64);
-        let total = variance.clone().mul_scalar(self.alpha) + covariance.clone().mul_scalar(self.beta);
+        let x = &x - x.mean_dim([0i64].as_slice(), true, Kind::Float);
+        let cov = x.transpose(0, 1).matmul(&x) / (n - 1) as f64;
+        let off = cov.square().sum(Kind::Float) - cov.diagonal(0, 0, 1).square().sum(Kind::Float);
+        let covariance = off / d as f64;
+        let total = &variance * self.alpha + &covariance * self.beta;
         VcrTerms {
             variance,
             covariance,
@@ -62,7 +64,7 @@ impl VcrLoss {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brainssl_backend::{Device, TensorData};
+    use brainssl_backend::{scalar, tensor, Device};
 
     /// Sylvester Hadamard matrix of order 8, entries ±1.
     fn hadamard(i: usize, j: usize) -> f32 {
@@ -85,29 +87,33 @@ mod tests {
                 }
             }
         }
-        let z = Tensor::<3>::from_data(TensorData::new(v, [b, m, d]), &Device::flex());
-        let t = VcrLoss::default().forward(z);
-        assert_eq!(t.variance.into_scalar::<f32>(), 0.0);
-        assert!(t.covariance.into_scalar::<f32>().abs() < 1e-10);
-        assert!(t.total.into_scalar::<f32>().abs() < 1e-10);
+        let t = VcrLoss::default().forward(&tensor(&v, &[b, m, d], Device::Cpu));
+        // unbiased variance 8/7 > 1: no variance penalty
+        assert_eq!(scalar(&t.variance), 0.0);
+        assert!(scalar(&t.covariance).abs() < 1e-10);
+        assert!(scalar(&t.total).abs() < 1e-10);
     }
 
     #[test]
     fn positive_on_collapsed_features() {
-        let z = Tensor::<3>::ones([4, 5, 6], &Device::flex()).mul_scalar(3.0);
-        let t = VcrLoss::default().forward(z);
+        let z = Tensor::ones([4, 5, 6], (Kind::Float, Device::Cpu)) * 3.0;
+        let t = VcrLoss::default().forward(&z);
         // every std is sqrt(1e-4) = 0.01 → relu(1 − 0.01)
-        assert!((t.variance.into_scalar::<f32>() - 0.99).abs() < 1e-5);
-        // perfectly correlated (rank-1) features: covariance term > 0
+        assert!((scalar(&t.variance) - 0.99).abs() < 1e-5);
+        // perfectly correlated (rank-1) features x, 2x, −x over 20 samples 0..19: var(x) = 35
         let mut v = Vec::new();
-        for i in 0..4 {
-            for j in 0..5 {
-                let s = (i * 5 + j) as f32;
-                v.extend([s, 2.0 * s, -s]);
-            }
+        for i in 0..20 {
+            let s = i as f32;
+            v.extend([s, 2.0 * s, -s]);
         }
-        let z = Tensor::<3>::from_data(TensorData::new(v, [4, 5, 3]), &Device::flex());
-        let t = VcrLoss::default().forward(z);
-        assert!(t.covariance.into_scalar::<f32>() > 1.0);
+        let t = VcrLoss::default().forward(&tensor(&v, &[4, 5, 3], Device::Cpu));
+        // off-diagonal covariances: 2·(2·35)² + 2·(35)² + 2·(2·35)² = 9·35²·2 … divided by D = 3
+        let c = 35.0f64;
+        let want = 2.0 * ((2.0 * c).powi(2) + c.powi(2) + (2.0 * c).powi(2)) / 3.0;
+        assert!(
+            (scalar(&t.covariance) - want).abs() < 1e-3 * want,
+            "{}",
+            scalar(&t.covariance)
+        );
     }
 }

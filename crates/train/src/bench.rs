@@ -3,15 +3,16 @@
 
 use std::time::Instant;
 
-use brainssl_backend::Device;
+use brainssl_backend::{autocast, synchronize, tensor, Device};
 use brainssl_models::TokenIndex;
 use brainssl_prep::Rng;
 use serde::Serialize;
 
 use crate::config::PretrainConfig;
-use crate::ema::{ema_update, teacher_of};
-use crate::optim::AdamW;
-use crate::step::{micro_step, Shard, StepPlan, Student};
+use crate::ema::Teacher;
+use crate::optim::{zero_grads, AdamW};
+use crate::spectral_state::SpectralStep;
+use crate::step::{micro_step, StepPlan, Student};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepTimes {
@@ -42,19 +43,53 @@ impl StepTimes {
     }
 }
 
-/// Runs `warmup + steps` full steps; SL-MAE steps are all spectral (the costly kind).
-pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, base: &Device) -> StepTimes {
-    let device = base.clone().autodiff();
+/// Times the encoder's forward pass (no gradients) on whole volumes of `cfg`'s size, `batch` at a time.
+pub fn time_embed(cfg: &PretrainConfig, batch: usize, warmup: usize, steps: usize, device: Device) -> StepTimes {
     let mut rng = Rng::new(cfg.seed);
-    let mut student = Student::init(cfg, &mut rng, &device);
-    let mut teacher = (!cfg.objective.is_mae()).then(|| teacher_of(&cfg.encoder, &student.encoder, base));
+    let vs = brainssl_backend::tch::nn::VarStore::new(device);
+    let encoder = cfg.encoder.init(vs.root(), &mut rng);
+    let (t, s) = (cfg.data.prep.depth, cfg.data.prep.size);
+    let data: Vec<f32> = (0..batch * t * s * s).map(|_| rng.normal() as f32).collect();
+    let x = tensor(&data, &[batch, 1, t, s, s], device);
+    let precision = cfg.precision.resolve(device);
+    let mut ms = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        synchronize(device);
+        let start = Instant::now();
+        let h = brainssl_backend::tch::no_grad(|| autocast(precision, || encoder.forward(&x, None)));
+        std::hint::black_box(brainssl_backend::scalar(&h.sum(brainssl_backend::Kind::Float)));
+        synchronize(device);
+        if i >= warmup {
+            ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let tokens = cfg.encoder.grid(t, s).iter().product();
+    StepTimes {
+        forward_backward_ms: ms.clone(),
+        ms,
+        batch,
+        tokens,
+        context_tokens_mean: tokens as f64,
+    }
+}
+
+/// Runs `warmup + steps` full steps; SL-MAE steps are all spectral (the costly kind).
+pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, device: Device) -> StepTimes {
+    let mut rng = Rng::new(cfg.seed);
+    let student = Student::init(cfg, &mut rng, device);
+    let teacher = cfg
+        .objective
+        .needs_teacher()
+        .then(|| Teacher::copy_of(&cfg.encoder, &student.vs, "encoder.", device));
     let mut opt = AdamW::new(cfg.optim.betas, cfg.optim.eps);
     let (t, s, b) = (cfg.data.prep.depth, cfg.data.prep.size, cfg.data.batch_size);
     let data: Vec<f32> = (0..b * t * s * s).map(|_| rng.normal() as f32).collect();
+    let x = tensor(&data, &[b, 1, t, s, s], device);
     let grid = cfg.encoder.grid(t, s);
     let masker = cfg.masker().expect("valid mask config");
-    let mut ms = Vec::with_capacity(steps);
-    let mut fb = Vec::with_capacity(steps);
+    let precision = cfg.precision.resolve(device);
+    let weight = cfg.spectral.coeff / cfg.spectral.every as f64;
+    let (mut ms, mut fb) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
     let mut ctx_total = 0usize;
     for i in 0..warmup + steps {
         let m = masker.sample(b, &mut rng);
@@ -62,44 +97,35 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, base: &Devi
         let plan = StepPlan {
             ctx: &ctx,
             tgt: &tgt,
-            spectral_weight: (cfg.spectral.coeff > 0.0).then_some(cfg.spectral.coeff / cfg.spectral.every as f64),
-            cached_spectral: 0.0,
-            cached_weight: 0.0,
+            spectral: SpectralStep {
+                weight: (cfg.spectral.coeff > 0.0).then_some(weight),
+                lambda: cfg.spectral.coeff,
+                cached: 0.0,
+                cached_weight: 0.0,
+            },
             accum_steps: 1,
             telemetry: false,
+            precision,
         };
+        synchronize(device);
         let start = Instant::now();
-        let r = micro_step(
-            cfg,
-            &student,
-            teacher.as_ref(),
-            Shard {
-                data: &data,
-                shape: [b, 1, t, s, s],
-            },
-            &plan,
-            &device,
-            base,
-        );
-        let grads = r.grads.expect("finite loss on random data");
-        let _ = base.sync();
+        let parts = micro_step(cfg, &student, teacher.as_ref().map(|t| &t.encoder), &x, &plan);
+        assert!(parts.backward, "finite loss on random data");
+        synchronize(device);
         let fb_ms = start.elapsed().as_secs_f64() * 1e3;
         let clip = (cfg.optim.clip_grad > 0.0).then_some(cfg.optim.clip_grad);
-        student = opt
-            .step(
-                student,
-                &grads,
-                cfg.optim.lr,
-                cfg.optim.weight_decay,
-                &["encoder.", "head."],
-                clip,
-            )
-            .0;
-        if let Some(tt) = teacher.take() {
-            teacher = Some(ema_update(tt, &student.encoder, cfg.ema.start));
+        opt.step(
+            &student.params,
+            cfg.optim.lr,
+            cfg.optim.weight_decay,
+            &["encoder.", "head."],
+            clip,
+        );
+        zero_grads(&student.params);
+        if let Some(t) = &teacher {
+            t.update(cfg.ema.start);
         }
-        // wait for queued device work (no-op on the CPU backend)
-        let _ = base.sync();
+        synchronize(device);
         if i >= warmup {
             ms.push(start.elapsed().as_secs_f64() * 1e3);
             fb.push(fb_ms);

@@ -5,76 +5,79 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use brainssl_backend::burn::module::Module;
-use brainssl_backend::{Tensor, TensorData};
-use brainssl_models::{map_params, named_params};
+use brainssl_backend::tch::nn::VarStore;
+use brainssl_backend::{dims, tch, tensor, to_vec, Device};
+use brainssl_models::named_params;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PretrainConfig;
+use crate::spectral_state::SpectralState;
 
 /// Named host tensors: name → (shape, row-major values).
 pub type HostTensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// Where training stood when the checkpoint was written.
+/// Where training stood when a checkpoint was written: everything a resumed run continues from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Epochs completed; a resumed run starts at this epoch index.
+    pub epochs_done: usize,
+    pub micro_steps: usize,
+    pub optimizer_steps: usize,
+    /// SL-MAE: the cached spectral loss value and λ_eff (SPEC 4.3).
+    pub spectral: SpectralState,
+    pub nonfinite_losses: usize,
+    /// Mean training loss of the last completed epoch.
+    pub epoch_loss: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointManifest {
     pub brainssl_version: String,
     pub format: u32,
     /// latest, periodic or final
     pub kind: String,
-    /// Epochs completed; a resumed run starts at this epoch index.
-    pub epochs_done: usize,
-    pub micro_steps: usize,
-    pub optimizer_steps: usize,
-    /// SL-MAE: the cached spectral loss value and λ_eff (SPEC 4.3); restored on resume.
-    pub spectral_cached: f64,
-    pub spectral_lambda: f64,
-    pub nonfinite_losses: usize,
-    /// Mean training loss of the last completed epoch.
-    pub epoch_loss: f64,
+    pub progress: Progress,
     /// BLAKE3 over (path, size, label) of the manifest rows.
     pub data_hash: String,
     pub config: PretrainConfig,
 }
 
-pub const FORMAT: u32 = 1;
+/// 2: libtorch layout and the reference implementation's names (format 1 was the Burn layout).
+pub const FORMAT: u32 = 2;
 
-/// Every float parameter of `module` as host arrays, names prefixed by `prefix`.
-pub fn module_tensors<M: Module>(module: &M, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    named_params(module)
+/// Every variable of `vs` as host arrays, names prefixed by `prefix`, in path order.
+pub fn store_tensors(vs: &VarStore, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    named_params(vs)
         .into_iter()
-        .map(|p| (format!("{prefix}{}", p.path), p.shape.clone(), p.value.to_vec()))
+        .map(|(k, t)| (format!("{prefix}{k}"), dims(&t), to_vec(&t)))
         .collect()
 }
 
-/// Replaces every parameter of `module` by the tensor named `prefix + path`; missing names and shape
-/// mismatches are errors (no silent partial loads).
-pub fn load_module<M: Module>(module: M, tensors: &HostTensors, prefix: &str) -> Result<M, String> {
+/// Overwrites every variable of `vs` whose path starts with `under` by the tensor named
+/// `prefix + path without under`; missing names and shape mismatches are errors (no silent partial
+/// loads). Returns how many variables were loaded.
+pub fn load_store(vs: &VarStore, under: &str, tensors: &HostTensors, prefix: &str) -> Result<usize, String> {
     let mut errors = Vec::new();
-    let module = map_params(module, |path, current| {
-        let name = format!("{prefix}{path}");
-        match tensors.get(&name) {
-            None => {
-                errors.push(format!("missing tensor {name}"));
-                None
+    let mut loaded = 0;
+    tch::no_grad(|| {
+        for (path, var) in named_params(vs) {
+            let Some(rest) = path.strip_prefix(under) else { continue };
+            let name = format!("{prefix}{rest}");
+            match tensors.get(&name) {
+                None => errors.push(format!("missing tensor {name}")),
+                Some((shape, _)) if *shape != dims(&var) => {
+                    errors.push(format!("{name}: shape {shape:?}, the model expects {:?}", dims(&var)))
+                }
+                Some((shape, values)) => {
+                    var.shallow_clone().copy_(&tensor(values, shape, Device::Cpu));
+                    loaded += 1;
+                }
             }
-            Some((_, values)) if values.len() != current.dims()[0] => {
-                errors.push(format!(
-                    "{name}: {} values, the model expects {}",
-                    values.len(),
-                    current.dims()[0]
-                ));
-                None
-            }
-            Some((_, values)) => Some(Tensor::from_data(
-                TensorData::new(values.clone(), [values.len()]),
-                &current.device(),
-            )),
         }
     });
     if errors.is_empty() {
-        Ok(module)
+        Ok(loaded)
     } else {
         Err(errors.join("; "))
     }
@@ -125,10 +128,19 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], jso
 pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest), String> {
     let (tensors, json) = load_tensors(path)?;
     let bad = |e: String| format!("{}: not a brainssl checkpoint ({e})", path.display());
-    let manifest: CheckpointManifest = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
-    if manifest.format != FORMAT {
-        return Err(bad(format!("format {} (this build reads {FORMAT})", manifest.format)));
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    match value.get("format").and_then(|f| f.as_u64()) {
+        Some(f) if f == FORMAT as u64 => {}
+        Some(f) => {
+            return Err(format!(
+                "{}: checkpoint format {f}, this build reads {FORMAT} (format 1 is the Burn version's layout: retrain, \
+                 or use the brainssl release that wrote it)",
+                path.display()
+            ))
+        }
+        None => return Err(bad("no format".into())),
     }
+    let manifest: CheckpointManifest = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
     Ok((tensors, manifest))
 }
 
@@ -163,7 +175,6 @@ pub fn load_tensors(path: &Path) -> Result<(HostTensors, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brainssl_backend::Device;
     use brainssl_models::{VitConfig, VitSize};
     use brainssl_prep::rng::Rng;
 
@@ -175,32 +186,49 @@ mod tests {
             depth: 1,
             ..VitConfig::sized(VitSize::Tiny)
         };
-        let device = Device::flex();
-        let a = cfg.encoder.init(&mut Rng::new(1), &device);
-        let b = cfg.encoder.init(&mut Rng::new(2), &device);
+        let (a, b) = (VarStore::new(Device::Cpu), VarStore::new(Device::Cpu));
+        cfg.encoder.init(a.root() / "encoder", &mut Rng::new(1));
+        cfg.encoder.init(b.root(), &mut Rng::new(2));
         let manifest = CheckpointManifest {
             brainssl_version: "test".into(),
             format: FORMAT,
             kind: "latest".into(),
-            epochs_done: 3,
-            micro_steps: 30,
-            optimizer_steps: 30,
-            spectral_cached: 0.5,
-            spectral_lambda: 0.1,
-            nonfinite_losses: 0,
-            epoch_loss: 1.25,
+            progress: Progress {
+                epochs_done: 3,
+                micro_steps: 30,
+                optimizer_steps: 30,
+                spectral: SpectralState {
+                    cached: 0.5,
+                    lambda: 0.1,
+                },
+                nonfinite_losses: 0,
+                epoch_loss: 1.25,
+            },
             data_hash: "abc".into(),
-            config: cfg,
+            config: cfg.clone(),
         };
-        save(dir.path(), "latest", &module_tensors(&a, "encoder."), &manifest).unwrap();
+        save(dir.path(), "latest", &store_tensors(&a, "student."), &manifest).unwrap();
         let (tensors, back) = load(&dir.path().join("latest.safetensors")).unwrap();
         assert_eq!(back, manifest);
-        let b = load_module(b, &tensors, "encoder.").unwrap();
-        assert_eq!(module_tensors(&b, ""), module_tensors(&a, ""));
+        assert!(tensors.contains_key("student.encoder.blocks.0.attn.qkv.weight"));
+        // into another store, under another prefix: a change of prefix only
+        let n = load_store(&b, "", &tensors, "student.encoder.").unwrap();
+        assert_eq!(n, named_params(&b).len());
+        let strip = |v: Vec<(String, Vec<usize>, Vec<f32>)>, p: &str| {
+            v.into_iter()
+                .map(|(k, s, x)| (k.trim_start_matches(p).to_string(), s, x))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(store_tensors(&b, ""), ""),
+            strip(store_tensors(&a, ""), "encoder.")
+        );
         // a model of another shape is refused with the tensor named
         let mut other = VitConfig::sized(VitSize::Tiny);
         other.depth = 2;
-        let err = load_module(other.init(&mut Rng::new(0), &device), &tensors, "encoder.").unwrap_err();
+        let c = VarStore::new(Device::Cpu);
+        other.init(c.root(), &mut Rng::new(0));
+        let err = load_store(&c, "", &tensors, "student.encoder.").unwrap_err();
         assert!(err.contains("blocks.1"), "{err}");
         // corrupt files are named
         std::fs::write(dir.path().join("bad.safetensors"), b"nonsense").unwrap();

@@ -1,5 +1,6 @@
 //! Pretraining configuration: typed, validated, printable as TOML, with the presets of SPEC 4.8 / D8.
 
+use brainssl_backend::PrecisionChoice;
 use brainssl_masks::{MaskConfig, MultiBlockMasker, TokenGrid};
 use brainssl_models::{PredictorConfig, VitConfig, VitSize};
 use brainssl_objectives::{SpectralLoss, VcrLoss};
@@ -15,10 +16,50 @@ pub enum Objective {
     VcrJepa,
 }
 
+/// Each objective's rules in one place: what it trains, when it clips, what it logs.
 impl Objective {
+    /// MAE and SL-MAE reconstruct voxels; JEPA and VCR-JEPA predict a teacher's embeddings.
     pub fn is_mae(self) -> bool {
         matches!(self, Objective::Mae | Objective::SlMae)
     }
+
+    /// JEPA objectives regress an EMA teacher's embeddings.
+    pub fn needs_teacher(self) -> bool {
+        !self.is_mae()
+    }
+
+    /// Output width of the predictor/decoder: p³·C voxels (MAE) or the encoder width (JEPA).
+    pub fn head_width(self, encoder: &VitConfig) -> usize {
+        if self.is_mae() {
+            encoder.patch * encoder.patch * encoder.tubelet * encoder.in_chans
+        } else {
+            encoder.embed_dim
+        }
+    }
+
+    /// Whether gradients are clipped in `epoch` (SPEC 4.7): MAE from the warm-up's end, JEPA after it.
+    pub fn clips_in(self, epoch: usize, warmup_epochs: usize) -> bool {
+        if self.is_mae() {
+            epoch >= warmup_epochs
+        } else {
+            epoch > warmup_epochs
+        }
+    }
+
+    /// Fewest volumes a micro-step can use: batch statistics (VCR, telemetry) need two.
+    pub fn min_volumes(self, vcr_coeff: f64) -> usize {
+        if self.needs_teacher() || vcr_coeff > 0.0 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Whether the run writes MAE reconstruction previews.
+    pub fn previews(self) -> bool {
+        self.is_mae()
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Objective::Mae => "mae",
@@ -115,6 +156,10 @@ pub struct RunConfig {
 pub struct PretrainConfig {
     pub objective: Objective,
     pub seed: u64,
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16. Weights,
+    /// optimiser state, layer norms, losses, VCR statistics and the EMA stay float32.
+    #[serde(default)]
+    pub precision: PrecisionChoice,
     /// Loss exponent: 2 (½·MSE) for MAE, 1 (L1) for JEPA.
     pub loss_exp: f64,
     pub data: DataConfig,
@@ -208,6 +253,7 @@ impl PretrainConfig {
         PretrainConfig {
             objective,
             seed: 1881,
+            precision: PrecisionChoice::Auto,
             loss_exp: if mae { 2.0 } else { 1.0 },
             data: DataConfig {
                 prep: PrepConfig {
@@ -422,5 +468,8 @@ mod tests {
         assert_eq!((o.seed, o.optim.epochs, o.optim.lr), (3, 2, c.optim.lr));
         assert!(c.with_overrides("[optim]\nepoch = 2\n").is_err());
         assert!(c.with_overrides("[data]\nbatch_size = 0\n").is_err());
+        let bf = c.with_overrides("precision = \"bf16\"\n").unwrap();
+        assert_eq!(bf.precision, PrecisionChoice::Bf16);
+        assert!(c.with_overrides("precision = \"fp8\"\n").is_err());
     }
 }

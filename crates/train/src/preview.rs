@@ -3,6 +3,49 @@
 
 use std::path::Path;
 
+use anyhow::{anyhow, Result};
+use brainssl_backend::{autocast, tch, tensor, to_vec, Device};
+use brainssl_models::TokenIndex;
+use brainssl_objectives::mosaic;
+use brainssl_prep::Rng;
+
+use crate::config::PretrainConfig;
+use crate::step::Student;
+
+/// Previews draw their masks from their own stream.
+const PREVIEW_STREAM: u64 = 0x7072_6576;
+
+/// Writes input / masked input / reconstruction of one volume [T, S, S] with the current weights.
+pub fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], epoch: usize, path: &Path) -> Result<()> {
+    let [t, s] = [cfg.data.prep.depth, cfg.data.prep.size];
+    let device: Device = student.vs.device();
+    let grid = cfg.encoder.grid(t, s);
+    let masker = cfg.masker().map_err(|e| anyhow!(e))?;
+    let m = masker.sample(1, &mut Rng::for_item(cfg.seed ^ PREVIEW_STREAM, epoch as u64, 0));
+    let (ctx, tgt) = (TokenIndex::from_rows(&m.context), TokenIndex::from_rows(&m.target));
+    let precision = cfg.precision.resolve(device);
+    let (masked, recon) = tch::no_grad(|| {
+        autocast(precision, || {
+            let x = tensor(volume, &[1, 1, t, s, s], device);
+            let z = student.encoder.forward(&x, Some(&ctx));
+            let pred = student.head.forward(&z, &ctx, &tgt, grid);
+            let masked = mosaic(&x, &pred.zeros_like(), &ctx, &tgt, cfg.encoder.patch);
+            let recon = mosaic(&x, &pred, &ctx, &tgt, cfg.encoder.patch);
+            (to_vec(&masked), to_vec(&recon))
+        })
+    });
+    let shape = [t, s, s];
+    write_png(
+        path,
+        &[
+            Slices { data: volume, shape },
+            Slices { data: &masked, shape },
+            Slices { data: &recon, shape },
+        ],
+    )
+    .map_err(|e| anyhow!(e))
+}
+
 /// One [T, S, S] volume (row-major).
 pub struct Slices<'a> {
     pub data: &'a [f32],

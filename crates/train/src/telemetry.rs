@@ -1,7 +1,7 @@
 //! Collapse telemetry for joint-embedding runs: a collapsing encoder shows falling per-dimension
 //! spread and effective rank of its target embeddings long before its loss says anything.
 
-use brainssl_backend::Tensor;
+use brainssl_backend::{to_vec_f64, Kind, Tensor};
 use nalgebra::DMatrix;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,13 +14,12 @@ pub struct Spread {
 }
 
 /// `z`: [B, N, D] embeddings; tokens of all volumes are samples.
-pub fn spread(z: Tensor<3>) -> Spread {
-    let [b, n, d] = z.dims();
-    let rows = b * n;
-    let x = z.reshape([rows, d]);
-    let x = x.clone() - x.mean_dim(0);
-    let gram = x.clone().transpose().matmul(x).into_data().convert::<f64>();
-    let gram = gram.try_to_vec::<f64>().expect("f64");
+pub fn spread(z: &Tensor) -> Spread {
+    let s = z.size();
+    let (rows, d) = ((s[0] * s[1]) as usize, s[2] as usize);
+    let x = z.detach().to_kind(Kind::Double).reshape([rows as i64, d as i64]);
+    let x = &x - x.mean_dim([0i64].as_slice(), true, Kind::Double);
+    let gram = to_vec_f64(&x.transpose(0, 1).matmul(&x));
     let denom = (rows.max(2) - 1) as f64;
     let mean_std = (0..d).map(|i| (gram[i * d + i] / denom).max(0.0).sqrt()).sum::<f64>() / d as f64;
     let eig = DMatrix::from_row_slice(d, d, &gram).symmetric_eigenvalues();
@@ -46,7 +45,7 @@ pub fn spread(z: Tensor<3>) -> Spread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brainssl_backend::{Device, TensorData};
+    use brainssl_backend::{tensor, Device};
 
     #[test]
     fn isotropic_and_collapsed_embeddings() {
@@ -62,13 +61,11 @@ mod tests {
                 });
             }
         }
-        let z = Tensor::<3>::from_data(TensorData::new(v, [2, 4, d]), &Device::flex());
-        let s = spread(z);
+        let s = spread(&tensor(&v, &[2, 4, d], Device::Cpu));
         assert!((s.effective_rank - 4.0).abs() < 1e-6, "{s:?}");
         assert!((s.mean_std - (8.0f64 / 7.0).sqrt()).abs() < 1e-6);
         // rank one: every token on one line
         let v: Vec<f32> = (0..8).flat_map(|i| [i as f32, 2.0 * i as f32, -(i as f32)]).collect();
-        let z = Tensor::<3>::from_data(TensorData::new(v, [1, 8, 3]), &Device::flex());
-        assert!((spread(z).effective_rank - 1.0).abs() < 1e-3);
+        assert!((spread(&tensor(&v, &[1, 8, 3], Device::Cpu)).effective_rank - 1.0).abs() < 1e-3);
     }
 }

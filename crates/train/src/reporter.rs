@@ -1,0 +1,50 @@
+//! Progress of a run for a person: a bar on a terminal, and warnings that reach stderr whether or
+//! not the bar is shown (batch jobs and `--quiet` must still see skipped scans and bad losses).
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Reporter {
+    bar: ProgressBar,
+    visible: bool,
+}
+
+impl Reporter {
+    /// A bar over `steps` micro-steps when `visible` (and stderr is a terminal).
+    pub fn new(steps: usize, visible: bool) -> Self {
+        let bar = if visible {
+            ProgressBar::new(steps as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        let visible = visible && !bar.is_hidden();
+        Reporter { bar, visible }
+    }
+
+    /// A line that must be seen: above the bar, or on stderr when there is none.
+    pub fn line(&self, text: String) {
+        if self.visible {
+            self.bar.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn warn(&self, text: String) {
+        self.line(format!("warning: {text}"));
+    }
+
+    /// One micro-step done, with a status message.
+    pub fn step(&self, message: String) {
+        self.bar.set_message(message);
+        self.bar.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the libtorch brainssl builds against (PyTorch 2.11.0 from PyPI) into .venv/ once, and
+# links .venv/torch to it; .cargo/config.toml points the build there (LIBTORCH).
+#
+#   scripts/setup-libtorch.sh          CPU libraries only: torch without its dependencies, plus the
+#                                      CUDA runtime and CUPTI that libtorch_cpu.so itself loads (~1.4 GB)
+#   scripts/setup-libtorch.sh --full   the whole CUDA wheel set (~5 GB): for `--features cuda` builds
+#                                      and for the PyTorch baselines of `brainssl bench`
+#
+# Using your own PyTorch 2.11 instead: export LIBTORCH=<site-packages>/torch before cargo (or run cargo
+# with LIBTORCH_USE_PYTORCH=1 and that python3 first on PATH); this script is then not needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH_VERSION=2.11.0
+CUDA_TOOLKIT=13.0.2
+VENV=.venv
+PY=${PYTHON:-python3}
+full=0
+[[ "${1:-}" == "--full" ]] && full=1
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "setup: creating $VENV with $($PY --version 2>&1)"
+  "$PY" -m venv "$VENV"
+fi
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+have=$(sed -n "s/^__version__ = '\(.*\)'/\1/p" "$site/torch/version.py" 2>/dev/null || true)
+if [[ "${have%%+*}" != "$TORCH_VERSION" ]]; then
+  echo "setup: installing torch==$TORCH_VERSION (libtorch for tch 0.24) into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "torch==$TORCH_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cuda-toolkit[cudart,cupti]==$CUDA_TOOLKIT"
+fi
+if [[ $full == 1 ]]; then
+  echo "setup: installing the full torch==$TORCH_VERSION dependency set (CUDA libraries, numpy)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" numpy
+fi
+rel=${site#"$(cd "$VENV" && pwd)/"}
+ln -sfn "$rel/torch" "$VENV/torch"
+[[ -f "$VENV/torch/lib/libtorch_cpu.so" ]] || { echo "setup: $VENV/torch/lib/libtorch_cpu.so is missing" >&2; exit 1; }
+echo "setup: libtorch $(sed -n "s/^__version__ = '\(.*\)'/\1/p" "$VENV/torch/version.py") at $VENV/torch"
