@@ -14,6 +14,8 @@ pub use tch::{Device, Kind, Tensor};
 pub enum BackendError {
     #[error("unknown device '{0}': use cpu or cuda[:N]")]
     Unknown(String),
+    #[error("unknown precision '{0}': use auto, f32 or bf16")]
+    UnknownPrecision(String),
     #[error("{0} asked for, but this brainssl was built without CUDA: rebuild with `--features cuda` (see README)")]
     NoCudaBuild(String),
     #[error("{0} asked for, but libtorch sees no CUDA device (driver, CUDA_VISIBLE_DEVICES?)")]
@@ -71,6 +73,8 @@ impl DeviceSpec {
                 if i >= n {
                     return Err(BackendError::NoSuchDevice(name, n));
                 }
+                // the reference runs cuDNN without autotuning, so kernels do not vary between runs
+                tch::Cuda::cudnn_set_benchmark(false);
                 Ok(Device::Cuda(i))
             }
         }

@@ -41,13 +41,13 @@ impl PrecisionChoice {
 }
 
 impl std::str::FromStr for PrecisionChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::BackendError;
+    fn from_str(s: &str) -> Result<Self, crate::BackendError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(PrecisionChoice::Auto),
             "f32" | "fp32" | "float32" => Ok(PrecisionChoice::F32),
             "bf16" | "bfloat16" => Ok(PrecisionChoice::Bf16),
-            other => Err(format!("unknown precision '{other}': use auto, f32 or bf16")),
+            other => Err(crate::BackendError::UnknownPrecision(other.to_string())),
         }
     }
 }

@@ -180,7 +180,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let device = Device::Cpu;
     let mut checkpoints = Vec::new();
     for preset in PRESETS {
-        let mut pc = PretrainConfig::preset(preset).map_err(|e| anyhow!(e))?;
+        let mut pc = PretrainConfig::preset(preset)?;
         pc.optim.epochs = a.pretrain_epochs;
         pc.seed = a.seed;
         let dir = a.out.join(format!("pretrain-{preset}"));
@@ -206,7 +206,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         checkpoints.push((preset.trim_start_matches("tiny-").to_string(), s.final_checkpoint));
     }
 
-    let random = PretrainConfig::preset("tiny-mae").map_err(|e| anyhow!(e))?;
+    let random = PretrainConfig::preset("tiny-mae")?;
     // fresh encoders for each run: the pretrained student encoders and a random one
     let encoders = || -> Result<Vec<(String, Encoder, bool)>> {
         let mut v = Vec::new();

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use brainssl_backend::{Device, DeviceSpec, PrecisionChoice};
 use brainssl_data::{splits, Manifest, ManifestRow};
 use brainssl_downstream::baseline::ResNetClassifier;
@@ -139,12 +139,12 @@ fn rows(path: &Path) -> Result<Vec<ManifestRow>> {
 fn encoder(a: &EncoderArgs, device: Device) -> Result<(Encoder, bool, PretrainConfig)> {
     match (&a.checkpoint, &a.from_scratch) {
         (Some(c), _) => {
-            let (_, m) = brainssl_train::checkpoint::load(c).map_err(|e| anyhow!(e))?;
+            let (_, m) = brainssl_train::checkpoint::load(c)?;
             let enc = Encoder::load(c, a.checkpoint_key.parse::<CheckpointKey>()?, device)?;
             Ok((enc, true, m.config))
         }
         (None, Some(preset)) => {
-            let cfg = PretrainConfig::preset(preset).map_err(|e| anyhow!(e))?;
+            let cfg = PretrainConfig::preset(preset)?;
             Ok((Encoder::random(&cfg.encoder, cfg.seed, device), false, cfg))
         }
         _ => bail!("give --checkpoint or --from-scratch PRESET"),
@@ -341,13 +341,17 @@ pub struct EmbedArgs {
     tokens: Option<PathBuf>,
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
+    /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
+    #[arg(long, default_value = "auto")]
+    precision: PrecisionChoice,
 }
 
 pub fn embed(a: EmbedArgs) -> Result<()> {
     let base = a.device.parse::<DeviceSpec>()?.device()?;
-    let (_, m) = brainssl_train::checkpoint::load(&a.checkpoint).map_err(|e| anyhow!(e))?;
+    let (_, m) = brainssl_train::checkpoint::load(&a.checkpoint)?;
     let enc = Encoder::load(&a.checkpoint, a.checkpoint_key.parse::<CheckpointKey>()?, base)?;
     let rows = match &a.manifest {
         Some(p) => rows(p)?,
@@ -360,7 +364,7 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
     let plan = brainssl_downstream::embed::EmbedPlan {
         prep: &m.config.data.prep,
         batch_size: a.batch_size,
-        precision: PrecisionChoice::Auto.resolve(base),
+        precision: a.precision.resolve(base),
     };
     let (pooled, grids) = brainssl_downstream::embed::embed_rows(&enc, &rows, plan, a.tokens.is_some())?;
     let d = pooled.first().map_or(0, |p| p.len());
@@ -478,14 +482,14 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                 let dir = a.out.join(format!("{name}-k{k}-draw{i}"));
                 let o = match a.checkpoint.get(m) {
                     Some(ckpt) => {
-                        let (_, mf) = brainssl_train::checkpoint::load(ckpt).map_err(|e| anyhow!(e))?;
+                        let (_, mf) = brainssl_train::checkpoint::load(ckpt)?;
                         let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
                         let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
                         run(&cfg, Downstream::new(&cfg, enc, true)?, &split, &dir, !a.recipe.quiet)?
                     }
                     None => {
                         // the baseline sees the same input size as the first SSL model
-                        let (_, mf) = brainssl_train::checkpoint::load(&a.checkpoint[0]).map_err(|e| anyhow!(e))?;
+                        let (_, mf) = brainssl_train::checkpoint::load(&a.checkpoint[0])?;
                         let mut cfg = DownstreamConfig::resnet(classes, mf.config.data.prep.size <= 64);
                         (cfg.prep.depth, cfg.prep.size) = (mf.config.data.prep.depth, mf.config.data.prep.size);
                         let cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;

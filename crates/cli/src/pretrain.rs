@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use brainssl_backend::{Device, DeviceSpec, PrecisionChoice};
 use brainssl_data::Manifest;
 use brainssl_models::count_params;
@@ -49,18 +49,16 @@ pub struct PretrainArgs {
 
 /// The preset with `--config` overrides and `--epochs` applied.
 pub fn build_config(preset: &str, overrides: Option<&Path>, epochs: Option<usize>) -> Result<PretrainConfig> {
-    let mut cfg = PretrainConfig::preset(preset).map_err(|e| anyhow!(e))?;
+    let mut cfg = PretrainConfig::preset(preset)?;
     if let Some(path) = overrides {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        cfg = cfg
-            .with_overrides(&text)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        cfg = cfg.with_overrides(&text).with_context(|| path.display().to_string())?;
     }
     if let Some(e) = epochs {
         cfg.optim.epochs = e;
         cfg.optim.warmup_epochs = cfg.optim.warmup_epochs.min(e);
     }
-    cfg.validate().map_err(|e| anyhow!(e))?;
+    cfg.validate()?;
     Ok(cfg)
 }
 

@@ -128,30 +128,30 @@ impl DownstreamConfig {
         c
     }
 
-    pub fn validate(&self, embed_dim: usize) -> Result<(), String> {
+    pub fn validate(&self, embed_dim: usize) -> anyhow::Result<()> {
         self.classifier.validate(embed_dim)?;
-        self.prep.validate()?;
+        self.prep.validate().map_err(anyhow::Error::msg)?;
         if self.batch_size == 0 || self.epochs == 0 || self.accum_steps == 0 {
-            return Err("batch_size, epochs and accum_steps must be positive".into());
+            anyhow::bail!("batch_size, epochs and accum_steps must be positive");
         }
         if self.warmup_epochs > self.epochs {
-            return Err("warmup_epochs exceeds epochs".into());
+            anyhow::bail!("warmup_epochs exceeds epochs");
         }
         if self.lr_schedule_factor < 1.0 {
-            return Err("lr_schedule_factor must be >= 1".into());
+            anyhow::bail!("lr_schedule_factor must be >= 1");
         }
         if let Some(d) = self.layer_decay {
             if !(0.0..=1.0).contains(&d) || d == 0.0 {
-                return Err("layer_decay must lie in (0, 1]".into());
+                anyhow::bail!("layer_decay must lie in (0, 1]");
             }
         }
         if (self.feature_cache || self.standardise_tokens) && self.mode != Mode::Frozen {
-            return Err(
-                "feature_cache and standardise_tokens apply to frozen probes only (the encoder must not change)".into(),
+            anyhow::bail!(
+                "feature_cache and standardise_tokens apply to frozen probes only (the encoder must not change)"
             );
         }
         if !matches!(self.checkpoint_key.as_str(), "student" | "teacher") {
-            return Err("checkpoint_key must be 'student' or 'teacher'".into());
+            anyhow::bail!("checkpoint_key must be 'student' or 'teacher'");
         }
         Ok(())
     }

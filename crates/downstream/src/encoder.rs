@@ -49,7 +49,7 @@ impl Encoder {
     /// The encoder of a `brainssl pretrain` checkpoint. Positional embeddings are rebuilt for any
     /// input grid, so the downstream resolution may differ from pretraining.
     pub fn load(path: &Path, key: CheckpointKey, device: Device) -> Result<Self> {
-        let (tensors, manifest) = checkpoint::load(path).map_err(|e| anyhow!(e))?;
+        let (tensors, manifest) = checkpoint::load(path)?;
         let prefix = key.prefix();
         if !tensors.keys().any(|k| k.starts_with(prefix)) {
             bail!("{}: no {key:?} encoder in this checkpoint", path.display());

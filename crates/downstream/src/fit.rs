@@ -135,14 +135,24 @@ fn predict<M: Classifier, S: Batches>(
     Ok(out)
 }
 
-/// Device copies of every variable: the weights of the epoch chosen so far.
+/// The variables training changes: parameters that take gradients and BatchNorm statistics (a
+/// frozen encoder and fixed token statistics stay as they are).
+fn changing<M: Classifier>(model: &M) -> Vec<(String, Tensor)> {
+    model
+        .variables()
+        .into_iter()
+        .filter(|(k, t)| t.requires_grad() || brainssl_models::named::is_buffer(k))
+        .collect()
+}
+
+/// Device copies of what training changes: the weights of the epoch chosen so far.
 fn snapshot<M: Classifier>(model: &M) -> Vec<Tensor> {
-    tch::no_grad(|| model.variables().iter().map(|(_, t)| t.detach().copy()).collect())
+    tch::no_grad(|| changing(model).iter().map(|(_, t)| t.detach().copy()).collect())
 }
 
 fn restore<M: Classifier>(model: &M, saved: &[Tensor]) {
     tch::no_grad(|| {
-        for ((_, t), s) in model.variables().iter().zip(saved) {
+        for ((_, t), s) in changing(model).iter().zip(saved) {
             t.shallow_clone().copy_(s);
         }
     });
@@ -326,7 +336,7 @@ pub fn save_weights<M: Classifier>(path: &Path, model: &M, cfg: &DownstreamConfi
         .map(|(k, t)| (k.clone(), brainssl_backend::dims(t), brainssl_backend::to_vec(t)))
         .collect();
     let meta = serde_json::json!({ "config": cfg, "best_epoch": epoch, "brainssl_version": env!("CARGO_PKG_VERSION") });
-    brainssl_train::checkpoint::save_tensors(path, &tensors, &meta.to_string()).map_err(|e| anyhow!(e))
+    brainssl_train::checkpoint::save_tensors(path, &tensors, &meta.to_string())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use brainssl_backend::tch::nn::VarStore;
 use brainssl_backend::{tch, Device, Kind, Tensor};
 use brainssl_models::{named_params, AttentiveClassifier};
@@ -35,7 +35,7 @@ impl Downstream {
     /// is 0 (SPEC 5.2). A frozen probe's encoder takes no gradients.
     pub fn new(cfg: &DownstreamConfig, mut encoder: Encoder, pretrained: bool) -> Result<Self> {
         let d = encoder.vit.embed_dim();
-        cfg.validate(d).map_err(|e| anyhow!(e))?;
+        cfg.validate(d)?;
         let head = VarStore::new(encoder.vs.device());
         let classifier = cfg
             .classifier
@@ -354,9 +354,9 @@ mod cache {
     fn cache_and_standardisation_refuse_fine_tuning() {
         let mut c = DownstreamConfig::paper(Mode::Finetune, 2, true);
         c.feature_cache = true;
-        assert!(c.validate(96).unwrap_err().contains("frozen"));
+        assert!(c.validate(96).unwrap_err().to_string().contains("frozen"));
         c.feature_cache = false;
         c.standardise_tokens = true;
-        assert!(c.validate(96).unwrap_err().contains("frozen"));
+        assert!(c.validate(96).unwrap_err().to_string().contains("frozen"));
     }
 }

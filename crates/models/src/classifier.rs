@@ -21,15 +21,15 @@ pub struct ClassifierConfig {
 }
 
 impl ClassifierConfig {
-    pub fn validate(&self, embed_dim: usize) -> Result<(), String> {
+    pub fn validate(&self, embed_dim: usize) -> anyhow::Result<()> {
         if self.depth == 0 || self.num_classes < 2 {
-            return Err("classifier depth must be >= 1 and num_classes >= 2".into());
+            anyhow::bail!("classifier depth must be >= 1 and num_classes >= 2");
         }
         if self.heads == 0 || !embed_dim.is_multiple_of(self.heads) {
-            return Err(format!(
+            anyhow::bail!(
                 "encoder width {embed_dim} is not divisible by {} classifier heads",
                 self.heads
-            ));
+            );
         }
         Ok(())
     }

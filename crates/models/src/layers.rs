@@ -14,9 +14,10 @@ use crate::init::{constant, param, trunc_normal};
 pub const INIT_STD: f64 = 0.02;
 
 /// `x` in the compute kind of the current scope.
+/// float64 stays (gradient checks run in f64).
 pub fn lowered(x: &Tensor) -> Tensor {
     let k = compute_kind();
-    if x.kind() == k {
+    if x.kind() == k || x.kind() == Kind::Double {
         x.shallow_clone()
     } else {
         x.to_kind(k)

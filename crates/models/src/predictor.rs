@@ -33,15 +33,16 @@ impl PredictorConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         if self.depth == 0 || self.embed_dim == 0 {
-            return Err("predictor depth and embed_dim must be positive".into());
+            anyhow::bail!("predictor depth and embed_dim must be positive");
         }
         if self.heads == 0 || !self.embed_dim.is_multiple_of(self.heads) {
-            return Err(format!(
+            anyhow::bail!(
                 "predictor embed_dim {} is not divisible by heads {}",
-                self.embed_dim, self.heads
-            ));
+                self.embed_dim,
+                self.heads
+            );
         }
         Ok(())
     }

@@ -64,21 +64,18 @@ impl VitConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         if self.patch != self.tubelet {
-            return Err(format!("tubelet ({}) must equal patch ({})", self.tubelet, self.patch));
+            anyhow::bail!("tubelet ({}) must equal patch ({})", self.tubelet, self.patch);
         }
         if self.embed_dim == 0 || self.depth == 0 || self.patch == 0 || self.in_chans == 0 {
-            return Err("embed_dim, depth, patch and in_chans must be positive".into());
+            anyhow::bail!("embed_dim, depth, patch and in_chans must be positive");
         }
         if self.heads == 0 || !self.embed_dim.is_multiple_of(self.heads) {
-            return Err(format!(
-                "embed_dim {} is not divisible by heads {}",
-                self.embed_dim, self.heads
-            ));
+            anyhow::bail!("embed_dim {} is not divisible by heads {}", self.embed_dim, self.heads);
         }
         if self.mlp_ratio <= 0.0 {
-            return Err("mlp_ratio must be positive".into());
+            anyhow::bail!("mlp_ratio must be positive");
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ impl Default for SpectralLoss {
 /// Per-volume (x − mean)/(unbiased std + 1e-6) over the last three axes of [V, T, H, W].
 fn standardise(x: &Tensor) -> Tensor {
     let axes = [-3i64, -2, -1];
-    let mean = x.mean_dim(axes.as_slice(), true, Kind::Float);
+    let mean = x.mean_dim(axes.as_slice(), true, x.kind());
     let std = x.std_correction(axes.as_slice(), 1, true);
     (x - mean) / (std + 1e-6)
 }
@@ -50,9 +50,9 @@ fn log_spectrum(x: &Tensor) -> Tensor {
 }
 
 impl SpectralLoss {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         if !(0.0..=1.0).contains(&self.cutoff) {
-            return Err(format!("spectral cutoff {} is outside [0, 1]", self.cutoff));
+            anyhow::bail!("spectral cutoff {} is outside [0, 1]", self.cutoff);
         }
         Ok(())
     }

@@ -48,7 +48,7 @@ impl VcrLoss {
         // covariance over every token of every volume
         let n = b * m;
         let x = z.reshape([n, d]);
-        let x = &x - x.mean_dim([0i64].as_slice(), true, Kind::Float);
+        let x = &x - x.mean_dim([0i64].as_slice(), true, x.kind());
         let cov = x.transpose(0, 1).matmul(&x) / (n - 1) as f64;
         let off = cov.square().sum(Kind::Float) - cov.diagonal(0, 0, 1).square().sum(Kind::Float);
         let covariance = off / d as f64;

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Result};
+
 use brainssl_backend::tch::nn::VarStore;
 use brainssl_backend::{dims, tch, tensor, to_vec, Device};
 use brainssl_models::named_params;
@@ -57,7 +59,7 @@ pub fn store_tensors(vs: &VarStore, prefix: &str) -> Vec<(String, Vec<usize>, Ve
 /// Overwrites every variable of `vs` whose path starts with `under` by the tensor named
 /// `prefix + path without under`; missing names and shape mismatches are errors (no silent partial
 /// loads). Returns how many variables were loaded.
-pub fn load_store(vs: &VarStore, under: &str, tensors: &HostTensors, prefix: &str) -> Result<usize, String> {
+pub fn load_store(vs: &VarStore, under: &str, tensors: &HostTensors, prefix: &str) -> Result<usize> {
     let mut errors = Vec::new();
     let mut loaded = 0;
     tch::no_grad(|| {
@@ -79,7 +81,7 @@ pub fn load_store(vs: &VarStore, under: &str, tensors: &HostTensors, prefix: &st
     if errors.is_empty() {
         Ok(loaded)
     } else {
-        Err(errors.join("; "))
+        Err(anyhow!(errors.join("; ")))
     }
 }
 
@@ -96,16 +98,16 @@ pub fn save(
     stem: &str,
     tensors: &[(String, Vec<usize>, Vec<f32>)],
     manifest: &CheckpointManifest,
-) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(manifest).map_err(|e| e.to_string())?;
+) -> Result<()> {
+    let json = serde_json::to_string_pretty(manifest)?;
     let (st, js) = paths(dir, stem);
     save_tensors(&st, tensors, &json)?;
-    brainssl_scan::atomic_write(&js, json.as_bytes()).map_err(|e| format!("{}: {e}", js.display()))?;
+    brainssl_scan::atomic_write(&js, json.as_bytes()).map_err(|e| anyhow!("{}: {e}", js.display()))?;
     Ok(())
 }
 
 /// One safetensors file of f32 tensors with `json` under the metadata key `brainssl`, atomically.
-pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], json: &str) -> Result<(), String> {
+pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], json: &str) -> Result<()> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -116,27 +118,27 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], jso
         .map(|((name, shape, _), b)| {
             TensorView::new(Dtype::F32, shape.clone(), b)
                 .map(|v| (name.clone(), v))
-                .map_err(|e| format!("{name}: {e}"))
+                .map_err(|e| anyhow!("{name}: {e}"))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let meta = HashMap::from([("brainssl".to_string(), json.to_string())]);
-    let blob = safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())?;
-    brainssl_scan::atomic_write(path, &blob).map_err(|e| format!("{}: {e}", path.display()))
+    let blob = safetensors::serialize(views, Some(meta))?;
+    brainssl_scan::atomic_write(path, &blob).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Reads a checkpoint's tensors and manifest (from the safetensors metadata, the authoritative copy).
-pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest), String> {
+pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest)> {
     let (tensors, json) = load_tensors(path)?;
-    let bad = |e: String| format!("{}: not a brainssl checkpoint ({e})", path.display());
+    let bad = |e: String| anyhow!("{}: not a brainssl checkpoint ({e})", path.display());
     let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
     match value.get("format").and_then(|f| f.as_u64()) {
         Some(f) if f == FORMAT as u64 => {}
         Some(f) => {
-            return Err(format!(
+            bail!(
                 "{}: checkpoint format {f}, this build reads {FORMAT} (format 1 is the Burn version's layout: retrain, \
                  or use the brainssl release that wrote it)",
                 path.display()
-            ))
+            )
         }
         None => return Err(bad("no format".into())),
     }
@@ -146,9 +148,9 @@ pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest), String> {
 
 /// Reads any file written by [`save_tensors`] (pretraining checkpoints, probe weights): tensors and
 /// the JSON stored under the metadata key `brainssl`.
-pub fn load_tensors(path: &Path) -> Result<(HostTensors, String), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bad = |e: String| format!("{}: not a brainssl weights file ({e})", path.display());
+pub fn load_tensors(path: &Path) -> Result<(HostTensors, String)> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let bad = |e: String| anyhow!("{}: not a brainssl weights file ({e})", path.display());
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let json = meta
         .metadata()
@@ -229,11 +231,12 @@ mod tests {
         let c = VarStore::new(Device::Cpu);
         other.init(c.root(), &mut Rng::new(0));
         let err = load_store(&c, "", &tensors, "student.encoder.").unwrap_err();
-        assert!(err.contains("blocks.1"), "{err}");
+        assert!(err.to_string().contains("blocks.1"), "{err}");
         // corrupt files are named
         std::fs::write(dir.path().join("bad.safetensors"), b"nonsense").unwrap();
         assert!(load(&dir.path().join("bad.safetensors"))
             .unwrap_err()
+            .to_string()
             .contains("bad.safetensors"));
     }
 }

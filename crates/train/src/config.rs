@@ -1,5 +1,6 @@
 //! Pretraining configuration: typed, validated, printable as TOML, with the presets of SPEC 4.8 / D8.
 
+use anyhow::Context;
 use brainssl_backend::PrecisionChoice;
 use brainssl_masks::{MaskConfig, MultiBlockMasker, TokenGrid};
 use brainssl_models::{PredictorConfig, VitConfig, VitSize};
@@ -46,9 +47,9 @@ impl Objective {
         }
     }
 
-    /// Fewest volumes a micro-step can use: batch statistics (VCR, telemetry) need two.
+    /// Fewest volumes a micro-step can use: a trained VCR term's variance is over the batch.
     pub fn min_volumes(self, vcr_coeff: f64) -> usize {
-        if self.needs_teacher() || vcr_coeff > 0.0 {
+        if self.needs_teacher() && vcr_coeff > 0.0 {
             2
         } else {
             1
@@ -197,7 +198,7 @@ fn spectral_off() -> SpectralSchedule {
 
 impl PretrainConfig {
     /// The multi-block masker over this config's token grid.
-    pub fn masker(&self) -> Result<MultiBlockMasker, String> {
+    pub fn masker(&self) -> anyhow::Result<MultiBlockMasker> {
         let g = self.encoder.grid(self.data.prep.depth, self.data.prep.size);
         MultiBlockMasker::new(
             self.mask.clone(),
@@ -207,11 +208,12 @@ impl PretrainConfig {
                 w: g[2],
             },
         )
+        .map_err(anyhow::Error::msg)
     }
 
     /// A named preset. Reference presets carry SPEC 4.8's values (ViT-Base, 160³ JEPA, 144³ MAE);
     /// tiny presets run the same code at CPU size.
-    pub fn preset(name: &str) -> Result<Self, String> {
+    pub fn preset(name: &str) -> anyhow::Result<Self> {
         let (tiny, base) = match name.strip_prefix("tiny-") {
             Some(b) => (true, b),
             None => (false, name),
@@ -221,7 +223,7 @@ impl PretrainConfig {
             "sl-mae" => Objective::SlMae,
             "jepa" => Objective::Jepa,
             "vcr-jepa" => Objective::VcrJepa,
-            _ => return Err(format!("unknown preset '{name}': use one of {}", PRESETS.join(", "))),
+            _ => anyhow::bail!("unknown preset '{name}': use one of {}", PRESETS.join(", ")),
         };
         let mut c = Self::reference(objective);
         if tiny {
@@ -328,29 +330,33 @@ impl PretrainConfig {
         self.run.telemetry_every = if self.objective.is_mae() { 0 } else { 5 };
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        self.encoder.validate().map_err(|e| format!("encoder: {e}"))?;
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.encoder.validate().context("encoder")?;
         self.predictor.validate()?;
-        self.data.prep.validate().map_err(|e| format!("data.prep: {e}"))?;
+        self.data
+            .prep
+            .validate()
+            .map_err(anyhow::Error::msg)
+            .context("data.prep")?;
         let (t, s, p) = (self.data.prep.depth, self.data.prep.size, self.encoder.patch);
         if t % p != 0 || s % p != 0 {
-            return Err(format!("volume {t}x{s}x{s} is not a multiple of the patch size {p}"));
+            anyhow::bail!("volume {t}x{s}x{s} is not a multiple of the patch size {p}");
         }
         if self.data.batch_size == 0 {
-            return Err("data.batch_size must be positive".into());
+            anyhow::bail!("data.batch_size must be positive");
         }
-        if self.objective == Objective::VcrJepa && self.data.batch_size < 2 {
-            return Err("VCR needs data.batch_size >= 2 (its variance is over the batch)".into());
+        if self.vcr.reg_coeff > 0.0 && self.data.batch_size < 2 {
+            anyhow::bail!("VCR needs data.batch_size >= 2 (its variance is over the batch)");
         }
         let o = &self.optim;
         if o.epochs == 0 || o.accum_steps == 0 {
-            return Err("optim.epochs and optim.accum_steps must be positive".into());
+            anyhow::bail!("optim.epochs and optim.accum_steps must be positive");
         }
         if o.warmup_epochs > o.epochs {
-            return Err("optim.warmup_epochs exceeds optim.epochs".into());
+            anyhow::bail!("optim.warmup_epochs exceeds optim.epochs");
         }
         if !(0.0..1.0).contains(&o.betas.0) || !(0.0..1.0).contains(&o.betas.1) {
-            return Err("optim.betas must lie in [0, 1)".into());
+            anyhow::bail!("optim.betas must lie in [0, 1)");
         }
         if [
             o.start_lr,
@@ -363,38 +369,38 @@ impl PretrainConfig {
         .iter()
         .any(|v| !v.is_finite() || *v < 0.0)
         {
-            return Err("learning rates, weight decays and clip_grad must be finite and >= 0".into());
+            anyhow::bail!("learning rates, weight decays and clip_grad must be finite and >= 0");
         }
         if o.ipe_scale <= 0.0 {
-            return Err("optim.ipe_scale must be positive".into());
+            anyhow::bail!("optim.ipe_scale must be positive");
         }
         if !(0.0..=1.0).contains(&self.ema.start) || !(0.0..=1.0).contains(&self.ema.end) {
-            return Err("ema momenta must lie in [0, 1]".into());
+            anyhow::bail!("ema momenta must lie in [0, 1]");
         }
         if self.spectral.every == 0 || self.spectral.ramp_epochs == 0 {
-            return Err("spectral.every and spectral.ramp_epochs must be positive".into());
+            anyhow::bail!("spectral.every and spectral.ramp_epochs must be positive");
         }
         self.spectral.loss.validate()?;
         if self.loss_exp <= 0.0 {
-            return Err("loss_exp must be positive".into());
+            anyhow::bail!("loss_exp must be positive");
         }
         if self.spectral.coeff > 0.0 && !self.objective.is_mae() {
-            return Err("the spectral loss applies to MAE objectives only".into());
+            anyhow::bail!("the spectral loss applies to MAE objectives only");
         }
         Ok(())
     }
 
     /// Micro-steps per optimiser step for `devices` data-parallel replicas.
-    pub fn accum_steps(&self, devices: usize) -> Result<usize, String> {
+    pub fn accum_steps(&self, devices: usize) -> anyhow::Result<usize> {
         match self.optim.effective_batch {
             None => Ok(self.optim.accum_steps),
             Some(eff) => {
                 let per_step = self.data.batch_size * devices;
                 if eff % per_step != 0 || eff < per_step {
-                    return Err(format!(
+                    anyhow::bail!(
                         "optim.effective_batch {eff} is not a multiple of batch_size {} x {devices} device(s)",
                         self.data.batch_size
-                    ));
+                    );
                 }
                 Ok(eff / per_step)
             }
@@ -406,11 +412,11 @@ impl PretrainConfig {
     }
 
     /// Applies a TOML file of overrides (any subset of the keys) on top of this config.
-    pub fn with_overrides(&self, overrides: &str) -> Result<Self, String> {
-        let mut base = toml::Value::try_from(self).map_err(|e| e.to_string())?;
-        let over: toml::Value = toml::from_str(overrides).map_err(|e| format!("overrides: {e}"))?;
+    pub fn with_overrides(&self, overrides: &str) -> anyhow::Result<Self> {
+        let mut base = toml::Value::try_from(self)?;
+        let over: toml::Value = toml::from_str(overrides).context("overrides")?;
         merge_toml(&mut base, over);
-        let cfg: PretrainConfig = base.try_into().map_err(|e| format!("overrides: {e}"))?;
+        let cfg: PretrainConfig = base.try_into().context("overrides")?;
         cfg.validate()?;
         Ok(cfg)
     }

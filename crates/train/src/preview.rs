@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Result};
+use anyhow::{Context, Result};
 use brainssl_backend::{autocast, tch, tensor, to_vec, Device};
 use brainssl_models::TokenIndex;
 use brainssl_objectives::mosaic;
@@ -20,7 +20,7 @@ pub fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], ep
     let [t, s] = [cfg.data.prep.depth, cfg.data.prep.size];
     let device: Device = student.vs.device();
     let grid = cfg.encoder.grid(t, s);
-    let masker = cfg.masker().map_err(|e| anyhow!(e))?;
+    let masker = cfg.masker()?;
     let m = masker.sample(1, &mut Rng::for_item(cfg.seed ^ PREVIEW_STREAM, epoch as u64, 0));
     let (ctx, tgt) = (TokenIndex::from_rows(&m.context), TokenIndex::from_rows(&m.target));
     let precision = cfg.precision.resolve(device);
@@ -43,7 +43,6 @@ pub fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], ep
             Slices { data: &recon, shape },
         ],
     )
-    .map_err(|e| anyhow!(e))
 }
 
 /// One [T, S, S] volume (row-major).
@@ -88,7 +87,7 @@ impl Slices<'_> {
 }
 
 /// Writes rows of volumes, all on the intensity window of the first (1st-99th percentile).
-pub fn write_png(path: &Path, rows: &[Slices]) -> Result<(), String> {
+pub fn write_png(path: &Path, rows: &[Slices]) -> Result<()> {
     let mut sorted: Vec<f32> = rows[0].data.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f32::total_cmp);
     let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
@@ -105,8 +104,8 @@ pub fn write_png(path: &Path, rows: &[Slices]) -> Result<(), String> {
         let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| e.to_string())?;
-        w.write_image_data(&img).map_err(|e| e.to_string())?;
+        let mut w = enc.write_header()?;
+        w.write_image_data(&img)?;
     }
-    brainssl_scan::atomic_write(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+    brainssl_scan::atomic_write(path, &bytes).with_context(|| path.display().to_string())
 }

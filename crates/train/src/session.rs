@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use brainssl_backend::Device;
 use brainssl_data::ManifestRow;
 use brainssl_prep::Rng;
@@ -78,7 +78,7 @@ impl Session {
                         paths.dir.display()
                     );
                 }
-                cfg.validate().map_err(|e| anyhow!(e))?;
+                cfg.validate()?;
                 Ok(Self::fresh(*cfg, hash, device))
             }
             Start::Resume => {
@@ -114,18 +114,18 @@ impl Session {
 
     fn resume(paths: &RunPaths, device: Device) -> Result<Self> {
         let file = paths.latest();
-        let (tensors, m) = checkpoint::load(&file).map_err(|e| anyhow!(e))?;
-        let named = |e: String| anyhow!("{}: {e}", file.display());
+        let (tensors, m) = checkpoint::load(&file)?;
+        let named = || file.display().to_string();
         let mut s = Self::fresh(m.config, m.data_hash, device);
-        load_store(&s.student.vs, "", &tensors, "student.").map_err(named)?;
+        load_store(&s.student.vs, "", &tensors, "student.").with_context(named)?;
         if let Some(t) = &s.teacher {
-            load_store(&t.vs, "", &tensors, "teacher.").map_err(named)?;
+            load_store(&t.vs, "", &tensors, "teacher.").with_context(named)?;
         }
         let moments: HashMap<_, _> = tensors
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
             .collect();
-        s.opt.import(&moments, device).map_err(|e| named(e.to_string()))?;
+        s.opt.import(&moments, device).with_context(named)?;
         s.progress = m.progress;
         Ok(s)
     }
@@ -150,6 +150,6 @@ impl Session {
             data_hash: self.data_hash.clone(),
             config: self.cfg.clone(),
         };
-        checkpoint::save(&paths.checkpoints, stem, &tensors, &manifest).map_err(|e| anyhow!(e))
+        checkpoint::save(&paths.checkpoints, stem, &tensors, &manifest)
     }
 }

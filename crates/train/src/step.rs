@@ -60,6 +60,8 @@ pub struct LossParts {
     pub target_spread: Option<Spread>,
     /// Whether the loss was finite and its gradient was accumulated.
     pub backward: bool,
+    /// A spectral value that was NaN, infinite or above 1e3 and was replaced by 0 (SPEC 4.2 step 8).
+    pub spectral_replaced: Option<f64>,
 }
 
 /// Forward and backward of a batch `x` = [B, 1, T, S, S] (on the student's device). The gradient of
@@ -99,6 +101,7 @@ pub fn micro_step(
                             l_main + l_spec * w
                         } else {
                             parts.spectral = 0.0;
+                            parts.spectral_replaced = Some(v);
                             parts.total = parts.main;
                             l_main
                         }
@@ -115,13 +118,23 @@ pub fn micro_step(
                 let pred = student.head.forward(&z, plan.ctx, plan.tgt, grid);
                 let l_main = power_loss(&pred, &h, cfg.loss_exp);
                 parts.main = scalar(&l_main);
-                // VCR on [context ; detached targets] in float32, always computed and logged (SPEC 4.5)
+                parts.total = parts.main;
+                if s[0] < 2 {
+                    // its variance is over the batch: not defined for one volume (logged as NaN)
+                    (parts.vcr_var, parts.vcr_cov, parts.vcr) = (f64::NAN, f64::NAN, f64::NAN);
+                    return l_main;
+                }
+                // VCR on [context ; detached targets] in float32, computed and logged even at
+                // coefficient 0 (SPEC 4.5)
+                let trained = cfg.vcr.reg_coeff > 0.0;
+                // logged only: no graph through the context embeddings
+                let z = if trained { z } else { z.detach() };
                 let terms = cfg.vcr.loss.forward(&Tensor::cat(&[z, h], 1));
                 parts.vcr_var = scalar(&terms.variance);
                 parts.vcr_cov = scalar(&terms.covariance);
                 parts.vcr = scalar(&terms.total);
-                parts.total = parts.main + cfg.vcr.reg_coeff * parts.vcr;
-                if cfg.vcr.reg_coeff > 0.0 {
+                if trained {
+                    parts.total += cfg.vcr.reg_coeff * parts.vcr;
                     l_main + terms.total * cfg.vcr.reg_coeff
                 } else {
                     l_main

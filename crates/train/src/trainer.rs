@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use brainssl_backend::{tensor, Device, Precision};
 use brainssl_data::loader::Batch;
 use brainssl_data::ManifestRow;
@@ -77,8 +77,8 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
             data.ipe,
             o.ipe_scale,
         ),
-        masker: cfg.masker().map_err(|e| anyhow!("mask: {e}"))?,
-        accum: cfg.accum_steps(1).map_err(|e| anyhow!(e))?,
+        masker: cfg.masker().context("mask")?,
+        accum: cfg.accum_steps(1)?,
         precision: cfg.precision.resolve(opts.device),
         ipe: data.ipe,
         latest: paths.latest(),
@@ -144,6 +144,9 @@ fn run_epoch(
         let micro = epoch * plan.ipe + itr;
         let (lr, wd) = plan.schedule.at(micro + 1);
         let parts = forward_backward(s, plan, &batch, epoch, itr, micro);
+        if let Some(v) = parts.spectral_replaced {
+            rep.warn(format!("epoch {epoch} step {itr}: spectral loss {v} replaced by 0"));
+        }
         let mut status = "ok";
         if parts.backward {
             pending += 1;
@@ -269,7 +272,9 @@ fn end_epoch(
         s.save(paths, &format!("epoch-{:04}", epoch + 1), "periodic")?;
     }
     let last = epoch + 1 == s.cfg.optim.epochs;
-    if let Some(v) = preview.filter(|_| run.preview_every > 0 && ((epoch + 1).is_multiple_of(run.preview_every) || last)) {
+    if let Some(v) =
+        preview.filter(|_| run.preview_every > 0 && ((epoch + 1).is_multiple_of(run.preview_every) || last))
+    {
         let png = paths.previews.join(format!("epoch-{:04}.png", epoch + 1));
         write_preview(&s.cfg, &s.student, &v, epoch, &png)?;
     }
