@@ -5,6 +5,7 @@
 //! nothing references it by symbol, so the linker would drop it and CUDA would silently be absent.
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=BRAINSSL_SKIP_CUDA_CHECK");
     // torch-sys (links = "tch") publishes its library folder to direct dependents
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
@@ -21,6 +22,15 @@ fn main() {
         println!("cargo:rustc-env=BRAINSSL_LIBTORCH_VERSION={version}");
         println!("cargo:rustc-env=BRAINSSL_LIBTORCH_LIB={lib}");
         if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+            // libtorch_cuda links only with its CUDA libraries present (the nvidia-* wheels)
+            let cudnn = std::path::Path::new(&lib).join("../../nvidia/cudnn/lib");
+            if !cudnn.exists() && std::env::var_os("BRAINSSL_SKIP_CUDA_CHECK").is_none() {
+                panic!(
+                    "the cuda feature links libtorch_cuda, whose CUDA libraries (cuDNN, cuBLAS, ...) are not \
+                     installed beside {lib}: run `make setup-full` (or point LIBTORCH at a full PyTorch 2.11 \
+                     install; BRAINSSL_SKIP_CUDA_CHECK=1 skips this check)"
+                );
+            }
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,-ltorch,--as-needed");
         }
     }

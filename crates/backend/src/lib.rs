@@ -149,26 +149,19 @@ pub fn indices(idx: &[usize], device: Device) -> Tensor {
     Tensor::from_slice(&v).to_device(device)
 }
 
+/// `t` flattened on the host as `kind`.
+fn host_flat(t: &Tensor, kind: Kind) -> Tensor {
+    t.detach().to_device(Device::Cpu).to_kind(kind).contiguous().view(-1)
+}
+
 /// Row-major float32 host copy of any float tensor (any device, any float kind).
 pub fn to_vec(t: &Tensor) -> Vec<f32> {
-    let flat = t
-        .detach()
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .contiguous()
-        .view(-1);
-    Vec::<f32>::try_from(&flat).expect("a float tensor converts to f32")
+    Vec::<f32>::try_from(&host_flat(t, Kind::Float)).expect("a float tensor converts to f32")
 }
 
 /// Row-major float64 host copy of any float tensor.
 pub fn to_vec_f64(t: &Tensor) -> Vec<f64> {
-    let flat = t
-        .detach()
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Double)
-        .contiguous()
-        .view(-1);
-    Vec::<f64>::try_from(&flat).expect("a float tensor converts to f64")
+    Vec::<f64>::try_from(&host_flat(t, Kind::Double)).expect("a float tensor converts to f64")
 }
 
 /// The value of a one-element tensor as f64.

@@ -190,9 +190,12 @@ fn torch_side(cfg: &PretrainConfig, a: &BenchArgs, mode: Mode) -> Option<serde_j
 
 fn run(presets: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
     let exe = std::env::current_exe()?;
-    let unit = if mode == Mode::Train { "ms/step" } else { "ms/batch" };
+    let (unit, part) = match mode {
+        Mode::Train => ("ms/step", " (fwd+bwd)"),
+        Mode::Embed => ("ms/batch", ""),
+    };
     println!(
-        "| preset | batch | tokens (context) | brainssl {unit} (fwd+bwd) | PyTorch {unit} | ratio | brainssl vol/s | PyTorch vol/s | brainssl peak MB | PyTorch peak MB |"
+        "| preset | batch | tokens (context) | brainssl {unit}{part} | PyTorch {unit} | ratio | brainssl vol/s | PyTorch vol/s | brainssl peak MB | PyTorch peak MB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for preset in presets.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -229,12 +232,15 @@ fn run(presets: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
                 "-".into()
             }
         };
+        let rust_ms = match mode {
+            Mode::Train => format!("{rm:.1} ({:.1})", num(&rust, "forward_backward_ms")),
+            Mode::Embed => format!("{rm:.1}"),
+        };
         println!(
-            "| {preset} | {} | {} ({:.0}) | {rm:.1} ({:.1}) | {} | {} | {:.2} | {} | {:.0} | {} |",
+            "| {preset} | {} | {} ({:.0}) | {rust_ms} | {} | {} | {:.2} | {} | {:.0} | {} |",
             rust["batch"],
             rust["tokens"],
             num(&rust, "context_tokens"),
-            num(&rust, "forward_backward_ms"),
             opt(tm, 1),
             if tm.is_finite() {
                 format!("{:.2}x", rm / tm)

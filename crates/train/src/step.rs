@@ -167,34 +167,63 @@ mod tests {
         (0..b * 16 * 32 * 32).map(|_| rng.normal() as f32).collect()
     }
 
+    /// A fresh student (and teacher) and fixed masks over the 2×4×4 grid of 16×32×32 volumes.
+    struct Fixture {
+        student: Student,
+        teacher: Option<Teacher>,
+        ctx: TokenIndex,
+        tgt: TokenIndex,
+    }
+
+    impl Fixture {
+        fn new(cfg: &PretrainConfig) -> Self {
+            let student = Student::init(cfg, &mut Rng::new(3), Device::Cpu);
+            let teacher = cfg
+                .objective
+                .needs_teacher()
+                .then(|| Teacher::copy_of(&cfg.encoder, &student.vs, "encoder.", Device::Cpu));
+            Fixture {
+                student,
+                teacher,
+                ctx: TokenIndex::Shared((0..20).collect()),
+                tgt: TokenIndex::Shared((20..32).collect()),
+            }
+        }
+
+        /// One micro-step on `data` ([b, 1, 16, 32, 32]); `spectral`: the spectral weight, if any.
+        fn step(
+            &self,
+            cfg: &PretrainConfig,
+            data: &[f32],
+            b: usize,
+            accum: usize,
+            spectral: Option<f64>,
+            precision: Precision,
+        ) -> LossParts {
+            let plan = StepPlan {
+                ctx: &self.ctx,
+                tgt: &self.tgt,
+                spectral: SpectralStep {
+                    weight: spectral,
+                    lambda: 1.0,
+                    cached: 0.0,
+                    cached_weight: 0.0,
+                },
+                accum_steps: accum,
+                telemetry: false,
+                precision,
+            };
+            let x = tensor(data, &[b, 1, 16, 32, 32], Device::Cpu);
+            micro_step(cfg, &self.student, self.teacher.as_ref().map(|t| &t.encoder), &x, &plan)
+        }
+    }
+
     /// Loss and the two group gradient norms of one step on `data` from a fresh student.
     fn one_step(cfg: &PretrainConfig, data: &[f32], b: usize, precision: Precision) -> (f64, [f64; 2]) {
-        let student = Student::init(cfg, &mut Rng::new(3), Device::Cpu);
-        let teacher = cfg
-            .objective
-            .needs_teacher()
-            .then(|| Teacher::copy_of(&cfg.encoder, &student.vs, "encoder.", Device::Cpu));
-        let (ctx, tgt) = (
-            TokenIndex::Shared((0..20).collect()),
-            TokenIndex::Shared((20..32).collect()),
-        );
-        let plan = StepPlan {
-            ctx: &ctx,
-            tgt: &tgt,
-            spectral: SpectralStep {
-                weight: (cfg.spectral.coeff > 0.0).then_some(0.5),
-                lambda: 1.0,
-                cached: 0.0,
-                cached_weight: 0.0,
-            },
-            accum_steps: 1,
-            telemetry: false,
-            precision,
-        };
-        let x = tensor(data, &[b, 1, 16, 32, 32], Device::Cpu);
-        let parts = micro_step(cfg, &student, teacher.as_ref().map(|t| &t.encoder), &x, &plan);
+        let f = Fixture::new(cfg);
+        let parts = f.step(cfg, data, b, 1, (cfg.spectral.coeff > 0.0).then_some(0.5), precision);
         assert!(parts.backward);
-        let n = group_norms(&student.params, &["encoder.", "head."]);
+        let n = group_norms(&f.student.params, &["encoder.", "head."]);
         (parts.total, [n[0], n[1]])
     }
 
@@ -228,31 +257,10 @@ mod tests {
         let half = data.len() / 2;
         for preset in ["tiny-mae", "tiny-jepa"] {
             let cfg = small(preset);
-            let student = Student::init(&cfg, &mut Rng::new(3), Device::Cpu);
-            let teacher = cfg
-                .objective
-                .needs_teacher()
-                .then(|| Teacher::copy_of(&cfg.encoder, &student.vs, "encoder.", Device::Cpu));
-            let (ctx, tgt) = (
-                TokenIndex::Shared((0..20).collect()),
-                TokenIndex::Shared((20..32).collect()),
-            );
+            let f = Fixture::new(&cfg);
+            let student = &f.student;
             let run = |d: &[f32], b: usize, accum: usize| {
-                let plan = StepPlan {
-                    ctx: &ctx,
-                    tgt: &tgt,
-                    spectral: SpectralStep {
-                        weight: None,
-                        lambda: 0.0,
-                        cached: 0.0,
-                        cached_weight: 0.0,
-                    },
-                    accum_steps: accum,
-                    telemetry: false,
-                    precision: Precision::F32,
-                };
-                let x = tensor(d, &[b, 1, 16, 32, 32], Device::Cpu);
-                micro_step(&cfg, &student, teacher.as_ref().map(|t| &t.encoder), &x, &plan);
+                f.step(&cfg, d, b, accum, None, Precision::F32);
             };
             let grads = || -> Vec<Tensor> { student.params.iter().map(|(_, p)| p.grad().copy()).collect() };
             zero_grads(&student.params);
