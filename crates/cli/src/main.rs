@@ -100,9 +100,10 @@ enum Cmd {
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() {
-    // Training frees and reallocates the same activation buffers every step; mimalloc's default
-    // returns freed pages to the OS after 10 ms, and faulting them back in (zeroed huge pages) cost
-    // about 10 % of a tiny CPU step (measured with perf). Keep them.
+    // The loader frees and reallocates the same batch buffers every step; mimalloc's default returns
+    // freed pages to the OS after 10 ms, and faulting them back in cost time (measured with perf on
+    // the Burn version, whose activations were Rust allocations too). Keep them. libtorch's tensors
+    // use its own allocator and are not affected.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
