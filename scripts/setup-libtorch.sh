@@ -18,6 +18,15 @@ PY=${PYTHON:-python3}
 full=0
 [[ "${1:-}" == "--full" ]] && full=1
 
+# pip's messages go to .venv/pip.log; on failure they are shown
+pip_quiet() {
+  if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "$@" >>"$VENV/pip.log" 2>&1; then
+    cat "$VENV/pip.log" >&2
+    echo "setup: pip install $* failed (log: $VENV/pip.log)" >&2
+    exit 1
+  fi
+}
+
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "setup: creating $VENV with $($PY --version 2>&1)"
   "$PY" -m venv "$VENV"
@@ -26,12 +35,14 @@ site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 have=$(sed -n "s/^__version__ = '\(.*\)'/\1/p" "$site/torch/version.py" 2>/dev/null || true)
 if [[ "${have%%+*}" != "$TORCH_VERSION" ]]; then
   echo "setup: installing torch==$TORCH_VERSION (libtorch for tch 0.24) into $VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "torch==$TORCH_VERSION"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cuda-toolkit[cudart,cupti]==$CUDA_TOOLKIT"
+  # torch alone, then the two CUDA libraries libtorch_cpu.so loads: pip then warns that torch's
+  # other (Python and CUDA) dependencies are missing, which is the point; keep that out of sight
+  pip_quiet --no-deps "torch==$TORCH_VERSION"
+  pip_quiet "cuda-toolkit[cudart,cupti]==$CUDA_TOOLKIT"
 fi
 if [[ $full == 1 ]]; then
   echo "setup: installing the full torch==$TORCH_VERSION dependency set (CUDA libraries, numpy)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" numpy
+  pip_quiet "torch==$TORCH_VERSION" numpy
 fi
 rel=${site#"$(cd "$VENV" && pwd)/"}
 ln -sfn "$rel/torch" "$VENV/torch"

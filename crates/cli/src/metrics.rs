@@ -11,7 +11,8 @@ pub struct MetricsArgs {
     /// CSV with header `label,p0,p1,...` (one probability column per class); `subject_id` optional
     #[arg(long)]
     predictions: PathBuf,
-    /// Print JSON with keys accuracy, macro_f1, f1_positive (binary only), auroc
+    /// Print JSON with keys accuracy, macro_f1, f1_positive (binary only), auroc, balanced_accuracy,
+    /// sensitivity, specificity, confusion_matrix
     #[arg(long)]
     json: bool,
     /// Bootstrap resamples of subjects for 95 % intervals (0: none)
@@ -52,8 +53,8 @@ pub fn run(a: MetricsArgs) -> Result<()> {
         return Ok(());
     }
     let row = |name: &str, v: f64, c: Option<(f64, f64)>| match c {
-        Some((lo, hi)) => println!("{name:<12} {v:.4}  [{lo:.4}, {hi:.4}]"),
-        None => println!("{name:<12} {v:.4}"),
+        Some((lo, hi)) => println!("{name:<18} {v:.4}  [{lo:.4}, {hi:.4}]"),
+        None => println!("{name:<18} {v:.4}"),
     };
     println!("{} predictions, {} classes", p.labels.len(), p.probs[0].len());
     row("accuracy", m.accuracy, ci.as_ref().map(|c| c.accuracy));
@@ -62,6 +63,14 @@ pub fn run(a: MetricsArgs) -> Result<()> {
         row("f1_positive", f, ci.as_ref().and_then(|c| c.f1_positive));
     }
     row("auroc", m.auroc, ci.as_ref().map(|c| c.auroc));
+    row("balanced_accuracy", m.balanced_accuracy, None);
+    row("sensitivity", m.sensitivity, None);
+    row("specificity", m.specificity, None);
+    println!("confusion matrix (rows: true class, columns: predicted; binary: predicted 1 when p1 >= 0.5)");
+    for (k, r) in m.confusion_matrix.iter().enumerate() {
+        let cells: Vec<String> = r.iter().map(|v| format!("{v:>6}")).collect();
+        println!("  {k:>3} {}", cells.join(""));
+    }
     if let Some(c) = ci {
         println!(
             "(95 % bootstrap over subjects, {} resamples, {} skipped)",

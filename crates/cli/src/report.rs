@@ -175,27 +175,50 @@ fn probe_section(r: &mut Report, dir: &Path) -> Result<()> {
             .unwrap_or_default()
     };
     let mut t = String::from(
-        "| split | accuracy | macro F1 | positive F1 | AUROC | AUROC 95 % CI |\n|---|---|---|---|---|---|\n",
+        "| split | accuracy | balanced accuracy | sensitivity | specificity | macro F1 | positive F1 | AUROC | AUROC 95 % CI |\n|---|---|---|---|---|---|---|---|---|\n",
     );
-    let _ = writeln!(
-        t,
-        "| val (best epoch {}) | {} | {} | {} | {} | |",
-        m["best_epoch"].as_u64().unwrap_or(0) + 1,
-        f("accuracy", "val"),
-        f("macro_f1", "val"),
-        f("f1_positive", "val"),
-        f("auroc", "val")
-    );
-    let _ = writeln!(
-        t,
-        "| test | {} | {} | {} | {} | {} |",
-        f("accuracy", "test"),
-        f("macro_f1", "test"),
-        f("f1_positive", "test"),
-        f("auroc", "test"),
-        ci("auroc")
-    );
+    let learned = if m["learned"].as_bool().unwrap_or(true) {
+        ""
+    } else {
+        ", did not leave the chance loss (†)"
+    };
+    for (part, label) in [
+        (
+            "val",
+            format!("val (epoch {}{learned})", m["best_epoch"].as_u64().unwrap_or(0) + 1),
+        ),
+        ("test", "test".to_string()),
+    ] {
+        let _ = writeln!(
+            t,
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            f("accuracy", part),
+            f("balanced_accuracy", part),
+            f("sensitivity", part),
+            f("specificity", part),
+            f("macro_f1", part),
+            f("f1_positive", part),
+            f("auroc", part),
+            if part == "test" { ci("auroc") } else { String::new() }
+        );
+    }
     r.table(&t);
+    if let Some(cm) = m["test"]["confusion_matrix"].as_array() {
+        let c = cm.len();
+        let mut t = format!(
+            "| test: true class ↓, predicted → | {} |\n|---|{}\n",
+            (0..c).map(|k| k.to_string()).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(c)
+        );
+        for (k, row) in cm.iter().enumerate() {
+            let cells: Vec<String> = row
+                .as_array()
+                .map(|r| r.iter().map(|v| v.to_string()).collect())
+                .unwrap_or_default();
+            let _ = writeln!(t, "| {k} | {} |", cells.join(" | "));
+        }
+        r.table(&t);
+    }
     Ok(())
 }
 

@@ -298,6 +298,10 @@ fn devices_reports_libtorch_and_checks_the_cpu() {
     }
 }
 
+fn close_enough(v: &serde_json::Value, k: &str, want: f64) {
+    assert!((v[k].as_f64().unwrap() - want).abs() < 1e-9, "{k}: {}", v[k]);
+}
+
 #[test]
 fn metrics_contract_json_keys_and_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,7 +315,24 @@ fn metrics_contract_json_keys_and_errors() {
     let out = ok(&["metrics", "--predictions", p.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["accuracy", "auroc", "f1_positive", "macro_f1"]);
+    assert_eq!(
+        keys,
+        [
+            "accuracy",
+            "auroc",
+            "balanced_accuracy",
+            "confusion_matrix",
+            "f1_positive",
+            "macro_f1",
+            "sensitivity",
+            "specificity"
+        ]
+    );
+    // predictions 0 1 1 0 1: true 0 → [1, 1], true 1 → [1, 2]
+    assert_eq!(v["confusion_matrix"], serde_json::json!([[1, 1], [1, 2]]));
+    close_enough(&v, "sensitivity", 2.0 / 3.0);
+    close_enough(&v, "specificity", 0.5);
+    close_enough(&v, "balanced_accuracy", 7.0 / 12.0);
     let close = |k: &str, want: f64| assert!((v[k].as_f64().unwrap() - want).abs() < 1e-9, "{k}: {}", v[k]);
     close("accuracy", 0.6);
     close("f1_positive", 2.0 / 3.0);

@@ -3,6 +3,8 @@
 use brainssl_backend::PrecisionChoice;
 use brainssl_models::ClassifierConfig;
 use brainssl_prep::{AugmentConfig, PrepConfig};
+
+use crate::selection::Selection;
 use serde::{Deserialize, Serialize};
 
 /// Frozen encoder (only the classifier trains) or fine-tuning (both train).
@@ -53,6 +55,10 @@ pub struct DownstreamConfig {
     /// mean and std before the classifier (see `standardise`). Off in the paper's recipe.
     #[serde(default)]
     pub standardise_tokens: bool,
+    /// Which epoch is reported: `learned-auroc` (best validation AUROC among epochs whose training
+    /// loss left chance) or `auroc` (best validation AUROC, the paper's rule).
+    #[serde(default)]
+    pub selection: Selection,
     /// Which encoder of a JEPA checkpoint: "student" (the context encoder, reference default) or "teacher".
     pub checkpoint_key: String,
 }
@@ -100,6 +106,7 @@ impl DownstreamConfig {
             encoder_warmup: 0,
             feature_cache: false,
             standardise_tokens: false,
+            selection: Selection::default(),
             checkpoint_key: "student".into(),
         }
     }

@@ -17,6 +17,7 @@ use brainssl_train::schedule::RunSchedule;
 use serde::Serialize;
 
 use crate::config::DownstreamConfig;
+use crate::selection::{left_chance, Selector};
 
 /// What the loop needs from a model: logits for a training batch, probabilities in evaluation
 /// mode, its variables, and how its parameters are clipped and scaled.
@@ -75,25 +76,25 @@ pub struct Splits {
 /// Test outcome of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// The reported epoch (0-based), chosen by the config's [`crate::selection::Selection`] rule.
     pub best_epoch: usize,
     pub val: Metrics,
     pub test: Metrics,
-    /// lowest mean training loss of an epoch
+    /// Mean training loss of the reported epoch.
+    pub train_loss: f64,
+    /// Lowest mean training loss of any epoch.
     pub min_train_loss: f64,
 }
 
 impl Outcome {
-    /// Whether the classifier fitted its training data at all. A loss that never leaves the chance
-    /// level ln C means the outputs barely depend on the input (SPEC 3.4's probe does this on tiny
-    /// encoders when the signal lies in a few tokens): probabilities near 1/C, accuracy and F1 at
-    /// chance, and an AUROC that ranks by tiny differences.
+    /// Whether the reported classifier fitted its training data at all. A loss that never leaves the
+    /// chance level ln C means the outputs barely depend on the input (SPEC 3.4's probe does this on
+    /// tiny encoders when the signal lies in a few tokens): probabilities near 1/C, accuracy and F1
+    /// at chance, and an AUROC that ranks by tiny differences.
     pub fn learned(&self, num_classes: usize) -> bool {
-        self.min_train_loss < CHANCE_MARGIN * (num_classes as f64).ln()
+        left_chance(self.train_loss, num_classes)
     }
 }
-
-/// A training loss above this fraction of ln C counts as not learned (0.99 · ln 2 = 0.686).
-const CHANCE_MARGIN: f64 = 0.99;
 
 /// Mean cross-entropy of logits [B, C] against class indices.
 pub(crate) fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Tensor {
@@ -228,7 +229,7 @@ pub fn fit<M: Classifier, S: Batches>(
     let groups = model.clip_groups(cfg);
     let prefixes: Vec<&str> = groups.iter().map(|g| g.0).collect();
     let scale = |path: &str| model.lr_scale(path);
-    let mut best: Option<(f64, usize, Vec<Tensor>, Metrics)> = None;
+    let mut selector = Selector::new(cfg.selection, c);
     let mut min_train_loss = f64::INFINITY;
     let mut micro = 0usize;
     let mut pending = 0usize;
@@ -279,9 +280,8 @@ pub fn fit<M: Classifier, S: Batches>(
             started.elapsed().as_secs_f64()
         ));
         brainssl_scan::atomic_write(&out.join("log.csv"), log.as_bytes())?;
-        if best.as_ref().is_none_or(|(a, ..)| m.auroc > *a) {
-            best = Some((m.auroc, epoch, snapshot(model), m.clone()));
-        }
+        // shared, not copied, when one epoch is best under both of the selector's slots
+        selector.offer(epoch, train_loss, &m, || std::rc::Rc::new(snapshot(model)));
         rep.step(format!(
             "epoch {} loss {train_loss:.4} val AUROC {:.4}",
             epoch + 1,
@@ -289,8 +289,9 @@ pub fn fit<M: Classifier, S: Batches>(
         ));
     }
     rep.finish();
-    let (_, best_epoch, weights, val) = best.ok_or_else(|| anyhow!("no epoch ran"))?;
-    restore(model, &weights);
+    let chosen = selector.finish().ok_or_else(|| anyhow!("no epoch ran"))?;
+    restore(model, &chosen.weights);
+    let best_epoch = chosen.epoch;
     let probs = predict(model, source, Part::Test, device, precision)?;
     write_predictions(&out.join("test_predictions.csv"), &splits.test, &probs)?;
     let test = metrics_of(&splits.test, &probs)?;
@@ -299,25 +300,30 @@ pub fn fit<M: Classifier, S: Batches>(
     let ci = bootstrap(&probs, &labels, &groups, 1000, cfg.seed);
     let outcome = Outcome {
         best_epoch,
-        val,
+        val: chosen.val,
         test,
+        train_loss: chosen.train_loss,
         min_train_loss,
     };
     if !outcome.learned(c) {
         rep.warn(format!(
-            "{}: the training loss never fell below {min_train_loss:.4} (chance: ln {c} = {:.4}); \
-             the classifier did not fit its training data. Its probabilities stay near 1/{c}, so accuracy \
-             and F1 mean little, and its AUROC rests on tiny differences. Try more epochs or a higher lr \
-             (frozen probes: --standardise-tokens)",
+            "{}: the reported epoch {} has training loss {:.4} (chance: ln {c} = {:.4}; lowest of any epoch \
+             {min_train_loss:.4}): the classifier did not fit its training data. Its probabilities stay near \
+             1/{c}, so accuracy and F1 mean little, and its AUROC rests on tiny differences. Try more epochs \
+             or a higher lr (frozen probes: --standardise-tokens)",
             out.display(),
+            best_epoch + 1,
+            outcome.train_loss,
             (c as f64).ln()
         ));
     }
     let json = serde_json::json!({
         "best_epoch": best_epoch,
+        "selection": cfg.selection,
         "val": outcome.val,
         "test": outcome.test,
         "test_bootstrap_95": ci,
+        "train_loss": outcome.train_loss,
         "min_train_loss": min_train_loss,
         "learned": outcome.learned(c),
     });
@@ -353,22 +359,18 @@ mod tests {
     }
 
     #[test]
-    fn learned_means_the_loss_left_chance() {
-        let m = Metrics {
-            accuracy: 0.5,
-            macro_f1: 0.5,
-            f1_positive: None,
-            auroc: 0.5,
-        };
-        let at = |loss: f64| Outcome {
+    fn learned_refers_to_the_reported_epoch() {
+        let m = Metrics::compute(&[vec![0.6, 0.4], vec![0.3, 0.7]], &[0, 1]).unwrap();
+        let at = |loss: f64, min: f64| Outcome {
             best_epoch: 0,
             val: m.clone(),
             test: m.clone(),
-            min_train_loss: loss,
+            train_loss: loss,
+            min_train_loss: min,
         };
-        // ln 2 = 0.6931, ln 3 = 1.0986
-        assert!(!at(0.6929).learned(2) && at(0.60).learned(2));
-        assert!(!at(1.095).learned(3) && at(0.69).learned(3));
-        assert!(!at(f64::NAN).learned(2), "no finite loss: not learned");
+        // ln 2 = 0.6931, ln 3 = 1.0986; a low loss in another epoch does not count
+        assert!(!at(0.6929, 0.2).learned(2) && at(0.60, 0.60).learned(2));
+        assert!(!at(1.095, 0.5).learned(3) && at(0.69, 0.69).learned(3));
+        assert!(!at(f64::NAN, f64::NAN).learned(2), "no finite loss: not learned");
     }
 }

@@ -8,6 +8,7 @@ pub mod embed;
 pub mod encoder;
 pub mod fit;
 pub mod probe;
+pub mod selection;
 pub mod source;
 pub mod standardise;
 

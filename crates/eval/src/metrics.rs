@@ -59,6 +59,48 @@ pub fn argmax(p: &[f64]) -> usize {
     best
 }
 
+/// Predicted classes (SPEC 5.3): for two classes ŷ = 1[p1 ≥ 0.5], so a score of exactly ½ is
+/// positive; for more classes the argmax (first on ties).
+pub fn decide(probs: &[Vec<f64>]) -> Vec<usize> {
+    probs
+        .iter()
+        .map(|p| {
+            if p.len() == 2 {
+                usize::from(p[1] >= 0.5)
+            } else {
+                argmax(p)
+            }
+        })
+        .collect()
+}
+
+/// Confusion matrix [true class][predicted class] over classes 0..c (sklearn's layout).
+pub fn confusion(pred: &[usize], labels: &[usize], c: usize) -> Vec<Vec<usize>> {
+    let mut m = vec![vec![0usize; c]; c];
+    for (&p, &l) in pred.iter().zip(labels) {
+        m[l][p] += 1;
+    }
+    m
+}
+
+/// Recall of class `k` (its sensitivity, one against the rest) and its specificity; NaN when undefined.
+fn recall_and_specificity(m: &[Vec<usize>], k: usize) -> (f64, f64) {
+    let total: usize = m.iter().flatten().sum();
+    let row: usize = m[k].iter().sum();
+    let col: usize = m.iter().map(|r| r[k]).sum();
+    let tp = m[k][k];
+    let (fneg, fp) = (row - tp, col - tp);
+    let tn = total - tp - fneg - fp;
+    let ratio = |a: usize, b: usize| {
+        if a + b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / (a + b) as f64
+        }
+    };
+    (ratio(tp, fneg), ratio(tn, fp))
+}
+
 /// F1 of class `k`: 2TP/(2TP + FP + FN), 0 when the class is neither predicted nor present.
 fn f1_of(pred: &[usize], labels: &[usize], k: usize) -> f64 {
     let mut tp = 0usize;
@@ -80,7 +122,9 @@ fn f1_of(pred: &[usize], labels: &[usize], k: usize) -> f64 {
     }
 }
 
-/// Metrics of one split. `auroc` is binary on p1 for 2 classes, else one-vs-rest macro.
+/// Metrics of one split. `auroc` is binary on p1 for 2 classes, else one-vs-rest macro. Decisions
+/// follow [`decide`]. For two classes `sensitivity` and `specificity` are those of class 1; for
+/// more, the one-vs-rest means over the classes present in the labels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Metrics {
     pub accuracy: f64,
@@ -88,6 +132,12 @@ pub struct Metrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub f1_positive: Option<f64>,
     pub auroc: f64,
+    /// Mean recall over the classes present in the labels (sklearn's `balanced_accuracy_score`).
+    pub balanced_accuracy: f64,
+    pub sensitivity: f64,
+    pub specificity: f64,
+    /// [true class][predicted class]
+    pub confusion_matrix: Vec<Vec<usize>>,
 }
 
 impl Metrics {
@@ -99,7 +149,7 @@ impl Metrics {
             return Err("no predictions".into());
         }
         let c = probs[0].len();
-        let pred: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+        let pred = decide(probs);
         let accuracy = pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / n as f64;
         let present: Vec<usize> = (0..c).filter(|k| labels.contains(k) || pred.contains(k)).collect();
         let macro_f1 = present.iter().map(|&k| f1_of(&pred, labels, k)).sum::<f64>() / present.len() as f64;
@@ -118,11 +168,28 @@ impl Metrics {
             }
             (None, auroc_ovr_macro(probs, labels).expect("every class present"))
         };
+        let confusion_matrix = confusion(&pred, labels, c);
+        let in_labels: Vec<usize> = (0..c).filter(|k| labels.contains(k)).collect();
+        let per_class: Vec<(f64, f64)> = in_labels
+            .iter()
+            .map(|&k| recall_and_specificity(&confusion_matrix, k))
+            .collect();
+        let mean = |f: fn(&(f64, f64)) -> f64| per_class.iter().map(f).sum::<f64>() / per_class.len() as f64;
+        let balanced_accuracy = mean(|r| r.0);
+        let (sensitivity, specificity) = if c == 2 {
+            recall_and_specificity(&confusion_matrix, 1)
+        } else {
+            (balanced_accuracy, mean(|r| r.1))
+        };
         Ok(Metrics {
             accuracy,
             macro_f1,
             f1_positive,
             auroc,
+            balanced_accuracy,
+            sensitivity,
+            specificity,
+            confusion_matrix,
         })
     }
 }
@@ -232,6 +299,20 @@ mod tests {
     }
 
     #[test]
+    fn a_score_of_one_half_is_positive_and_clinical_metrics_by_hand() {
+        // SPEC 5.3: ŷ = 1[p1 ≥ 0.5]; labels 0 0 1 1 1, p1 0.5 0.2 0.5 0.9 0.1 → predictions 1 0 1 1 0
+        let m = Metrics::compute(&binary(&[0.5, 0.2, 0.5, 0.9, 0.1]), &[0, 0, 1, 1, 1]).unwrap();
+        assert_eq!(m.confusion_matrix, vec![vec![1, 1], vec![1, 2]]);
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        // sensitivity TP/(TP+FN) = 2/3, specificity TN/(TN+FP) = 1/2, balanced (2/3 + 1/2)/2
+        assert!((m.sensitivity - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.specificity - 0.5).abs() < 1e-12);
+        assert!((m.balanced_accuracy - 7.0 / 12.0).abs() < 1e-12);
+        // sklearn with the same rule: f1_score(pos) = 2·2/(2·2 + 1 + 1) = 2/3
+        assert!((m.f1_positive.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn multiclass_one_vs_rest_macro() {
         let probs = vec![
             vec![0.7, 0.2, 0.1],
@@ -251,6 +332,9 @@ mod tests {
         assert_eq!(m.f1_positive, None);
         // predictions 0 1 2 1 0 2: correct 0, 1, 2, 5
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        assert_eq!(m.confusion_matrix, vec![vec![1, 0, 0], vec![1, 1, 0], vec![0, 1, 2]]);
+        // recalls 1, 1/2, 2/3 (sklearn's balanced_accuracy_score: 0.7222)
+        assert!((m.balanced_accuracy - (1.0 + 0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
     }
 
     #[test]
