@@ -26,7 +26,16 @@ pub struct MetricsArgs {
     versus: Option<PathBuf>,
 }
 
+/// More resamples than this add nothing to a 95 % interval and only cost time and memory.
+const MAX_RESAMPLES: usize = 1_000_000;
+
 pub fn run(a: MetricsArgs) -> Result<()> {
+    if a.bootstrap > MAX_RESAMPLES {
+        anyhow::bail!(
+            "--bootstrap {} is beyond the {MAX_RESAMPLES} resamples this command takes (1000 give a stable 95 % interval)",
+            a.bootstrap
+        );
+    }
     let p = Predictions::read(&a.predictions).map_err(|e| anyhow!(e))?;
     let m = Metrics::compute(&p.probs, &p.labels).map_err(|e| anyhow!("{}: {e}", a.predictions.display()))?;
     let ci = (a.bootstrap > 0).then(|| bootstrap(&p.probs, &p.labels, &p.groups, a.bootstrap, a.seed));

@@ -343,6 +343,14 @@ fn metrics_contract_json_keys_and_errors() {
     let v: serde_json::Value =
         serde_json::from_str(ok(&["metrics", "--predictions", p.to_str().unwrap(), "--json"]).trim()).unwrap();
     assert!(v.get("f1_positive").is_none() && v["auroc"].as_f64() == Some(1.0));
+    let e = fails(&[
+        "metrics",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--bootstrap",
+        "18446744073709551615",
+    ]);
+    assert!(e.contains("--bootstrap") && e.trim().lines().count() == 1, "{e}");
     for (text, why) in [
         ("label,p0\n0,1\n", "p0, p1"),
         ("label,p0,p1\n0,nan,0.5\n", "not finite"),

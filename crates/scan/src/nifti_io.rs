@@ -59,23 +59,75 @@ impl NiftiHeader {
     }
 }
 
-/// Bytes of the file, decompressed if it starts with the gzip magic (whatever its extension).
+/// The largest expansion DEFLATE can reach (about 1032:1); a header that needs more than this many
+/// bytes per compressed byte cannot be telling the truth.
+const MAX_GZIP_RATIO: usize = 1100;
+
+/// Bytes of the header and voxel data of a NIfTI file, decompressed if it starts with the gzip magic
+/// (whatever its extension). Only regular files are read, and a gzip stream is inflated only as far
+/// as the header says the data reaches, so a small file cannot expand into gigabytes.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| ScanError::io(path, e))?;
-    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let hint = if raw.len() >= 4 {
-            u32::from_le_bytes(raw[raw.len() - 4..].try_into().unwrap()) as usize
-        } else {
-            0
-        };
-        let mut out = Vec::with_capacity(hint.min(1 << 31));
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| ScanError::invalid(path, format!("gzip stream is corrupt or truncated ({e})")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    let meta = std::fs::metadata(path).map_err(|e| ScanError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(ScanError::invalid(
+            path,
+            "not a regular file (a FIFO, device or folder); NIfTI scans must be regular files",
+        ));
     }
+    let raw = std::fs::read(path).map_err(|e| ScanError::io(path, e))?;
+    if !(raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
+        return Ok(raw);
+    }
+    let corrupt = |e: std::io::Error| ScanError::invalid(path, format!("gzip stream is corrupt or truncated ({e})"));
+    let mut stream = flate2::read::MultiGzDecoder::new(&raw[..]);
+    let mut out = Vec::new();
+    (&mut stream).take(544).read_to_end(&mut out).map_err(corrupt)?;
+    let h = parse_header(path, &out)?;
+    let end = data_end(path, &h)?;
+    if end > raw.len().saturating_mul(MAX_GZIP_RATIO) {
+        return Err(ScanError::invalid(
+            path,
+            format!(
+                "the header describes {end} bytes of data, more than a {} byte gzip file can hold",
+                raw.len()
+            ),
+        ));
+    }
+    // the first read may already reach past a small file's data
+    out.truncate(end);
+    out.reserve(end.saturating_sub(out.len()));
+    stream
+        .take(end.saturating_sub(out.len()) as u64)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    Ok(out)
+}
+
+/// Voxels per frame, frames, and the end offset of the voxel data, with every product and sum
+/// checked (a header may claim any dimensions and offset).
+fn layout(path: &Path, h: &NiftiHeader) -> Result<(usize, usize, usize)> {
+    let overflow = || ScanError::invalid(path, format!("dimensions {:?} overflow", h.dims));
+    let width = datatype_info(h.datatype)
+        .ok_or_else(|| ScanError::invalid(path, unsupported_datatype(h.datatype)))?
+        .1;
+    let product = |d: &[usize]| d.iter().try_fold(1usize, |a, &x| a.checked_mul(x));
+    let nvox = product(&h.dims[..h.dims.len().min(3)]).ok_or_else(overflow)?;
+    let extra = product(h.dims.get(3..).unwrap_or(&[])).ok_or_else(overflow)?;
+    let need = nvox
+        .checked_mul(extra)
+        .and_then(|n| n.checked_mul(width))
+        .ok_or_else(overflow)?;
+    let min_offset = if h.version == 1 { 352 } else { 544 };
+    let off = usize::try_from(h.vox_offset).unwrap_or(usize::MAX).max(min_offset);
+    let end = off
+        .checked_add(need)
+        .ok_or_else(|| ScanError::invalid(path, format!("vox_offset {} is beyond any file", h.vox_offset)))?;
+    Ok((nvox, extra, end))
+}
+
+/// Where the voxel data of `h` ends.
+fn data_end(path: &Path, h: &NiftiHeader) -> Result<usize> {
+    Ok(layout(path, h)?.2)
 }
 
 fn rd<const N: usize>(b: &[u8], off: usize, be: bool) -> [u8; N] {
@@ -266,7 +318,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
     for (k, d) in h.dims.iter().take(3).enumerate() {
         dims3[k] = *d;
     }
-    let extra: usize = h.dims.iter().skip(3).product();
+    let (nvox, extra, end) = layout(path, &h)?;
     let frames = h.dims.get(3).copied().unwrap_or(1);
     if h.dims.iter().skip(4).any(|&d| d != 1) {
         return Err(ScanError::invalid(
@@ -290,14 +342,10 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
         }
         (_, Some(f)) => f,
     };
-    let nvox: usize = dims3.iter().product();
-    let need = nvox
-        .checked_mul(extra)
-        .and_then(|n| n.checked_mul(width))
-        .ok_or_else(|| ScanError::invalid(path, "dimensions overflow"))?;
-    let min_offset = if h.version == 1 { 352 } else { 544 };
-    let off = (h.vox_offset as usize).max(min_offset);
-    if off + need > bytes.len() {
+    // checked in `layout`: nvox · extra · width does not overflow
+    let need = nvox * extra * width;
+    let off = end - need;
+    if end > bytes.len() {
         return Err(ScanError::invalid(
             path,
             format!(
@@ -463,6 +511,91 @@ mod tests {
         std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
         let e = read_nifti(&gz, None).unwrap_err().to_string();
         assert!(e.contains("cut.nii.gz"), "{e}");
+    }
+
+    /// A valid 2×2×2 float32 file's bytes, patched by `edit`, written to `name`.
+    fn patched(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> std::path::PathBuf {
+        let p = dir.join(name);
+        write_nifti(&p, &[1.0; 8], [2, 2, 2], &crate::geometry::IDENTITY).unwrap();
+        let mut b = read_maybe_gz(&p).unwrap();
+        edit(&mut b);
+        std::fs::write(&p, &b).unwrap();
+        p
+    }
+
+    #[test]
+    fn hostile_offsets_and_dimensions_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, offset) in [("far.nii", 1e20f32), ("inf.nii", f32::INFINITY), ("nan.nii", f32::NAN)] {
+            let p = patched(dir.path(), name, |b| b[108..112].copy_from_slice(&offset.to_le_bytes()));
+            match read_nifti(&p, None) {
+                // NaN is treated as the minimum offset 352, where this file's data is
+                Ok(v) => assert!(offset.is_nan() && v.data == vec![1.0; 8]),
+                Err(e) => assert!(e.to_string().contains(name), "{e}"),
+            }
+        }
+        // 32767⁴ voxels of f64 overflow usize
+        let p = patched(dir.path(), "huge.nii", |b| {
+            b[40..42].copy_from_slice(&4i16.to_le_bytes());
+            for k in 1..=4 {
+                b[40 + 2 * k..42 + 2 * k].copy_from_slice(&32767i16.to_le_bytes());
+            }
+            b[70..72].copy_from_slice(&64i16.to_le_bytes());
+        });
+        let e = read_nifti(&p, Some(0)).unwrap_err().to_string();
+        assert!(
+            e.contains("huge.nii") && (e.contains("overflow") || e.contains("truncated")),
+            "{e}"
+        );
+        // NIfTI-2 with 2^32 × 2^32 × 1 voxels
+        let mut h = vec![0u8; 544];
+        h[0..4].copy_from_slice(&540i32.to_le_bytes());
+        h[4..8].copy_from_slice(b"n+2\0");
+        h[12..14].copy_from_slice(&16i16.to_le_bytes());
+        for (k, d) in [3i64, 1 << 32, 1 << 32, 1].iter().enumerate() {
+            h[16 + 8 * k..24 + 8 * k].copy_from_slice(&d.to_le_bytes());
+        }
+        h[168..176].copy_from_slice(&544i64.to_le_bytes());
+        let p = dir.path().join("v2.nii");
+        std::fs::write(&p, &h).unwrap();
+        let e = read_nifti(&p, None).unwrap_err().to_string();
+        assert!(e.contains("v2.nii") && e.contains("overflow"), "{e}");
+    }
+
+    #[test]
+    fn gzip_is_inflated_only_as_far_as_the_header_needs() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = patched(dir.path(), "small.nii", |_| {});
+        // the valid file followed by 64 MB of zeros, compressed to a few tens of kB
+        let mut bytes = std::fs::read(&plain).unwrap();
+        let end = bytes.len();
+        bytes.resize(end + (64 << 20), 0);
+        let gz = dir.path().join("bomb.nii.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&bytes).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(read_maybe_gz(&gz).unwrap().len(), end, "stops where the data ends");
+        assert_eq!(read_nifti(&gz, None).unwrap().data, vec![1.0; 8]);
+        // a header that claims more data than the compressed file could hold is refused at once
+        let mut claim = std::fs::read(&plain).unwrap();
+        for k in 1..=3 {
+            claim[40 + 2 * k..42 + 2 * k].copy_from_slice(&4000i16.to_le_bytes());
+        }
+        let liar = dir.path().join("liar.nii.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&claim).unwrap();
+        std::fs::write(&liar, enc.finish().unwrap()).unwrap();
+        let e = read_nifti(&liar, None).unwrap_err().to_string();
+        assert!(e.contains("liar.nii.gz") && e.contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn devices_and_folders_are_refused() {
+        for p in ["/dev/zero", "/dev/null", "/tmp"] {
+            let e = read_nifti(Path::new(p), None).unwrap_err().to_string();
+            assert!(e.contains(p) && e.contains("not a regular file"), "{e}");
+        }
     }
 
     #[test]
