@@ -234,3 +234,40 @@ fn bench_train_prints_a_row_per_preset() {
     // batch 4, 16x32x32 input: 2 x 4 x 4 = 32 tokens
     assert!(rows[0].starts_with("| tiny-mae | 4 | 32 ("), "{out}");
 }
+
+/// Every scan gone: the run fails with a summary instead of "done: 0 steps" and random weights.
+#[test]
+fn a_run_where_no_scan_loads_fails_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = synth(dir.path(), 8);
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir.path().join("syn")).unwrap() {
+        let sub = entry.unwrap().path();
+        if sub.is_dir() {
+            for f in std::fs::read_dir(&sub).unwrap() {
+                std::fs::remove_file(f.unwrap().path()).unwrap();
+                removed += 1;
+            }
+        }
+    }
+    assert!(removed >= 8);
+    let cfg = write_overrides(dir.path(), "[optim]\nepochs = 2\n");
+    let run = dir.path().join("run");
+    let e = fails(&[
+        "pretrain",
+        "--preset",
+        "tiny-mae",
+        "--manifest",
+        &manifest,
+        "--out",
+        run.to_str().unwrap(),
+        "--config",
+        &cfg,
+        "--quiet",
+    ]);
+    assert!(
+        e.contains("no training step ran") && e.contains("failed to load"),
+        "{e}"
+    );
+    assert!(!run.join("checkpoints/final.safetensors").exists());
+}

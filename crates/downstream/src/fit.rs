@@ -269,7 +269,16 @@ pub fn fit<M: Classifier, S: Batches>(
         }
         // leftover accumulation carries into the next epoch, as in the reference (SPEC 5.2)
         let m = metrics_of(&splits.val, &predict(model, source, Part::Val, device, precision)?)?;
-        let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
+        if loss_n == 0 {
+            rep.finish();
+            bail!(
+                "{}: epoch {}: no training batch gave a finite loss (all scans failed to load, or every loss \
+                 was NaN/inf); nothing to report",
+                out.display(),
+                epoch + 1
+            );
+        }
+        let train_loss = loss_sum / loss_n as f64;
         min_train_loss = min_train_loss.min(train_loss);
         log.push_str(&format!(
             "{epoch},{train_loss:.6},{:.6},{:.6},{},{:.6},{lr:.4e},{:.2}\n",

@@ -121,12 +121,14 @@ fn run_epoch(
     zero_grads(&s.student.params);
     let (mut loss_sum, mut loss_n, mut pending) = (0.0, 0usize, 0usize);
     let mut preview = None;
+    let mut failed: Vec<String> = Vec::new();
     for (itr, batch) in data.epoch(epoch).enumerate() {
         for (i, why) in &batch.failures {
             rep.warn(format!(
                 "skipped scan {} in epoch {epoch}: {why}",
                 data.ds.rows[*i].path.display()
             ));
+            failed.push(why.clone());
         }
         if batch.shape[0] < s.cfg.objective.min_volumes(s.cfg.vcr.reg_coeff) {
             rep.warn(format!(
@@ -207,8 +209,18 @@ fn run_epoch(
             }
         }
     }
-    let mean = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
-    Ok((mean, preview))
+    if loss_n == 0 {
+        rep.finish();
+        let first = failed.first().map(|w| format!("; the first: {w}")).unwrap_or_default();
+        bail!(
+            "epoch {epoch}: no training step ran ({} scans failed to load of {}, {} non-finite losses so far{first}); \
+             nothing was saved for this epoch",
+            failed.len(),
+            data.ds.rows.len(),
+            s.progress.nonfinite_losses
+        );
+    }
+    Ok((loss_sum / loss_n as f64, preview))
 }
 
 /// Masks, spectral decision and the micro-step itself for one batch.
