@@ -139,7 +139,7 @@ fn rows(path: &Path) -> Result<Vec<ManifestRow>> {
 fn encoder(a: &EncoderArgs, device: Device) -> Result<(Encoder, bool, PretrainConfig)> {
     match (&a.checkpoint, &a.from_scratch) {
         (Some(c), _) => {
-            let (_, m) = brainssl_train::checkpoint::load(c)?;
+            let m = brainssl_train::checkpoint::read_manifest(c)?;
             let enc = Encoder::load(c, a.checkpoint_key.parse::<CheckpointKey>()?, device)?;
             Ok((enc, true, m.config))
         }
@@ -351,7 +351,7 @@ pub struct EmbedArgs {
 
 pub fn embed(a: EmbedArgs) -> Result<()> {
     let base = a.device.parse::<DeviceSpec>()?.device()?;
-    let (_, m) = brainssl_train::checkpoint::load(&a.checkpoint)?;
+    let m = brainssl_train::checkpoint::read_manifest(&a.checkpoint)?;
     let enc = Encoder::load(&a.checkpoint, a.checkpoint_key.parse::<CheckpointKey>()?, base)?;
     let rows = match &a.manifest {
         Some(p) => rows(p)?,
@@ -482,14 +482,14 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                 let dir = a.out.join(format!("{name}-k{k}-draw{i}"));
                 let o = match a.checkpoint.get(m) {
                     Some(ckpt) => {
-                        let (_, mf) = brainssl_train::checkpoint::load(ckpt)?;
+                        let mf = brainssl_train::checkpoint::read_manifest(ckpt)?;
                         let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
                         let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
                         run(&cfg, Downstream::new(&cfg, enc, true)?, &split, &dir, !a.recipe.quiet)?
                     }
                     None => {
                         // the baseline sees the same input size as the first SSL model
-                        let (_, mf) = brainssl_train::checkpoint::load(&a.checkpoint[0])?;
+                        let mf = brainssl_train::checkpoint::read_manifest(&a.checkpoint[0])?;
                         let mut cfg = DownstreamConfig::resnet(classes, mf.config.data.prep.size <= 64);
                         (cfg.prep.depth, cfg.prep.size) = (mf.config.data.prep.depth, mf.config.data.prep.size);
                         let cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;

@@ -176,18 +176,7 @@ fn non_finite_losses_skip_steps_then_abort() {
         "[optim]\nepochs = 3\nwarmup_epochs = 0\nstart_lr = 1e30\nlr = 1e30\nfinal_lr = 1e30\n[run]\nmax_nonfinite = 1\n",
     );
     let run = dir.path().join("run");
-    let e = fails(&[
-        "pretrain",
-        "--preset",
-        "tiny-mae",
-        "--manifest",
-        &manifest,
-        "--out",
-        run.to_str().unwrap(),
-        "--config",
-        &cfg,
-        "--quiet",
-    ]);
+    let e = failing_tiny_mae(&manifest, &run, &cfg);
     assert!(e.contains("non-finite losses (limit run.max_nonfinite = 1)"), "{e}");
     let rows = log_rows(&run);
     assert_eq!(rows.iter().filter(|r| r.2 == "skipped-nonfinite").count(), 2);
@@ -235,6 +224,22 @@ fn bench_train_prints_a_row_per_preset() {
     assert!(rows[0].starts_with("| tiny-mae | 4 | 32 ("), "{out}");
 }
 
+/// The error of a tiny-mae pretraining run that must fail.
+fn failing_tiny_mae(manifest: &str, run: &Path, cfg: &str) -> String {
+    fails(&[
+        "pretrain",
+        "--preset",
+        "tiny-mae",
+        "--manifest",
+        manifest,
+        "--out",
+        run.to_str().unwrap(),
+        "--config",
+        cfg,
+        "--quiet",
+    ])
+}
+
 /// Every scan gone: the run fails with a summary instead of "done: 0 steps" and random weights.
 #[test]
 fn a_run_where_no_scan_loads_fails_loudly() {
@@ -253,18 +258,7 @@ fn a_run_where_no_scan_loads_fails_loudly() {
     assert!(removed >= 8);
     let cfg = write_overrides(dir.path(), "[optim]\nepochs = 2\n");
     let run = dir.path().join("run");
-    let e = fails(&[
-        "pretrain",
-        "--preset",
-        "tiny-mae",
-        "--manifest",
-        &manifest,
-        "--out",
-        run.to_str().unwrap(),
-        "--config",
-        &cfg,
-        "--quiet",
-    ]);
+    let e = failing_tiny_mae(&manifest, &run, &cfg);
     assert!(
         e.contains("no training step ran") && e.contains("failed to load"),
         "{e}"

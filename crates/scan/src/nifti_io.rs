@@ -83,7 +83,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     (&mut stream).take(544).read_to_end(&mut out).map_err(corrupt)?;
     let h = parse_header(path, &out)?;
-    let end = data_end(path, &h)?;
+    let (_, _, end) = layout(path, &h)?;
     if end > raw.len().saturating_mul(MAX_GZIP_RATIO) {
         return Err(ScanError::invalid(
             path,
@@ -123,11 +123,6 @@ fn layout(path: &Path, h: &NiftiHeader) -> Result<(usize, usize, usize)> {
         .checked_add(need)
         .ok_or_else(|| ScanError::invalid(path, format!("vox_offset {} is beyond any file", h.vox_offset)))?;
     Ok((nvox, extra, end))
-}
-
-/// Where the voxel data of `h` ends.
-fn data_end(path: &Path, h: &NiftiHeader) -> Result<usize> {
-    Ok(layout(path, h)?.2)
 }
 
 fn rd<const N: usize>(b: &[u8], off: usize, be: bool) -> [u8; N] {

@@ -129,8 +129,34 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], jso
 /// Reads a checkpoint's tensors and manifest (from the safetensors metadata, the authoritative copy).
 pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest)> {
     let (tensors, json) = load_tensors(path)?;
+    Ok((tensors, parse_manifest(path, &json)?))
+}
+
+/// A checkpoint's manifest alone, from the safetensors header: no tensor is read.
+pub fn read_manifest(path: &Path) -> Result<CheckpointManifest> {
+    use std::io::Read;
     let bad = |e: String| anyhow!("{}: not a brainssl checkpoint ({e})", path.display());
-    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    let mut file = std::fs::File::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let size = file.metadata().map_err(|e| anyhow!("{}: {e}", path.display()))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+    let n = u64::from_le_bytes(len);
+    if n > size.saturating_sub(8) {
+        return Err(bad(format!("a header of {n} bytes in a {size}-byte file")));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
+    let json = header["__metadata__"]["brainssl"]
+        .as_str()
+        .ok_or_else(|| bad("no brainssl metadata".into()))?;
+    parse_manifest(path, json)
+}
+
+/// The manifest JSON of `path`, refusing other formats by name.
+fn parse_manifest(path: &Path, json: &str) -> Result<CheckpointManifest> {
+    let bad = |e: String| anyhow!("{}: not a brainssl checkpoint ({e})", path.display());
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     match value.get("format").and_then(|f| f.as_u64()) {
         Some(f) if f == FORMAT as u64 => {}
         Some(f) => {
@@ -142,8 +168,7 @@ pub fn load(path: &Path) -> Result<(HostTensors, CheckpointManifest)> {
         }
         None => return Err(bad("no format".into())),
     }
-    let manifest: CheckpointManifest = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
-    Ok((tensors, manifest))
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }
 
 /// Reads any file written by [`save_tensors`] (pretraining checkpoints, probe weights): tensors and
@@ -212,6 +237,7 @@ mod tests {
         save(dir.path(), "latest", &store_tensors(&a, "student."), &manifest).unwrap();
         let (tensors, back) = load(&dir.path().join("latest.safetensors")).unwrap();
         assert_eq!(back, manifest);
+        assert_eq!(read_manifest(&dir.path().join("latest.safetensors")).unwrap(), manifest);
         assert!(tensors.contains_key("student.encoder.blocks.0.attn.qkv.weight"));
         // into another store, under another prefix: a change of prefix only
         let n = load_store(&b, "", &tensors, "student.encoder.").unwrap();
@@ -235,6 +261,10 @@ mod tests {
         // corrupt files are named
         std::fs::write(dir.path().join("bad.safetensors"), b"nonsense").unwrap();
         assert!(load(&dir.path().join("bad.safetensors"))
+            .unwrap_err()
+            .to_string()
+            .contains("bad.safetensors"));
+        assert!(read_manifest(&dir.path().join("bad.safetensors"))
             .unwrap_err()
             .to_string()
             .contains("bad.safetensors"));

@@ -52,7 +52,6 @@ struct RunPlan {
     masker: MultiBlockMasker,
     accum: usize,
     precision: Precision,
-    ipe: usize,
     /// The checkpoint a failed run falls back to.
     latest: PathBuf,
 }
@@ -80,7 +79,6 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
         masker: cfg.masker().context("mask")?,
         accum: cfg.accum_steps(1)?,
         precision: cfg.precision.resolve(opts.device),
-        ipe: data.ipe,
         latest: paths.latest(),
     };
     let (start, epochs) = (s.progress.epochs_done, o.epochs);
@@ -143,7 +141,7 @@ fn run_epoch(
             preview = Some(batch.data[..vox].to_vec());
         }
         let started = Instant::now();
-        let micro = epoch * plan.ipe + itr;
+        let micro = epoch * data.ipe + itr;
         let (lr, wd) = plan.schedule.at(micro + 1);
         let parts = forward_backward(s, plan, &batch, epoch, itr, micro);
         if let Some(v) = parts.spectral_replaced {
