@@ -1,9 +1,9 @@
 # The two commands of the README, with the one-time libtorch set-up they need.
 .PHONY: demo test setup setup-full ci
 
-setup: .venv/torch/lib/libtorch_cpu.so
+setup: .venv/torch/lib/libtorch_cpu.so .venv/gloo/include/gloo/config.h
 
-.venv/torch/lib/libtorch_cpu.so:
+.venv/torch/lib/libtorch_cpu.so .venv/gloo/include/gloo/config.h &:
 	bash scripts/setup-libtorch.sh
 
 setup-full:

@@ -4,7 +4,7 @@
 //! without LD_LIBRARY_PATH. With the `cuda` feature, `libtorch_cuda` is linked with --no-as-needed:
 //! nothing references it by symbol, so the linker would drop it and CUDA would silently be absent.
 
-fn main() {
+pub fn main() {
     println!("cargo:rerun-if-env-changed=BRAINSSL_SKIP_CUDA_CHECK");
     // torch-sys (links = "tch") publishes its library folder to direct dependents
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
