@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
+use std::time::Duration;
+
 use brainssl_backend::DeviceSpec;
+use brainssl_dist::{launch, WorldInfo};
 use brainssl_train::bench::{median, time_embed, time_steps, StepTimes};
+use brainssl_train::parallel::DataParallel;
 use brainssl_train::PretrainConfig;
 use clap::Args;
 
@@ -17,6 +21,10 @@ pub struct TrainBenchArgs {
     /// Comma-separated presets
     #[arg(long, default_value = "tiny-mae,tiny-sl-mae,tiny-jepa,tiny-vcr-jepa")]
     preset: String,
+    /// Also time N data-parallel ranks (Gloo on the CPU, NCCL on GPUs) sharing the global batch
+    /// and the threads, beside the one-process step
+    #[arg(long, default_value_t = 1)]
+    nproc_per_node: usize,
     #[command(flatten)]
     common: BenchArgs,
 }
@@ -97,14 +105,27 @@ fn config(preset: &str, a: &BenchArgs, mode: Mode) -> Result<PretrainConfig> {
 
 fn run_one(preset: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
     let cfg = config(preset, a, mode)?;
-    let device = a.device.parse::<DeviceSpec>()?.device()?;
+    let world = WorldInfo::from_env(|k| std::env::var(k).ok())?;
+    let spec = match (&world, a.device.parse::<DeviceSpec>()?) {
+        (Some(w), DeviceSpec::Cuda(_)) => DeviceSpec::Cuda(w.rendezvous.local_rank),
+        (_, s) => s,
+    };
+    let device = spec.device()?;
+    let mut dp = match &world {
+        Some(w) => DataParallel::join(&w.rendezvous, device, Duration::from_secs(cfg.dist.timeout_s))?,
+        None => DataParallel::alone(),
+    };
     let t: StepTimes = match mode {
-        Mode::Train => time_steps(&cfg, a.warmup, a.steps, device),
+        Mode::Train => time_steps(&cfg, a.warmup, a.steps, device, &mut dp)?,
         Mode::Embed => time_embed(&cfg, cfg.data.batch_size, a.warmup, a.steps, device),
     };
+    if !dp.leads() {
+        return Ok(());
+    }
     let out = serde_json::json!({
         "median_ms": t.median(),
         "forward_backward_ms": median(&t.forward_backward_ms),
+        "allreduce_ms": median(&t.allreduce_ms),
         "ms": t.ms,
         "peak_rss_mb": peak_rss_mb(),
         "batch": t.batch,
@@ -188,8 +209,71 @@ fn torch_side(cfg: &PretrainConfig, a: &BenchArgs, mode: Mode) -> Option<serde_j
     }
 }
 
-fn run(presets: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
+/// Arguments of a `--one` timing process for `preset` with `batch` volumes and `threads` threads.
+fn one_args(preset: &str, a: &BenchArgs, mode: Mode, batch: usize, threads: usize) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "--threads",
+        &threads.to_string(),
+        "bench",
+        mode.name(),
+        "--one",
+        "--preset",
+        preset,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (k, val) in [
+        ("--steps", a.steps.to_string()),
+        ("--warmup", a.warmup.to_string()),
+        ("--device", a.device.clone()),
+        ("--batch-size", batch.to_string()),
+    ] {
+        v.extend([k.to_string(), val]);
+    }
+    if let Some(c) = &a.config {
+        v.extend(["--config".to_string(), c.display().to_string()]);
+    }
+    v
+}
+
+/// Rank 0's timing of `preset` over `n` local ranks, each with its share of the global batch and
+/// of the threads.
+fn time_ranks(exe: &Path, preset: &str, a: &BenchArgs, cfg: &PretrainConfig, n: usize) -> Result<serde_json::Value> {
+    let b = cfg.data.batch_size;
+    if !b.is_multiple_of(n) {
+        bail!("--nproc-per-node {n} must divide the batch of {b} (--batch-size)");
+    }
+    let threads = (a.threads / n).max(1);
+    let args = one_args(preset, a, Mode::Train, b / n, threads);
+    let port = launch::free_port()?;
+    let children: Vec<_> = (0..n)
+        .map(|r| {
+            launch::rank_command(exe, &args, r, n, port)
+                .env("RAYON_NUM_THREADS", threads.to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<std::io::Result<_>>()?;
+    let mut outs = Vec::new();
+    for c in children {
+        outs.push(c.wait_with_output()?);
+    }
+    for (r, o) in outs.iter().enumerate().skip(1) {
+        if !o.status.success() {
+            bail!(
+                "rank {r} failed: {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
+        }
+    }
+    json_of(outs.swap_remove(0), "brainssl rank 0")
+}
+
+fn run(presets: &str, a: &BenchArgs, mode: Mode, nproc: usize) -> Result<()> {
     let exe = std::env::current_exe()?;
+    let mut ranks_rows = Vec::new();
     let (unit, part) = match mode {
         Mode::Train => ("ms/step", " (fwd+bwd)"),
         Mode::Embed => ("ms/batch", ""),
@@ -201,22 +285,18 @@ fn run(presets: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
     for preset in presets.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let cfg = config(preset, a, mode)?;
         let mut cmd = Command::new(&exe);
-        cmd.args([
-            "--threads",
-            &a.threads.to_string(),
-            "bench",
-            mode.name(),
-            "--one",
-            "--preset",
-            preset,
-        ])
-        .args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string()])
-        .args(["--device", &a.device, "--batch-size", &cfg.data.batch_size.to_string()])
-        .env("RAYON_NUM_THREADS", a.threads.to_string());
-        if let Some(c) = &a.config {
-            cmd.arg("--config").arg(c);
-        }
+        cmd.args(one_args(preset, a, mode, cfg.data.batch_size, a.threads))
+            .env("RAYON_NUM_THREADS", a.threads.to_string());
         let rust = json_of(cmd.output()?, "brainssl")?;
+        if nproc > 1 {
+            let ranks = time_ranks(&exe, preset, a, &cfg, nproc)?;
+            ranks_rows.push((
+                preset.to_string(),
+                cfg.data.batch_size,
+                rust["median_ms"].as_f64(),
+                ranks,
+            ));
+        }
         let torch = torch_side(&cfg, a, mode);
         let num = |j: &serde_json::Value, k: &str| j[k].as_f64().unwrap_or(f64::NAN);
         let rm = num(&rust, "median_ms");
@@ -253,6 +333,25 @@ fn run(presets: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
             opt(tp, 0),
         );
     }
+    if !ranks_rows.is_empty() {
+        println!();
+        println!(
+            "| preset | global batch | 1 process ms/step | {nproc} ranks ms/step | of which all-reduce ms | 1 process vol/s | {nproc} ranks vol/s | time, ranks / 1 process |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (preset, b, one, ranks) in ranks_rows {
+            let one = one.unwrap_or(f64::NAN);
+            let rm = ranks["median_ms"].as_f64().unwrap_or(f64::NAN);
+            let ar = ranks["allreduce_ms"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| {preset} | {b} ({nproc} x {}) | {one:.1} | {rm:.1} | {ar:.2} | {:.2} | {:.2} | {:.2}x |",
+                b / nproc,
+                1e3 * b as f64 / one,
+                1e3 * b as f64 / rm,
+                rm / one
+            );
+        }
+    }
     Ok(())
 }
 
@@ -260,12 +359,12 @@ pub fn train(a: TrainBenchArgs) -> Result<()> {
     if a.common.one {
         return run_one(&a.preset, &a.common, Mode::Train);
     }
-    run(&a.preset, &a.common, Mode::Train)
+    run(&a.preset, &a.common, Mode::Train, a.nproc_per_node)
 }
 
 pub fn embed(a: EmbedBenchArgs) -> Result<()> {
     if a.common.one {
         return run_one(&a.preset, &a.common, Mode::Embed);
     }
-    run(&a.preset, &a.common, Mode::Embed)
+    run(&a.preset, &a.common, Mode::Embed, 1)
 }

@@ -190,6 +190,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         let opts = TrainOptions {
             device,
             start: Start::Fresh(Box::new(pc)),
+            world: None,
+            dist_timeout: None,
             halt_after_steps: None,
             progress: true,
         };

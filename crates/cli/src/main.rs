@@ -106,7 +106,7 @@ fn main() {
     // use its own allocator and are not affected.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
-    if let Some(t) = cli.threads {
+    if let Some(t) = cli.threads.or_else(share_of_cores) {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t.max(1))
             .build_global()
@@ -114,9 +114,22 @@ fn main() {
         brainssl_backend::set_threads(t.max(1));
     }
     if let Err(e) = run(cli.cmd) {
-        eprintln!("error: {e:#}");
+        // in a multi-rank job every rank reports: say whose error it is
+        let whose = match (std::env::var("RANK"), std::env::var("WORLD_SIZE")) {
+            (Ok(r), Ok(w)) if w != "1" => format!(" (rank {r}/{w})"),
+            _ => String::new(),
+        };
+        eprintln!("error{whose}: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The ranks of one node share its cores (as torchrun's workers do): each takes cores / ranks
+/// threads unless --threads says otherwise.
+fn share_of_cores() -> Option<usize> {
+    let local: usize = std::env::var("LOCAL_WORLD_SIZE").ok()?.parse().ok()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (local > 1).then(|| (cores / local).max(1))
 }
 
 fn run(cmd: Cmd) -> Result<()> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use brainssl_backend::{Device, DeviceSpec, PrecisionChoice};
 use brainssl_data::Manifest;
+use brainssl_dist::{launch, WorldInfo};
 use brainssl_models::count_params;
 use brainssl_prep::Rng;
 use brainssl_train::session::Start;
@@ -33,9 +34,18 @@ pub struct PretrainArgs {
     /// TOML file of overrides (any subset of `print-config --preset P`)
     #[arg(long)]
     config: Option<PathBuf>,
-    /// cpu or cuda:N
+    /// cpu or cuda:N; with several ranks, `cuda` gives each rank the GPU of its LOCAL_RANK
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Start this many data-parallel ranks on this machine (one per GPU, or CPU processes sharing the
+    /// cores), like `torchrun --standalone --nproc-per-node N`. Under torchrun or srun leave it out:
+    /// the ranks are read from RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT or SLURM_PROCID/SLURM_NTASKS
+    #[arg(long, default_value_t = 1)]
+    nproc_per_node: usize,
+    /// Seconds a rank waits for the others (rendezvous and each collective) before failing
+    /// [default: config key dist.timeout_s, 600]
+    #[arg(long)]
+    dist_timeout: Option<u64>,
     /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16 (config key `precision`)
     #[arg(long, conflicts_with = "resume")]
     precision: Option<PrecisionChoice>,
@@ -63,8 +73,47 @@ pub fn build_config(preset: &str, overrides: Option<&Path>, epochs: Option<usize
 }
 
 pub fn run(a: PretrainArgs) -> Result<()> {
+    let world = WorldInfo::from_env(|k| std::env::var(k).ok())?;
+    if a.nproc_per_node == 0 || a.nproc_per_node > 1024 {
+        bail!("--nproc-per-node {}: use 1 to 1024", a.nproc_per_node);
+    }
+    if a.nproc_per_node > 1 && !launch::is_launched_worker() {
+        if let Some(w) = &world {
+            bail!(
+                "--nproc-per-node starts its own ranks, but this process is already rank {} of {} ({}): leave it out",
+                w.rendezvous.rank,
+                w.rendezvous.world,
+                w.source
+            );
+        }
+        let exe = std::env::current_exe().context("cannot find this executable to start the ranks")?;
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return launch::run_local(&exe, &args, a.nproc_per_node, std::time::Duration::from_secs(15));
+    }
+    if let Some(t) = a.dist_timeout {
+        if t == 0 || t > 86_400 {
+            bail!("--dist-timeout {t}: use 1 to 86400 seconds");
+        }
+    }
     let manifest = Manifest::read_many(&a.manifest)?;
-    let device = a.device.parse::<DeviceSpec>()?.device()?;
+    let spec = a.device.parse::<DeviceSpec>()?;
+    let spec = match (&world, spec) {
+        (Some(w), DeviceSpec::Cuda(0)) => DeviceSpec::Cuda(w.rendezvous.local_rank),
+        (Some(_), DeviceSpec::Cuda(i)) => {
+            bail!("--device cuda:{i} with several ranks: say --device cuda, and each rank takes the GPU of its LOCAL_RANK")
+        }
+        (_, s) => s,
+    };
+    let device = spec.device()?;
+    if let Some(w) = &world {
+        let r = &w.rendezvous;
+        if r.rank == 0 {
+            eprintln!(
+                "data parallel: {} ranks ({}), rendezvous {}:{}",
+                r.world, w.source, r.master_addr, r.master_port
+            );
+        }
+    }
     let (start, out) = match &a.resume {
         Some(dir) => (Start::Resume, dir.clone()),
         None => {
@@ -73,27 +122,35 @@ pub fn run(a: PretrainArgs) -> Result<()> {
             if let Some(p) = a.precision {
                 cfg.precision = p;
             }
-            eprintln!(
-                "pretraining {} on {} scans ({}x{}x{}), {} epochs, {} in {:?}",
-                cfg.objective.name(),
-                manifest.rows.len(),
-                cfg.data.prep.depth,
-                cfg.data.prep.size,
-                cfg.data.prep.size,
-                cfg.optim.epochs,
-                a.device,
-                cfg.precision.resolve(device)
-            );
+            if world.as_ref().is_none_or(|w| w.rendezvous.rank == 0) {
+                eprintln!(
+                    "pretraining {} on {} scans ({}x{}x{}), {} epochs, {} in {:?}",
+                    cfg.objective.name(),
+                    manifest.rows.len(),
+                    cfg.data.prep.depth,
+                    cfg.data.prep.size,
+                    cfg.data.prep.size,
+                    cfg.optim.epochs,
+                    a.device,
+                    cfg.precision.resolve(device)
+                );
+            }
             (Start::Fresh(Box::new(cfg)), a.out.clone().expect("clap requires --out"))
         }
     };
+    let lead = world.as_ref().is_none_or(|w| w.rendezvous.rank == 0);
     let opts = TrainOptions {
         device,
         start,
+        world: world.map(|w| w.rendezvous),
+        dist_timeout: a.dist_timeout.map(std::time::Duration::from_secs),
         halt_after_steps: a.halt_after_steps,
         progress: !a.quiet,
     };
     let summary = pretrain(manifest.rows, &out, opts)?;
+    if !lead {
+        return Ok(());
+    }
     let curve: Vec<String> = summary.epoch_losses.iter().map(|l| format!("{l:.4}")).collect();
     println!(
         "done: {} steps ({} optimiser steps) in {:.1} s; epoch losses {}; {} non-finite; checkpoint {}",

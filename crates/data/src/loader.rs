@@ -15,6 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoaderConfig {
+    /// Volumes per (global) batch; each of `world` ranks builds its own `batch_size / world` share.
     pub batch_size: usize,
     pub shuffle: bool,
     pub drop_last: bool,
@@ -24,6 +25,9 @@ pub struct LoaderConfig {
     /// Batches built ahead of the consumer.
     pub prefetch: usize,
     pub seed: u64,
+    /// This process's rank among `world` data-parallel ranks.
+    pub rank: usize,
+    pub world: usize,
 }
 
 impl Default for LoaderConfig {
@@ -36,6 +40,8 @@ impl Default for LoaderConfig {
             workers: 2,
             prefetch: 2,
             seed: 0,
+            rank: 0,
+            world: 1,
         }
     }
 }
@@ -52,6 +58,8 @@ impl LoaderConfig {
             workers: workers.max(1),
             prefetch: 2,
             seed: 0,
+            rank: 0,
+            world: 1,
         }
     }
 }
@@ -95,7 +103,9 @@ impl Dataset {
         Ok(p.data)
     }
 
-    /// Order of rows for `epoch`, then cut into batches.
+    /// Order of rows for `epoch`, cut into global batches, of which this rank keeps its share
+    /// (rank r of w: the r-th of w equal parts of each batch). The order depends only on the seed and
+    /// epoch, so ranks together see what one process would.
     pub fn batches(&self, cfg: &LoaderConfig, epoch: u64) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.rows.len()).collect();
         if cfg.shuffle {
@@ -104,6 +114,14 @@ impl Dataset {
         let mut out: Vec<Vec<usize>> = order.chunks(cfg.batch_size.max(1)).map(|c| c.to_vec()).collect();
         if cfg.drop_last && out.last().is_some_and(|b| b.len() < cfg.batch_size) {
             out.pop();
+        }
+        let world = cfg.world.max(1);
+        if world > 1 {
+            let share = cfg.batch_size.div_ceil(world);
+            for b in &mut out {
+                let lo = (cfg.rank * share).min(b.len());
+                *b = b[lo..(lo + share).min(b.len())].to_vec();
+            }
         }
         out
     }

@@ -116,3 +116,39 @@ fn walk(d: &std::path::Path) -> usize {
     }
     n
 }
+
+/// Data parallelism: two ranks' shares of each global batch, side by side, are that batch: the
+/// same scans with the same augmentations as one process draws.
+#[test]
+fn rank_shares_make_up_the_global_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(dir.path(), None);
+    let global = LoaderConfig {
+        batch_size: 4,
+        workers: 1,
+        seed: 11,
+        ..Default::default()
+    };
+    let whole: Vec<Batch> = epoch_iter(ds.clone(), &global, 3).collect();
+    let shares: Vec<Vec<Batch>> = (0..2)
+        .map(|rank| {
+            epoch_iter(
+                ds.clone(),
+                &LoaderConfig {
+                    rank,
+                    world: 2,
+                    ..global.clone()
+                },
+                3,
+            )
+            .collect()
+        })
+        .collect();
+    assert_eq!(whole.len(), 1); // 6 scans, drop_last
+    for (i, w) in whole.iter().enumerate() {
+        let (a, b) = (&shares[0][i], &shares[1][i]);
+        assert_eq!((a.shape[0], b.shape[0]), (2, 2));
+        assert_eq!([a.indices.clone(), b.indices.clone()].concat(), w.indices);
+        assert_eq!([a.data.clone(), b.data.clone()].concat(), w.data);
+    }
+}

@@ -34,16 +34,7 @@ pub fn run_local(exe: &std::path::Path, args: &[String], nproc: usize, grace: Du
     let port = free_port()?;
     let mut children: Vec<Child> = Vec::with_capacity(nproc);
     for rank in 0..nproc {
-        let child = Command::new(exe)
-            .args(args)
-            .env("RANK", rank.to_string())
-            .env("LOCAL_RANK", rank.to_string())
-            .env("WORLD_SIZE", nproc.to_string())
-            .env("LOCAL_WORLD_SIZE", nproc.to_string())
-            .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", port.to_string())
-            .env(LAUNCHED, "1")
-            .spawn();
+        let child = rank_command(exe, args, rank, nproc, port).spawn();
         match child {
             Ok(c) => children.push(c),
             Err(e) => {
@@ -53,6 +44,20 @@ pub fn run_local(exe: &std::path::Path, args: &[String], nproc: usize, grace: Du
         }
     }
     watch(children, grace)
+}
+
+/// The command line of local rank `rank` of `nproc`, meeting at 127.0.0.1:`port`.
+pub fn rank_command(exe: &std::path::Path, args: &[String], rank: usize, nproc: usize, port: u16) -> Command {
+    let mut c = Command::new(exe);
+    c.args(args)
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", nproc.to_string())
+        .env("LOCAL_WORLD_SIZE", nproc.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .env(LAUNCHED, "1");
+    c
 }
 
 fn kill_all(children: &mut [Child]) {

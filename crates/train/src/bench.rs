@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::PretrainConfig;
 use crate::ema::Teacher;
 use crate::optim::{zero_grads, AdamW};
+use crate::parallel::DataParallel;
 use crate::spectral_state::SpectralStep;
 use crate::step::{micro_step, StepPlan, Student};
 
@@ -20,6 +21,8 @@ pub struct StepTimes {
     pub ms: Vec<f64>,
     /// Of which forward + loss + backward (the rest: clipping, AdamW, EMA).
     pub forward_backward_ms: Vec<f64>,
+    /// Of which the gradient all-reduce (data-parallel ranks; empty for one process).
+    pub allreduce_ms: Vec<f64>,
     pub batch: usize,
     pub tokens: usize,
     pub context_tokens_mean: f64,
@@ -66,6 +69,7 @@ pub fn time_embed(cfg: &PretrainConfig, batch: usize, warmup: usize, steps: usiz
     let tokens = cfg.encoder.grid(t, s).iter().product();
     StepTimes {
         forward_backward_ms: ms.clone(),
+        allreduce_ms: Vec::new(),
         ms,
         batch,
         tokens,
@@ -73,8 +77,15 @@ pub fn time_embed(cfg: &PretrainConfig, batch: usize, warmup: usize, steps: usiz
     }
 }
 
-/// Runs `warmup + steps` full steps; SL-MAE steps are all spectral (the costly kind).
-pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, device: Device) -> StepTimes {
+/// Runs `warmup + steps` full steps; SL-MAE steps are all spectral (the costly kind). With several
+/// ranks in `dp`, each step averages the gradients over them before the optimiser step.
+pub fn time_steps(
+    cfg: &PretrainConfig,
+    warmup: usize,
+    steps: usize,
+    device: Device,
+    dp: &mut DataParallel,
+) -> anyhow::Result<StepTimes> {
     let mut rng = Rng::new(cfg.seed);
     let student = Student::init(cfg, &mut rng, device);
     let teacher = cfg
@@ -89,7 +100,7 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, device: Dev
     let masker = cfg.masker().expect("valid mask config");
     let precision = cfg.precision.resolve(device);
     let weight = cfg.spectral.coeff / cfg.spectral.every as f64;
-    let (mut ms, mut fb) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+    let (mut ms, mut fb, mut ar) = (Vec::with_capacity(steps), Vec::with_capacity(steps), Vec::new());
     let mut ctx_total = 0usize;
     for i in 0..warmup + steps {
         let m = masker.sample(b, &mut rng);
@@ -113,6 +124,14 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, device: Dev
         assert!(parts.backward, "finite loss on random data");
         synchronize(device);
         let fb_ms = start.elapsed().as_secs_f64() * 1e3;
+        if dp.world > 1 {
+            let t = Instant::now();
+            dp.average_grads(&student.params, cfg.dist.bucket_mib << 20)?;
+            synchronize(device);
+            if i >= warmup {
+                ar.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
         let clip = (cfg.optim.clip_grad > 0.0).then_some(cfg.optim.clip_grad);
         opt.step(
             &student.params,
@@ -132,11 +151,12 @@ pub fn time_steps(cfg: &PretrainConfig, warmup: usize, steps: usize, device: Dev
             ctx_total += ctx.len();
         }
     }
-    StepTimes {
+    Ok(StepTimes {
         ms,
         forward_backward_ms: fb,
+        allreduce_ms: ar,
         batch: b,
         tokens: grid.iter().product(),
         context_tokens_mean: ctx_total as f64 / steps.max(1) as f64,
-    }
+    })
 }

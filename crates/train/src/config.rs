@@ -152,6 +152,40 @@ pub struct RunConfig {
     pub telemetry_every: usize,
 }
 
+/// Whose masks a data-parallel rank uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RankMasks {
+    /// Each rank draws its own (as the reference's per-rank mask collators do).
+    #[default]
+    Own,
+    /// Every rank draws rank 0's: with reference masks (one per batch) a run then equals one
+    /// process with the whole batch, which is how the equivalence is checked.
+    Shared,
+}
+
+/// Data parallelism over c10d (several ranks: `--nproc-per-node`, torchrun or srun).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistConfig {
+    /// Seconds the rendezvous and every collective wait for the other ranks before the run fails
+    /// (a rank that died or hangs).
+    pub timeout_s: u64,
+    /// Gradients are averaged in flattened buckets of this many MiB.
+    pub bucket_mib: usize,
+    pub rank_masks: RankMasks,
+}
+
+impl Default for DistConfig {
+    fn default() -> Self {
+        DistConfig {
+            timeout_s: 600,
+            bucket_mib: 25,
+            rank_masks: RankMasks::Own,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PretrainConfig {
@@ -173,6 +207,8 @@ pub struct PretrainConfig {
     pub spectral: SpectralSchedule,
     pub vcr: VcrConfig,
     pub run: RunConfig,
+    #[serde(default)]
+    pub dist: DistConfig,
 }
 
 pub const PRESETS: [&str; 8] = [
@@ -298,6 +334,7 @@ impl PretrainConfig {
                 preview_every: if mae { 10 } else { 0 },
                 telemetry_every: if mae { 0 } else { 50 },
             },
+            dist: DistConfig::default(),
         }
     }
 
@@ -387,10 +424,16 @@ impl PretrainConfig {
         if self.spectral.coeff > 0.0 && !self.objective.is_mae() {
             anyhow::bail!("the spectral loss applies to MAE objectives only");
         }
+        if self.dist.timeout_s == 0 || self.dist.bucket_mib == 0 {
+            anyhow::bail!("dist.timeout_s and dist.bucket_mib must be positive");
+        }
+        if self.dist.timeout_s > 86_400 || self.dist.bucket_mib > 4096 {
+            anyhow::bail!("dist.timeout_s is at most 86400 and dist.bucket_mib at most 4096");
+        }
         Ok(())
     }
 
-    /// Micro-steps per optimiser step for `devices` data-parallel replicas.
+    /// Micro-steps per optimiser step for `devices` data-parallel ranks.
     pub fn accum_steps(&self, devices: usize) -> anyhow::Result<usize> {
         match self.optim.effective_batch {
             None => Ok(self.optim.accum_steps),

@@ -19,8 +19,15 @@ pub struct TrainData {
 }
 
 impl TrainData {
-    /// `world` replicas each take `batch_size` volumes of every global batch.
-    pub fn new(cfg: &PretrainConfig, rows: Vec<ManifestRow>, run_dir: &Path, world: usize) -> Result<Self> {
+    /// Rank `rank` of `world` data-parallel ranks, each taking `batch_size` volumes of every global
+    /// batch of `batch_size · world`.
+    pub fn new(
+        cfg: &PretrainConfig,
+        rows: Vec<ManifestRow>,
+        run_dir: &Path,
+        rank: usize,
+        world: usize,
+    ) -> Result<Self> {
         let b = cfg.data.batch_size;
         let cache = (!cfg.data.cache_dir.is_empty()).then(|| {
             let d = PathBuf::from(&cfg.data.cache_dir);
@@ -40,11 +47,13 @@ impl TrainData {
             workers: cfg.data.workers.max(1),
             prefetch: 2,
             seed: cfg.seed,
+            rank,
+            world,
         };
         let ipe = ds.batches(&loader, 0).len();
         if ipe == 0 {
             bail!(
-                "the manifest has {} scans, fewer than one batch of {} ({b} per device x {world})",
+                "the manifest has {} scans, fewer than one batch of {} ({b} per rank x {world})",
                 ds.rows.len(),
                 b * world,
             );

@@ -12,6 +12,7 @@ pub mod data;
 pub mod ema;
 pub mod log;
 pub mod optim;
+pub mod parallel;
 pub mod preview;
 pub mod reporter;
 pub mod schedule;

@@ -6,6 +6,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Reporter {
     bar: ProgressBar,
     visible: bool,
+    /// "[rank r] " in a data-parallel run's other ranks.
+    prefix: String,
 }
 
 impl Reporter {
@@ -22,15 +24,27 @@ impl Reporter {
                 .progress_chars("=> "),
         );
         let visible = visible && !bar.is_hidden();
-        Reporter { bar, visible }
+        Reporter {
+            bar,
+            visible,
+            prefix: String::new(),
+        }
+    }
+
+    /// Lines of rank `rank` of a multi-rank run say whose they are.
+    pub fn for_rank(mut self, rank: usize, world: usize) -> Self {
+        if world > 1 {
+            self.prefix = format!("[rank {rank}/{world}] ");
+        }
+        self
     }
 
     /// A line that must be seen: above the bar, or on stderr when there is none.
     pub fn line(&self, text: String) {
         if self.visible {
-            self.bar.println(text);
+            self.bar.println(format!("{}{text}", self.prefix));
         } else {
-            eprintln!("{text}");
+            eprintln!("{}{text}", self.prefix);
         }
     }
 

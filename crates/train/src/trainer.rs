@@ -1,28 +1,33 @@
 //! The pretraining loop (SPEC 4.7 order of operations, SPEC 6 checkpoints and logs).
 //!
-//! Every random draw is a function of (seed, epoch, iteration): loader order and augmentation
+//! Every random draw is a function of (seed, epoch, iteration, rank): loader order and augmentation
 //! (brainssl-data), masks (here), initial weights (seed). A run resumed from `latest` therefore
-//! repeats exactly the steps an uninterrupted run takes.
+//! repeats exactly the steps an uninterrupted run takes. With several ranks ([`DataParallel`]) each
+//! trains on its share of every global batch with its own masks; rank 0 writes the run folder.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use brainssl_backend::{tensor, Device, Precision};
 use brainssl_data::loader::Batch;
 use brainssl_data::ManifestRow;
+use brainssl_dist::Rendezvous;
 use brainssl_masks::MultiBlockMasker;
 use brainssl_models::TokenIndex;
 use brainssl_prep::Rng;
 
 use crate::checkpoint;
+use crate::config::RankMasks;
 use crate::data::TrainData;
 use crate::log::{CsvLog, Row};
 use crate::optim::zero_grads;
+use crate::parallel::DataParallel;
 use crate::preview::write_preview;
 use crate::reporter::Reporter;
 use crate::schedule::{ema_momentum, RunSchedule};
 use crate::session::{data_hash, RunPaths, Session, Start};
+use crate::spectral_state::SpectralStep;
 use crate::step::{micro_step, LossParts, StepPlan};
 
 /// Masks draw from their own stream.
@@ -31,6 +36,10 @@ const MASK_STREAM: u64 = 0x6d61_736b;
 pub struct TrainOptions {
     pub device: Device,
     pub start: Start,
+    /// This process's place in a multi-rank job (None: a single process).
+    pub world: Option<Rendezvous>,
+    /// Overrides the config's `dist.timeout_s`.
+    pub dist_timeout: Option<Duration>,
     /// Stop (as if killed) after this many micro-steps of this process: for resume tests.
     pub halt_after_steps: Option<usize>,
     pub progress: bool,
@@ -54,17 +63,31 @@ struct RunPlan {
     precision: Precision,
     /// The checkpoint a failed run falls back to.
     latest: PathBuf,
+    bucket_bytes: usize,
 }
 
 /// Pretrains on `rows` into `out`, or resumes the run there.
 pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Result<RunSummary> {
     let paths = RunPaths::new(out);
     let mut s = Session::open(opts.start, &paths, data_hash(&rows), opts.device)?;
-    for d in [&paths.dir, &paths.checkpoints, &paths.previews] {
-        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    let mut dp = match &opts.world {
+        None => DataParallel::alone(),
+        Some(rv) => {
+            let timeout = opts.dist_timeout.unwrap_or(Duration::from_secs(s.cfg.dist.timeout_s));
+            DataParallel::join(rv, opts.device, timeout)?
+        }
+    };
+    let mut stores = vec![&s.student.vs];
+    stores.extend(s.teacher.as_ref().map(|t| &t.vs));
+    dp.same_weights(&stores)?;
+    let lead = dp.leads();
+    if lead {
+        for d in [&paths.dir, &paths.checkpoints, &paths.previews] {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        brainssl_scan::atomic_write(&paths.dir.join("config.toml"), s.cfg.to_toml().as_bytes())?;
     }
-    brainssl_scan::atomic_write(&paths.dir.join("config.toml"), s.cfg.to_toml().as_bytes())?;
-    let data = TrainData::new(&s.cfg, rows, out, 1)?;
+    let data = TrainData::new(&s.cfg, rows, out, dp.rank, dp.world)?;
     let cfg = &s.cfg;
     let o = &cfg.optim;
     let plan = RunPlan {
@@ -77,24 +100,43 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
             o.ipe_scale,
         ),
         masker: cfg.masker().context("mask")?,
-        accum: cfg.accum_steps(1)?,
+        accum: cfg.accum_steps(dp.world)?,
         precision: cfg.precision.resolve(opts.device),
         latest: paths.latest(),
+        bucket_bytes: cfg.dist.bucket_mib << 20,
     };
     let (start, epochs) = (s.progress.epochs_done, o.epochs);
-    let mut log = CsvLog::open(&paths.log, cfg.objective, start)
-        .with_context(|| format!("cannot write {}", paths.log.display()))?;
-    let rep = Reporter::new(epochs.saturating_sub(start) * data.ipe, opts.progress);
+    let mut log = if lead {
+        let log = CsvLog::open(&paths.log, cfg.objective, start)
+            .with_context(|| format!("cannot write {}", paths.log.display()))?;
+        Some(log)
+    } else {
+        None
+    };
+    let rep = Reporter::new(epochs.saturating_sub(start) * data.ipe, opts.progress && lead).for_rank(dp.rank, dp.world);
     let started = Instant::now();
     let mut epoch_losses = Vec::new();
     let mut budget = opts.halt_after_steps;
     for epoch in start..epochs {
-        let (mean, preview) = run_epoch(&mut s, &data, &plan, epoch, &mut log, &rep, &mut budget)?;
+        let mut ctx = EpochContext {
+            data: &data,
+            plan: &plan,
+            log: log.as_mut(),
+            rep: &rep,
+            dp: &mut dp,
+        };
+        let (mean, preview) = run_epoch(&mut s, &mut ctx, epoch, &mut budget)?;
         epoch_losses.push(mean);
-        end_epoch(&mut s, &paths, epoch, mean, preview, &rep)?;
+        s.progress.epochs_done = epoch + 1;
+        s.progress.epoch_loss = mean;
+        if lead {
+            end_epoch(&s, &paths, epoch, mean, preview, &rep)?;
+        }
     }
     rep.finish();
-    s.save(&paths, "final", "final")?;
+    if lead {
+        s.save(&paths, "final", "final")?;
+    }
     Ok(RunSummary {
         epoch_losses,
         micro_steps: s.progress.micro_steps,
@@ -105,16 +147,64 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
     })
 }
 
+/// What an epoch works with besides the trained state.
+struct EpochContext<'a> {
+    data: &'a TrainData,
+    plan: &'a RunPlan,
+    /// Rank 0's log (None on other ranks).
+    log: Option<&'a mut CsvLog>,
+    rep: &'a Reporter,
+    dp: &'a mut DataParallel,
+}
+
+/// One micro-step summed over ranks: what steers the loop, so every rank decides alike.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    /// ranks whose loss was finite and backpropagated
+    ran: f64,
+    /// sum of their losses
+    loss: f64,
+    /// ranks whose loss was not finite
+    nonfinite: f64,
+    /// ranks that computed a usable spectral value, and the sum of those values
+    spectral_n: f64,
+    spectral: f64,
+}
+
+impl Tally {
+    fn of(parts: Option<&LossParts>, spectral: Option<&SpectralStep>) -> Self {
+        let Some(p) = parts else { return Tally::default() };
+        let spectral_used = p.backward && spectral.is_some_and(|s| s.weight.is_some()) && p.spectral >= 0.0;
+        Tally {
+            ran: p.backward as u8 as f64,
+            loss: if p.backward { p.total } else { 0.0 },
+            nonfinite: (!p.backward) as u8 as f64,
+            spectral_n: spectral_used as u8 as f64,
+            spectral: if spectral_used { p.spectral } else { 0.0 },
+        }
+    }
+
+    fn summed(self, dp: &DataParallel) -> Result<Self> {
+        let mut v = [self.ran, self.loss, self.nonfinite, self.spectral_n, self.spectral];
+        dp.sum(&mut v)?;
+        Ok(Tally {
+            ran: v[0],
+            loss: v[1],
+            nonfinite: v[2],
+            spectral_n: v[3],
+            spectral: v[4],
+        })
+    }
+}
+
 /// One epoch of micro-steps; returns the mean logged loss and a volume for the preview.
 fn run_epoch(
     s: &mut Session,
-    data: &TrainData,
-    plan: &RunPlan,
+    cx: &mut EpochContext,
     epoch: usize,
-    log: &mut CsvLog,
-    rep: &Reporter,
     budget: &mut Option<usize>,
 ) -> Result<(f64, Option<Vec<f32>>)> {
+    let (data, plan, rep) = (cx.data, cx.plan, cx.rep);
     // a partial accumulation never crosses an epoch boundary (the reference zeroes gradients)
     zero_grads(&s.student.params);
     let (mut loss_sum, mut loss_n, mut pending) = (0.0, 0usize, 0usize);
@@ -128,33 +218,58 @@ fn run_epoch(
             ));
             failed.push(why.clone());
         }
-        if batch.shape[0] < s.cfg.objective.min_volumes(s.cfg.vcr.reg_coeff) {
+        let started = Instant::now();
+        let micro = epoch * data.ipe + itr;
+        let (lr, wd) = plan.schedule.at(micro + 1);
+        let usable = batch.shape[0] >= s.cfg.objective.min_volumes(s.cfg.vcr.reg_coeff);
+        let step = if usable {
+            if preview.is_none() && s.cfg.objective.previews() {
+                let vox: usize = batch.shape[2..].iter().product();
+                preview = Some(batch.data[..vox].to_vec());
+            }
+            Some(forward_backward(s, plan, &batch, epoch, itr, micro, cx.dp.rank))
+        } else {
             rep.warn(format!(
                 "epoch {epoch} step {itr}: only {} usable scans, step skipped",
                 batch.shape[0]
             ));
+            None
+        };
+        let (mut parts, spectral) = match step {
+            Some((p, sp)) => (Some(p), Some(sp)),
+            None => (None, None),
+        };
+        let t = Tally::of(parts.as_ref(), spectral.as_ref()).summed(cx.dp)?;
+        if t.ran == 0.0 && t.nonfinite == 0.0 {
+            // no rank had a usable batch
             rep.step(String::new());
             continue;
         }
-        if preview.is_none() && s.cfg.objective.previews() {
-            let vox: usize = batch.shape[2..].iter().product();
-            preview = Some(batch.data[..vox].to_vec());
+        if let (Some(sp), true) = (&spectral, t.spectral_n > 0.0) {
+            s.progress.spectral.record(sp, t.spectral / t.spectral_n);
         }
-        let started = Instant::now();
-        let micro = epoch * data.ipe + itr;
-        let (lr, wd) = plan.schedule.at(micro + 1);
-        let parts = forward_backward(s, plan, &batch, epoch, itr, micro);
+        let mut parts = parts.take().unwrap_or_else(|| LossParts {
+            spectral: -1.0,
+            ..Default::default()
+        });
         if let Some(v) = parts.spectral_replaced {
             rep.warn(format!("epoch {epoch} step {itr}: spectral loss {v} replaced by 0"));
         }
+        // the logged loss is the mean over the ranks that ran (components stay this rank's)
+        parts.total = if t.ran > 0.0 { t.loss / t.ran } else { f64::NAN };
         let mut status = "ok";
-        if parts.backward {
+        if t.ran > 0.0 {
             pending += 1;
             loss_sum += parts.total;
             loss_n += 1;
-        } else {
-            s.progress.nonfinite_losses += 1;
-            status = "skipped-nonfinite";
+        }
+        if t.nonfinite > 0.0 {
+            s.progress.nonfinite_losses += t.nonfinite as usize;
+            status = if t.ran > 0.0 {
+                "partly-nonfinite"
+            } else {
+                "skipped-nonfinite"
+            };
             rep.warn(format!(
                 "non-finite loss at epoch {epoch} step {itr} ({} so far, limit {})",
                 s.progress.nonfinite_losses, s.cfg.run.max_nonfinite
@@ -162,6 +277,7 @@ fn run_epoch(
         }
         let mut grad_norms = [0.0; 2];
         if (itr + 1).is_multiple_of(plan.accum) && pending > 0 {
+            cx.dp.average_grads(&s.student.params, plan.bucket_bytes)?;
             let o = &s.cfg.optim;
             let clip = (o.clip_grad > 0.0 && s.cfg.objective.clips_in(epoch, o.warmup_epochs)).then_some(o.clip_grad);
             let report = s.opt.step(&s.student.params, lr, wd, &["encoder.", "head."], clip);
@@ -176,19 +292,21 @@ fn run_epoch(
         }
         s.progress.micro_steps = micro + 1;
         let step_s = started.elapsed().as_secs_f64();
-        let nb = batch.shape[0];
-        log.write(&Row {
-            epoch,
-            itr,
-            parts: &parts,
-            grad_norms,
-            momentum,
-            lr,
-            wd,
-            step_ms: step_s * 1e3,
-            volumes_per_s: nb as f64 / step_s,
-            status,
-        })?;
+        let nb = batch.shape[0] * cx.dp.world;
+        if let Some(log) = cx.log.as_deref_mut() {
+            log.write(&Row {
+                epoch,
+                itr,
+                parts: &parts,
+                grad_norms,
+                momentum,
+                lr,
+                wd,
+                step_ms: step_s * 1e3,
+                volumes_per_s: nb as f64 / step_s,
+                status,
+            })?;
+        }
         rep.step(progress_message(s, &parts, epoch, lr, nb as f64 / step_s));
         if s.progress.nonfinite_losses > s.cfg.run.max_nonfinite {
             rep.finish();
@@ -229,9 +347,16 @@ fn forward_backward(
     epoch: usize,
     itr: usize,
     micro: usize,
-) -> LossParts {
+    rank: usize,
+) -> (LossParts, SpectralStep) {
     let cfg = &s.cfg;
-    let mut rng = Rng::for_item(cfg.seed ^ MASK_STREAM, epoch as u64, itr as u64);
+    let stream = match cfg.dist.rank_masks {
+        RankMasks::Own => rank as u64,
+        RankMasks::Shared => 0,
+    };
+    // rank 0 draws what a single process draws
+    let key = (cfg.seed ^ MASK_STREAM).wrapping_add(stream.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng = Rng::for_item(key, epoch as u64, itr as u64);
     let m = plan.masker.sample(batch.shape[0], &mut rng);
     let (ctx, tgt) = (TokenIndex::from_rows(&m.context), TokenIndex::from_rows(&m.target));
     let spectral = s.progress.spectral.plan(&cfg.spectral, epoch, micro);
@@ -245,10 +370,7 @@ fn forward_backward(
     };
     let x = tensor(&batch.data, &batch.shape, s.student.vs.device());
     let parts = micro_step(cfg, &s.student, s.teacher.as_ref().map(|t| &t.encoder), &x, &step);
-    if parts.backward {
-        s.progress.spectral.record(&spectral, parts.spectral);
-    }
-    parts
+    (parts, spectral)
 }
 
 fn progress_message(s: &Session, parts: &LossParts, epoch: usize, lr: f64, vol_per_s: f64) -> String {
@@ -265,17 +387,15 @@ fn progress_message(s: &Session, parts: &LossParts, epoch: usize, lr: f64, vol_p
     )
 }
 
-/// Checkpoints (latest, periodic) and the preview after `epoch`.
+/// Checkpoints (latest, periodic) and the preview after `epoch` (rank 0).
 fn end_epoch(
-    s: &mut Session,
+    s: &Session,
     paths: &RunPaths,
     epoch: usize,
     mean: f64,
     preview: Option<Vec<f32>>,
     rep: &Reporter,
 ) -> Result<()> {
-    s.progress.epochs_done = epoch + 1;
-    s.progress.epoch_loss = mean;
     s.save(paths, "latest", "latest")?;
     let run = &s.cfg.run;
     if run.periodic_every > 0 && (epoch + 1).is_multiple_of(run.periodic_every) {
