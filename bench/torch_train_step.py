@@ -156,6 +156,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mode", default="train", choices=["train", "embed"])
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16"],
+                    help="bf16: forward and loss under torch.autocast(bfloat16), as brainssl's bf16 mode")
     a = ap.parse_args()
     torch.manual_seed(0)
     if a.device == "cpu":
@@ -190,8 +192,10 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        z = enc(x, ctx)
-        pred = head(z, ctx, tgt)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            z = enc(x, ctx)
+            pred = head(z, ctx, tgt)
+        pred, z = pred.float(), z.float()
         if mae:
             patches = patchify(x, p)
             loss = 0.5 * ((pred - patches[:, tgt]) ** 2).mean()
@@ -200,8 +204,8 @@ def main():
                 full[:, tgt] = pred
                 loss = loss + 0.1 * spectral_loss(unpatchify(full, p, grid), x, hp)
         else:
-            with torch.no_grad():
-                h = F.layer_norm(teacher(x), (a.dim,))[:, tgt]
+            with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+                h = F.layer_norm(teacher(x).float(), (a.dim,))[:, tgt]
             loss = (pred - h).abs().mean()
             if a.objective == "vcr-jepa":
                 loss = loss + 0.25 * vcr(torch.cat([z, h], 1))
@@ -229,18 +233,22 @@ def main():
 def embed(a, enc, dev):
     x = torch.randn(a.batch, 1, a.depth, a.size, a.size, device=dev)
     times = []
-    with torch.inference_mode():
+    bf16 = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+    with torch.inference_mode(), bf16:
         for i in range(a.warmup + a.steps):
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            enc(x).sum().item()
+            enc(x).float().sum().item()
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             if i >= a.warmup:
                 times.append((time.perf_counter() - t0) * 1e3)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"ms": times, "median_ms": float(np.median(times)), "peak_rss_mb": peak, "torch": torch.__version__}))
+    out = {"ms": times, "median_ms": float(np.median(times)), "peak_rss_mb": peak, "torch": torch.__version__}
+    if dev.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

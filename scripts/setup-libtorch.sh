@@ -6,8 +6,8 @@
 #
 #   scripts/setup-libtorch.sh          CPU libraries only: torch without its dependencies, plus the
 #                                      CUDA runtime and CUPTI that libtorch_cpu.so itself loads (~1.4 GB)
-#   scripts/setup-libtorch.sh --full   the whole CUDA wheel set (~5 GB): for `--features cuda` builds
-#                                      and for the PyTorch baselines of `brainssl bench`
+#   scripts/setup-libtorch.sh --full   the whole CUDA wheel set (~5 GB) and the CUDA headers: for
+#                                      `--features cuda` builds and the PyTorch baselines of `brainssl bench`
 #
 # Using your own PyTorch 2.11 instead: export LIBTORCH=<site-packages>/torch before cargo (or run cargo
 # with LIBTORCH_USE_PYTORCH=1 and that python3 first on PATH); this script is then not needed.
@@ -48,6 +48,8 @@ fi
 if [[ $full == 1 ]]; then
   echo "setup: installing the full torch==$TORCH_VERSION dependency set (CUDA libraries, numpy)"
   pip_quiet "torch==$TORCH_VERSION" numpy
+  # the CUDA headers the NCCL part of the c10d shim compiles against (cuda_runtime.h needs crt/, cuda_fp16.h needs nv/target)
+  pip_quiet "cuda-toolkit[nvcc,cccl]==$CUDA_TOOLKIT"
 fi
 if [[ ! -f "$VENV/gloo/include/gloo/config.h" ]]; then
   echo "setup: unpacking gloo's headers (Debian libgloo-dev) into $VENV/gloo"

@@ -38,6 +38,19 @@ fn main() {
         .warnings(false);
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
         let nvidia = torch.join("../nvidia");
+        for header in [
+            "nccl/include/nccl.h",
+            "cu13/include/crt/host_config.h",
+            "cu13/include/nv/target",
+        ] {
+            if !nvidia.join(header).exists() {
+                panic!(
+                    "the NCCL process group compiles against {}, which is missing: run `make setup-full` \
+                     (the nvidia-nccl and cuda-toolkit[nvcc,cccl] wheels)",
+                    nvidia.join(header).display()
+                );
+            }
+        }
         b.define("USE_C10D_NCCL", None)
             .define("BRAINSSL_NCCL", None)
             .define("USE_CUDA", None)
@@ -49,4 +62,7 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    }
 }

@@ -14,6 +14,8 @@ pub enum BenchCmd {
     Train(crate::bench_train::TrainBenchArgs),
     /// Encoder forward passes (no gradients) on whole volumes, brainssl vs PyTorch: volumes/s
     Embed(crate::bench_train::EmbedBenchArgs),
+    /// One float32 training step (forward and backward) on a device against the same step on the CPU
+    Parity(crate::bench_train::ParityArgs),
     /// Volumes/s of evaluation-mode preprocessing, brainssl vs the Python baseline
     Preprocess {
         /// Folder of NIfTI scans (default: ../shared/data/real)
@@ -63,6 +65,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Train(a) => crate::bench_train::train(a),
         BenchCmd::Embed(a) => crate::bench_train::embed(a),
+        BenchCmd::Parity(a) => crate::bench_train::parity(a),
         BenchCmd::Preprocess {
             data,
             depth,

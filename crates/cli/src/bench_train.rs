@@ -9,9 +9,10 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use std::time::Duration;
 
-use brainssl_backend::DeviceSpec;
-use brainssl_dist::{launch, WorldInfo};
-use brainssl_train::bench::{median, time_embed, time_steps, StepTimes};
+use brainssl_backend::{Device, DeviceSpec};
+use brainssl_dist::{cuda_peak_bytes, launch, reset_cuda_peak, WorldInfo};
+use brainssl_train::bench::{matmul_tflops, median, time_embed, time_steps, StepTimes};
+use brainssl_train::flops;
 use brainssl_train::parallel::DataParallel;
 use brainssl_train::PretrainConfig;
 use clap::Args;
@@ -115,6 +116,9 @@ fn run_one(preset: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
         Some(w) => DataParallel::join(&w.rendezvous, device, Duration::from_secs(cfg.dist.timeout_s))?,
         None => DataParallel::alone(),
     };
+    if let Device::Cuda(i) = device {
+        reset_cuda_peak(i);
+    }
     let t: StepTimes = match mode {
         Mode::Train => time_steps(&cfg, a.warmup, a.steps, device, &mut dp)?,
         Mode::Embed => time_embed(&cfg, cfg.data.batch_size, a.warmup, a.steps, device),
@@ -122,7 +126,17 @@ fn run_one(preset: &str, a: &BenchArgs, mode: Mode) -> Result<()> {
     if !dp.leads() {
         return Ok(());
     }
+    let flops = match mode {
+        Mode::Train => flops::train_step(&cfg, t.batch, t.tokens, t.context_tokens_mean),
+        Mode::Embed => t.batch as f64 * flops::encoder_forward(&cfg.encoder, t.tokens as f64, t.tokens as f64),
+    };
+    let peak_gpu_mb = match device {
+        Device::Cuda(i) => cuda_peak_bytes(i).map(|b| b as f64 / (1u64 << 20) as f64),
+        _ => None,
+    };
     let out = serde_json::json!({
+        "flops": flops,
+        "peak_gpu_mb": peak_gpu_mb,
         "median_ms": t.median(),
         "forward_backward_ms": median(&t.forward_backward_ms),
         "allreduce_ms": median(&t.allreduce_ms),
@@ -164,6 +178,19 @@ fn python(choice: &str) -> Option<String> {
     }
 }
 
+/// The matrix-product precision `cfg` runs in on `device` (the PyTorch side autocasts to match).
+fn precision_name(cfg: &PretrainConfig, device: &str) -> &'static str {
+    let dev = device
+        .parse::<DeviceSpec>()
+        .ok()
+        .and_then(|d| d.device().ok())
+        .unwrap_or(Device::Cpu);
+    match cfg.precision.resolve(dev) {
+        brainssl_backend::Precision::Bf16 => "bf16",
+        brainssl_backend::Precision::F32 => "f32",
+    }
+}
+
 /// The PyTorch baseline of one preset, or None (with the reason on stderr).
 fn torch_side(cfg: &PretrainConfig, a: &BenchArgs, mode: Mode) -> Option<serde_json::Value> {
     let py = python(&a.python)?;
@@ -191,6 +218,7 @@ fn torch_side(cfg: &PretrainConfig, a: &BenchArgs, mode: Mode) -> Option<serde_j
         ("--warmup", a.warmup.to_string()),
         ("--threads", a.threads.to_string()),
         ("--device", dev.into()),
+        ("--precision", precision_name(cfg, &a.device).into()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
@@ -278,10 +306,30 @@ fn run(presets: &str, a: &BenchArgs, mode: Mode, nproc: usize) -> Result<()> {
         Mode::Train => ("ms/step", " (fwd+bwd)"),
         Mode::Embed => ("ms/batch", ""),
     };
+    // the denominator of MFU: this device's measured matrix-product rate in the run's precision
+    let first = presets
+        .split(',')
+        .map(str::trim)
+        .find(|p| !p.is_empty())
+        .unwrap_or("tiny-mae");
+    let device = a.device.parse::<DeviceSpec>()?.device()?;
+    let precision = config(first, a, mode)?.precision.resolve(device);
+    let n = if device == Device::Cpu { 2048 } else { 8192 };
+    let peak = matmul_tflops(device, n, precision);
+    let memory = if device == Device::Cpu {
+        "peak RSS MB"
+    } else {
+        "peak GPU MB"
+    };
     println!(
-        "| preset | batch | tokens (context) | brainssl {unit}{part} | PyTorch {unit} | ratio | brainssl vol/s | PyTorch vol/s | brainssl peak MB | PyTorch peak MB |"
+        "matrix products {n}x{n} ({precision:?}) on {}: {peak:.2} TFLOP/s measured; MFU = model FLOPs / time / that",
+        a.device
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!();
+    println!(
+        "| preset | batch | tokens (context) | brainssl {unit}{part} | PyTorch {unit} | ratio | brainssl vol/s | PyTorch vol/s | MFU brainssl / PyTorch | brainssl {memory} | PyTorch {memory} |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for preset in presets.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let cfg = config(preset, a, mode)?;
         let mut cmd = Command::new(&exe);
@@ -300,10 +348,16 @@ fn run(presets: &str, a: &BenchArgs, mode: Mode, nproc: usize) -> Result<()> {
         let torch = torch_side(&cfg, a, mode);
         let num = |j: &serde_json::Value, k: &str| j[k].as_f64().unwrap_or(f64::NAN);
         let rm = num(&rust, "median_ms");
+        let mem_key = if device == Device::Cpu {
+            "peak_rss_mb"
+        } else {
+            "peak_gpu_mb"
+        };
         let (tm, tp) = torch
             .as_ref()
-            .map(|j| (num(j, "median_ms"), num(j, "peak_rss_mb")))
+            .map(|j| (num(j, "median_ms"), num(j, mem_key)))
             .unwrap_or((f64::NAN, f64::NAN));
+        let mfu = |ms: f64| num(&rust, "flops") / (ms * 1e-3) / (peak * 1e12);
         let b = cfg.data.batch_size as f64;
         let opt = |v: f64, digits: usize| {
             if v.is_finite() {
@@ -317,7 +371,7 @@ fn run(presets: &str, a: &BenchArgs, mode: Mode, nproc: usize) -> Result<()> {
             Mode::Embed => format!("{rm:.1}"),
         };
         println!(
-            "| {preset} | {} | {} ({:.0}) | {rust_ms} | {} | {} | {:.2} | {} | {:.0} | {} |",
+            "| {preset} | {} | {} ({:.0}) | {rust_ms} | {} | {} | {:.2} | {} | {:.1}% / {} | {:.0} | {} |",
             rust["batch"],
             rust["tokens"],
             num(&rust, "context_tokens"),
@@ -329,7 +383,13 @@ fn run(presets: &str, a: &BenchArgs, mode: Mode, nproc: usize) -> Result<()> {
             },
             1e3 * b / rm,
             opt(1e3 * b / tm, 2),
-            num(&rust, "peak_rss_mb"),
+            100.0 * mfu(rm),
+            if tm.is_finite() {
+                format!("{:.1}%", 100.0 * mfu(tm))
+            } else {
+                "-".into()
+            },
+            num(&rust, mem_key),
             opt(tp, 0),
         );
     }
@@ -367,4 +427,57 @@ pub fn embed(a: EmbedBenchArgs) -> Result<()> {
         return run_one(&a.preset, &a.common, Mode::Embed);
     }
     run(&a.preset, &a.common, Mode::Embed, 1)
+}
+
+#[derive(Args)]
+pub struct ParityArgs {
+    /// Comma-separated presets
+    #[arg(long, default_value = "tiny-mae,tiny-sl-mae,tiny-jepa,tiny-vcr-jepa")]
+    preset: String,
+    /// The device compared with the CPU: cuda:N
+    #[arg(long, default_value = "cuda:0")]
+    device: String,
+    /// Largest relative gradient difference that passes (cuDNN convolutions may use TF32)
+    #[arg(long, default_value_t = 1e-2)]
+    tolerance: f64,
+}
+
+/// Prints one row per preset; fails when a preset is outside the tolerance.
+pub fn parity(a: ParityArgs) -> Result<()> {
+    let device = a.device.parse::<DeviceSpec>()?.device()?;
+    println!(
+        "| preset | loss cpu | loss {} | max rel. grad diff | grad norms cpu (enc, head) | on {} | verdict |",
+        a.device, a.device
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut bad = Vec::new();
+    for preset in a.preset.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let cfg = crate::pretrain::build_config(preset, None, None)?;
+        let p = brainssl_train::bench::parity(&cfg, device);
+        let loss_rel = (p.loss_device - p.loss_cpu).abs() / p.loss_cpu.abs().max(1e-12);
+        let ok = p.grad_rel_max <= a.tolerance && loss_rel <= a.tolerance;
+        if !ok {
+            bad.push(preset.to_string());
+        }
+        println!(
+            "| {preset} | {:.6} | {:.6} | {:.2e} | {:.4}, {:.4} | {:.4}, {:.4} | {} |",
+            p.loss_cpu,
+            p.loss_device,
+            p.grad_rel_max,
+            p.norms_cpu[0],
+            p.norms_cpu[1],
+            p.norms_device[0],
+            p.norms_device[1],
+            if ok { "ok" } else { "DIFFERS" }
+        );
+    }
+    if !bad.is_empty() {
+        bail!(
+            "{} differ(s) from the CPU beyond {}: {}",
+            bad.len(),
+            a.tolerance,
+            bad.join(", ")
+        );
+    }
+    Ok(())
 }

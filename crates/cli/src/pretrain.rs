@@ -153,10 +153,11 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     }
     let curve: Vec<String> = summary.epoch_losses.iter().map(|l| format!("{l:.4}")).collect();
     println!(
-        "done: {} steps ({} optimiser steps) in {:.1} s; epoch losses {}; {} non-finite; checkpoint {}",
+        "done: {} steps ({} optimiser steps) in {:.1} s ({:.2} volumes/s end to end); epoch losses {}; {} non-finite; checkpoint {}",
         summary.micro_steps,
         summary.optimizer_steps,
         summary.seconds,
+        summary.volumes as f64 / summary.seconds.max(1e-9),
         curve.join(" "),
         summary.nonfinite_losses,
         summary.final_checkpoint.display()

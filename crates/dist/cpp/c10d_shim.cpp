@@ -14,6 +14,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef BRAINSSL_NCCL
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -150,6 +151,33 @@ int bssl_broadcast(bssl_group* g, void** tensors, size_t n, int root, char* err,
 
 int bssl_barrier(bssl_group* g, char* err, size_t errlen) {
   return guarded(err, errlen, [&] { g->backend->barrier()->wait(g->timeout); });
+}
+
+// Peak bytes held by tensors on CUDA device `dev` since the last reset (PyTorch's
+// torch.cuda.max_memory_allocated); -1 without CUDA.
+long long bssl_cuda_peak_bytes(int dev) {
+#ifdef BRAINSSL_NCCL
+  try {
+    auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(dev));
+    return s.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  } catch (...) {
+    return -1;
+  }
+#else
+  (void)dev;
+  return -1;
+#endif
+}
+
+void bssl_cuda_reset_peak(int dev) {
+#ifdef BRAINSSL_NCCL
+  try {
+    c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(dev));
+  } catch (...) {
+  }
+#else
+  (void)dev;
+#endif
 }
 
 void bssl_group_free(bssl_group* g) {

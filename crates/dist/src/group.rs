@@ -38,6 +38,21 @@ extern "C" {
     ) -> c_int;
     fn bssl_barrier(g: *mut RawGroup, err: *mut c_char, errlen: usize) -> c_int;
     fn bssl_group_free(g: *mut RawGroup);
+    fn bssl_cuda_peak_bytes(dev: c_int) -> c_longlong;
+    fn bssl_cuda_reset_peak(dev: c_int);
+}
+
+/// Peak bytes held by tensors on CUDA device `index` since the last [`reset_cuda_peak`] (what
+/// `torch.cuda.max_memory_allocated` reports); None without CUDA.
+pub fn cuda_peak_bytes(index: usize) -> Option<u64> {
+    // SAFETY: a query of libtorch's allocator; -1 when unavailable
+    let v = unsafe { bssl_cuda_peak_bytes(index as c_int) };
+    (v >= 0).then_some(v as u64)
+}
+
+pub fn reset_cuda_peak(index: usize) {
+    // SAFETY: as above
+    unsafe { bssl_cuda_reset_peak(index as c_int) }
 }
 
 const ERR_LEN: usize = 2048;

@@ -5,6 +5,9 @@
 //! - [`world`]: who this process is: `torchrun`'s and SLURM's environment, or our own launcher's;
 //! - [`launch`]: `--nproc-per-node N`, starting N local ranks like `torchrun --standalone`;
 //! - [`ProcessGroup`]: the collectives; [`GradBuckets`]: gradient averaging.
+//!
+//! The shim also answers libtorch's CUDA allocator statistics ([`cuda_peak_bytes`]), which tch does
+//! not expose either.
 
 mod buckets;
 mod group;
@@ -12,5 +15,5 @@ pub mod launch;
 pub mod world;
 
 pub use buckets::GradBuckets;
-pub use group::{Collective, ProcessGroup};
+pub use group::{cuda_peak_bytes, reset_cuda_peak, Collective, ProcessGroup};
 pub use world::{Rendezvous, WorldInfo};

@@ -4,6 +4,9 @@
 //!   `MASTER_PORT`;
 //! - SLURM (`srun`): `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`, and the first host of
 //!   `SLURM_JOB_NODELIST` as the rendezvous host unless `MASTER_ADDR` is set; `MASTER_PORT` or 29500.
+//!
+//! `RANK=0 WORLD_SIZE=1` forms a one-rank group (as torchrun with one process does): the way to run
+//! the NCCL path on a machine with one GPU.
 
 use anyhow::{bail, Context, Result};
 
@@ -70,7 +73,9 @@ impl WorldInfo {
         if world == 0 || rank >= world {
             bail!("rank {rank} is not below the world size {world} ({source} environment)");
         }
-        if world == 1 {
+        // torchrun with one process still forms a (one-rank) group, as DDP does; a one-task SLURM
+        // allocation is an ordinary single process
+        if world == 1 && source == "SLURM" {
             return Ok(None);
         }
         let master_addr = match var("MASTER_ADDR") {
@@ -191,11 +196,13 @@ mod tests {
         let r = &s.rendezvous;
         assert_eq!((r.rank, r.world, r.local_rank), (5, 16, 1));
         assert_eq!((r.master_addr.as_str(), r.master_port), ("gpu12", DEFAULT_PORT));
-        // a one-task allocation is a single process
+        // a one-task allocation is a single process; torchrun's one rank is a group of one
         assert_eq!(
             WorldInfo::from_env(env(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")])).unwrap(),
             None
         );
+        let one = WorldInfo::from_env(env(&[("RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")]));
+        assert_eq!(one.unwrap().unwrap().rendezvous.world, 1);
     }
 
     #[test]

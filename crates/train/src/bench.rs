@@ -46,6 +46,29 @@ impl StepTimes {
     }
 }
 
+/// The rate of `n`×`n` by `n`×`n` matrix products on `device` in `precision`, TFLOP/s (median of
+/// 10 after 3 warm-up products): the denominator of model FLOP utilisation.
+pub fn matmul_tflops(device: Device, n: i64, precision: brainssl_backend::Precision) -> f64 {
+    let kind = match precision {
+        brainssl_backend::Precision::Bf16 => brainssl_backend::Kind::BFloat16,
+        _ => brainssl_backend::Kind::Float,
+    };
+    let a = brainssl_backend::Tensor::randn([n, n], (kind, device));
+    let b = brainssl_backend::Tensor::randn([n, n], (kind, device));
+    let mut ms = Vec::new();
+    for i in 0..13 {
+        synchronize(device);
+        let start = Instant::now();
+        let c = a.matmul(&b);
+        synchronize(device);
+        std::hint::black_box(&c);
+        if i >= 3 {
+            ms.push(start.elapsed().as_secs_f64());
+        }
+    }
+    2.0 * (n as f64).powi(3) / median(&ms) / 1e12
+}
+
 /// Times the encoder's forward pass (no gradients) on whole volumes of `cfg`'s size, `batch` at a time.
 pub fn time_embed(cfg: &PretrainConfig, batch: usize, warmup: usize, steps: usize, device: Device) -> StepTimes {
     let mut rng = Rng::new(cfg.seed);
@@ -124,7 +147,7 @@ pub fn time_steps(
         assert!(parts.backward, "finite loss on random data");
         synchronize(device);
         let fb_ms = start.elapsed().as_secs_f64() * 1e3;
-        if dp.world > 1 {
+        if dp.grouped() {
             let t = Instant::now();
             dp.average_grads(&student.params, cfg.dist.bucket_mib << 20)?;
             synchronize(device);
@@ -159,4 +182,92 @@ pub fn time_steps(
         tokens: grid.iter().product(),
         context_tokens_mean: ctx_total as f64 / steps.max(1) as f64,
     })
+}
+
+/// One step computed on the CPU and on another device from the same weights, data and masks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parity {
+    pub loss_cpu: f64,
+    pub loss_device: f64,
+    /// Largest |g_device − g_cpu| / max |g_cpu| over the trained tensors.
+    pub grad_rel_max: f64,
+    /// Per module (encoder, head): gradient norms on the CPU and the device.
+    pub norms_cpu: [f64; 2],
+    pub norms_device: [f64; 2],
+}
+
+/// Forward and backward of one float32 micro-step of `cfg` on the CPU and on `device`.
+pub fn parity(cfg: &PretrainConfig, device: Device) -> Parity {
+    let (t, s, b) = (cfg.data.prep.depth, cfg.data.prep.size, cfg.data.batch_size);
+    let data: Vec<f32> = {
+        let mut rng = Rng::new(cfg.seed ^ 0x70a1);
+        (0..b * t * s * s).map(|_| rng.normal() as f32).collect()
+    };
+    let m = cfg
+        .masker()
+        .expect("valid mask config")
+        .sample(b, &mut Rng::new(cfg.seed ^ 0x3a5c));
+    let (ctx, tgt) = (TokenIndex::from_rows(&m.context), TokenIndex::from_rows(&m.target));
+    let run = |dev: Device| {
+        let student = Student::init(cfg, &mut Rng::new(cfg.seed), dev);
+        let teacher = cfg
+            .objective
+            .needs_teacher()
+            .then(|| Teacher::copy_of(&cfg.encoder, &student.vs, "encoder.", dev));
+        let plan = StepPlan {
+            ctx: &ctx,
+            tgt: &tgt,
+            spectral: SpectralStep {
+                weight: (cfg.spectral.coeff > 0.0).then_some(cfg.spectral.coeff / cfg.spectral.every as f64),
+                lambda: cfg.spectral.coeff,
+                cached: 0.0,
+                cached_weight: 0.0,
+            },
+            accum_steps: 1,
+            telemetry: false,
+            precision: brainssl_backend::Precision::F32,
+        };
+        let x = tensor(&data, &[b, 1, t, s, s], dev);
+        let parts = micro_step(cfg, &student, teacher.as_ref().map(|t| &t.encoder), &x, &plan);
+        let norms = crate::optim::group_norms(&student.params, &["encoder.", "head."]);
+        let grads: Vec<Vec<f32>> = student
+            .params
+            .iter()
+            .map(|(_, p)| brainssl_backend::to_vec(&p.grad()))
+            .collect();
+        (parts.total, [norms[0], norms[1]], grads)
+    };
+    let (loss_cpu, norms_cpu, g_cpu) = run(Device::Cpu);
+    let (loss_device, norms_device, g_dev) = run(device);
+    let grad_rel_max = g_cpu
+        .iter()
+        .zip(&g_dev)
+        .map(|(a, b)| {
+            let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-12);
+            a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) as f64 / scale as f64
+        })
+        .fold(0.0, f64::max);
+    Parity {
+        loss_cpu,
+        loss_device,
+        grad_rel_max,
+        norms_cpu,
+        norms_device,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPU against itself is exact: the comparison sees the same weights, data and masks.
+    #[test]
+    fn parity_of_the_cpu_with_itself_is_exact() {
+        let mut cfg = PretrainConfig::preset("tiny-jepa").unwrap();
+        (cfg.data.prep.depth, cfg.data.prep.size, cfg.data.batch_size) = (16, 32, 2);
+        let p = parity(&cfg, Device::Cpu);
+        assert_eq!(p.loss_cpu, p.loss_device);
+        assert_eq!(p.grad_rel_max, 0.0);
+        assert!(p.norms_cpu[0] > 0.0 && p.norms_cpu[1] > 0.0);
+    }
 }

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod ema;
+pub mod flops;
 pub mod log;
 pub mod optim;
 pub mod parallel;

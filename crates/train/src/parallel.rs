@@ -42,6 +42,11 @@ impl DataParallel {
         })
     }
 
+    /// Whether this process is in a process group (possibly of one rank).
+    pub fn grouped(&self) -> bool {
+        self.group.is_some()
+    }
+
     /// Rank 0 alone writes logs, previews and checkpoints.
     pub fn leads(&self) -> bool {
         self.rank == 0

@@ -51,6 +51,9 @@ pub struct RunSummary {
     pub micro_steps: usize,
     pub optimizer_steps: usize,
     pub nonfinite_losses: usize,
+    /// Volumes trained on in this process's run, over all ranks.
+    pub volumes: usize,
+    /// Wall time of this process's epochs (loading, steps, checkpoints).
     pub seconds: f64,
     pub final_checkpoint: PathBuf,
 }
@@ -117,8 +120,10 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
     let started = Instant::now();
     let mut epoch_losses = Vec::new();
     let mut budget = opts.halt_after_steps;
+    let mut volumes = 0usize;
     for epoch in start..epochs {
         let mut ctx = EpochContext {
+            volumes: &mut volumes,
             data: &data,
             plan: &plan,
             log: log.as_mut(),
@@ -142,6 +147,7 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
         micro_steps: s.progress.micro_steps,
         optimizer_steps: s.progress.optimizer_steps,
         nonfinite_losses: s.progress.nonfinite_losses,
+        volumes,
         seconds: started.elapsed().as_secs_f64(),
         final_checkpoint: checkpoint::paths(&paths.checkpoints, "final").0,
     })
@@ -155,6 +161,8 @@ struct EpochContext<'a> {
     log: Option<&'a mut CsvLog>,
     rep: &'a Reporter,
     dp: &'a mut DataParallel,
+    /// Volumes of the steps that ran, over all ranks.
+    volumes: &'a mut usize,
 }
 
 /// One micro-step summed over ranks: what steers the loop, so every rank decides alike.
@@ -293,6 +301,7 @@ fn run_epoch(
         s.progress.micro_steps = micro + 1;
         let step_s = started.elapsed().as_secs_f64();
         let nb = batch.shape[0] * cx.dp.world;
+        *cx.volumes += nb;
         if let Some(log) = cx.log.as_deref_mut() {
             log.write(&Row {
                 epoch,
