@@ -72,17 +72,18 @@ void launch_all_then_wait(bssl_group* g, void** ptrs, size_t n, Launch&& launch)
 
 extern "C" {
 
-// Joins the group `world` ranks form through the TCPStore at host:port (rank 0 serves it).
+// Joins the group `world` ranks form through the TCPStore at host:port, which this rank serves
+// when serve_store is set (rank 0, unless a launcher's agent already serves it).
 // backend: "gloo" or "nccl". Gloo binds to `gloo_host` when it is not empty (else the interface
 // GLOO_SOCKET_IFNAME names, else this machine's resolved hostname). Returns NULL on failure.
 bssl_group* bssl_group_new(const char* backend, const char* host, int port, int rank, int world,
-                           long long timeout_ms, const char* gloo_host, char* err, size_t errlen) {
+                           int serve_store, long long timeout_ms, const char* gloo_host, char* err, size_t errlen) {
   bssl_group* out = nullptr;
   guarded(err, errlen, [&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(port);
-    so.isServer = rank == 0;
+    so.isServer = serve_store != 0;
     so.numWorkers = world;
     so.waitWorkers = true;
     so.timeout = timeout;

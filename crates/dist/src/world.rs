@@ -24,6 +24,9 @@ pub struct Rendezvous {
     pub master_port: u16,
     /// Address Gloo binds to (set for single-node launches, where loopback always works).
     pub gloo_bind: Option<String>,
+    /// Whether this rank serves the TCPStore: rank 0, unless torchrun's agent already serves one at
+    /// MASTER_ADDR:MASTER_PORT (`TORCHELASTIC_USE_AGENT_STORE=True`), to which every rank connects.
+    pub serves_store: bool,
 }
 
 /// A process's place in the job, and who told it.
@@ -93,12 +96,14 @@ impl WorldInfo {
             None => DEFAULT_PORT,
         };
         let loopback = matches!(master_addr.as_str(), "127.0.0.1" | "localhost" | "::1");
+        let agent_store = var("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         Ok(Some(WorldInfo {
             rendezvous: Rendezvous {
                 rank,
                 world,
                 local_rank: local,
                 gloo_bind: loopback.then(|| "127.0.0.1".to_string()),
+                serves_store: rank == 0 && !agent_store,
                 master_addr,
                 master_port,
             },
@@ -184,6 +189,18 @@ mod tests {
         let r = &t.rendezvous;
         assert_eq!((r.rank, r.world, r.local_rank, r.master_port), (3, 8, 1, 1234));
         assert_eq!((r.master_addr.as_str(), r.gloo_bind.as_deref()), ("10.0.0.2", None));
+        assert!(!r.serves_store);
+        // torchrun's agent serves the store: rank 0 connects to it like the others
+        let base = [("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h")];
+        let own = WorldInfo::from_env(env(&base)).unwrap().unwrap();
+        assert!(own.rendezvous.serves_store);
+        let agent = WorldInfo::from_env(env(&[
+            base[0],
+            base[1],
+            base[2],
+            ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+        ]));
+        assert!(!agent.unwrap().unwrap().rendezvous.serves_store);
         let s = WorldInfo::from_env(env(&[
             ("SLURM_PROCID", "5"),
             ("SLURM_NTASKS", "16"),
