@@ -180,9 +180,9 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(parts: Option<&LossParts>, spectral: Option<&SpectralStep>) -> Self {
+    fn of(parts: Option<&LossParts>, spectral: &SpectralStep) -> Self {
         let Some(p) = parts else { return Tally::default() };
-        let spectral_used = p.backward && spectral.is_some_and(|s| s.weight.is_some()) && p.spectral >= 0.0;
+        let spectral_used = p.backward && spectral.weight.is_some() && p.spectral >= 0.0;
         Tally {
             ran: p.backward as u8 as f64,
             loss: if p.backward { p.total } else { 0.0 },
@@ -230,12 +230,21 @@ fn run_epoch(
         let micro = epoch * data.ipe + itr;
         let (lr, wd) = plan.schedule.at(micro + 1);
         let usable = batch.shape[0] >= s.cfg.objective.min_volumes(s.cfg.vcr.reg_coeff);
-        let step = if usable {
+        // every rank plans the spectral term alike, whether or not its batch is usable
+        let spectral = s.progress.spectral.plan(&s.cfg.spectral, epoch, micro);
+        let parts = if usable {
             if preview.is_none() && s.cfg.objective.previews() {
                 let vox: usize = batch.shape[2..].iter().product();
                 preview = Some(batch.data[..vox].to_vec());
             }
-            Some(forward_backward(s, plan, &batch, epoch, itr, micro, cx.dp.rank))
+            Some(forward_backward(
+                s,
+                plan,
+                &batch,
+                (epoch, itr, micro),
+                spectral,
+                cx.dp.rank,
+            ))
         } else {
             rep.warn(format!(
                 "epoch {epoch} step {itr}: only {} usable scans, step skipped",
@@ -243,20 +252,16 @@ fn run_epoch(
             ));
             None
         };
-        let (mut parts, spectral) = match step {
-            Some((p, sp)) => (Some(p), Some(sp)),
-            None => (None, None),
-        };
-        let t = Tally::of(parts.as_ref(), spectral.as_ref()).summed(cx.dp)?;
+        let t = Tally::of(parts.as_ref(), &spectral).summed(cx.dp)?;
         if t.ran == 0.0 && t.nonfinite == 0.0 {
             // no rank had a usable batch
             rep.step(String::new());
             continue;
         }
-        if let (Some(sp), true) = (&spectral, t.spectral_n > 0.0) {
-            s.progress.spectral.record(sp, t.spectral / t.spectral_n);
+        if t.spectral_n > 0.0 {
+            s.progress.spectral.record(&spectral, t.spectral / t.spectral_n);
         }
-        let mut parts = parts.take().unwrap_or_else(|| LossParts {
+        let mut parts = parts.unwrap_or_else(|| LossParts {
             spectral: -1.0,
             ..Default::default()
         });
@@ -348,16 +353,15 @@ fn run_epoch(
     Ok((loss_sum / loss_n as f64, preview))
 }
 
-/// Masks, spectral decision and the micro-step itself for one batch.
+/// Masks and the micro-step itself for one batch at (epoch, itr, micro).
 fn forward_backward(
-    s: &mut Session,
+    s: &Session,
     plan: &RunPlan,
     batch: &Batch,
-    epoch: usize,
-    itr: usize,
-    micro: usize,
+    (epoch, itr, micro): (usize, usize, usize),
+    spectral: SpectralStep,
     rank: usize,
-) -> (LossParts, SpectralStep) {
+) -> LossParts {
     let cfg = &s.cfg;
     let stream = match cfg.dist.rank_masks {
         RankMasks::Own => rank as u64,
@@ -368,7 +372,6 @@ fn forward_backward(
     let mut rng = Rng::for_item(key, epoch as u64, itr as u64);
     let m = plan.masker.sample(batch.shape[0], &mut rng);
     let (ctx, tgt) = (TokenIndex::from_rows(&m.context), TokenIndex::from_rows(&m.target));
-    let spectral = s.progress.spectral.plan(&cfg.spectral, epoch, micro);
     let step = StepPlan {
         ctx: &ctx,
         tgt: &tgt,
@@ -378,8 +381,7 @@ fn forward_backward(
         precision: plan.precision,
     };
     let x = tensor(&batch.data, &batch.shape, s.student.vs.device());
-    let parts = micro_step(cfg, &s.student, s.teacher.as_ref().map(|t| &t.encoder), &x, &step);
-    (parts, spectral)
+    micro_step(cfg, &s.student, s.teacher.as_ref().map(|t| &t.encoder), &x, &step)
 }
 
 fn progress_message(s: &Session, parts: &LossParts, epoch: usize, lr: f64, vol_per_s: f64) -> String {
