@@ -192,6 +192,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             start: Start::Fresh(Box::new(pc)),
             world: None,
             dist_timeout: None,
+            force: false,
+            epochs: None,
             halt_after_steps: None,
             progress: true,
         };

@@ -8,7 +8,7 @@ use brainssl_data::Manifest;
 use brainssl_dist::{launch, WorldInfo};
 use brainssl_models::count_params;
 use brainssl_prep::Rng;
-use brainssl_train::session::Start;
+use brainssl_train::session::{data_hash, RunPaths, Start};
 use brainssl_train::step::Student;
 use brainssl_train::trainer::{pretrain, TrainOptions};
 use brainssl_train::{PretrainConfig, PRESETS};
@@ -19,18 +19,23 @@ pub struct PretrainArgs {
     /// mae, sl-mae, jepa, vcr-jepa (reference sizes) or tiny-* (CPU sizes)
     #[arg(long, required_unless_present = "resume")]
     preset: Option<String>,
-    /// Manifest(s) of training scans (SPEC 1.1 CSV)
-    #[arg(long, required = true, num_args = 1..)]
+    /// Manifest(s) of training scans (CSV: label, subject_id, contrast, nii_file_path); on resume
+    /// the run's stored copy is used when left out
+    #[arg(long, required_unless_present = "resume", num_args = 1..)]
     manifest: Vec<PathBuf>,
-    /// Run folder: config.toml, log.csv, checkpoints/, previews/
+    /// Run folder: config.toml, manifest.csv, log.csv, checkpoints/, previews/
     #[arg(long, required_unless_present = "resume")]
     out: Option<PathBuf>,
     /// Continue the run in this folder from its latest checkpoint
-    #[arg(long, conflicts_with_all = ["preset", "config", "epochs", "out"])]
+    #[arg(long, conflicts_with_all = ["preset", "config", "out", "force"])]
     resume: Option<PathBuf>,
-    /// Override the preset's number of epochs
+    /// The preset's number of epochs; with --resume, the run's new length (extends a finished run:
+    /// the lr, weight-decay and EMA schedules are stretched to it from the current step)
     #[arg(long)]
     epochs: Option<usize>,
+    /// Replace the run files of an earlier run in --out (otherwise a non-empty folder is refused)
+    #[arg(long)]
+    force: bool,
     /// TOML file of overrides (any subset of `print-config --preset P`)
     #[arg(long)]
     config: Option<PathBuf>,
@@ -72,8 +77,28 @@ pub fn build_config(preset: &str, overrides: Option<&Path>, epochs: Option<usize
     Ok(cfg)
 }
 
+/// The first Ctrl-C lets the current optimiser step finish and writes a checkpoint; the second exits.
+fn on_ctrl_c(rank: Option<usize>) {
+    let _ = ctrlc::set_handler(move || {
+        if brainssl_train::interrupt::request() {
+            eprintln!("\nCtrl-C again: exiting now");
+            std::process::exit(130);
+        }
+        if rank.is_none_or(|r| r == 0) {
+            eprintln!("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again exits at once)");
+        }
+    });
+}
+
 pub fn run(a: PretrainArgs) -> Result<()> {
     let world = WorldInfo::from_env(|k| std::env::var(k).ok())?;
+    // the launcher too: its ranks get the same signal and stop by themselves
+    on_ctrl_c(
+        world
+            .as_ref()
+            .map(|w| w.rendezvous.rank)
+            .or(Some(1).filter(|_| a.nproc_per_node > 1)),
+    );
     if a.nproc_per_node == 0 || a.nproc_per_node > 1024 {
         bail!("--nproc-per-node {}: use 1 to 1024", a.nproc_per_node);
     }
@@ -95,7 +120,18 @@ pub fn run(a: PretrainArgs) -> Result<()> {
             bail!("--dist-timeout {t}: use 1 to 86400 seconds");
         }
     }
-    let manifest = Manifest::read_many(&a.manifest)?;
+    if a.epochs.is_some_and(|e| e == 0 || e > 1_000_000) {
+        bail!("--epochs {}: use 1 to 1000000", a.epochs.unwrap_or(0));
+    }
+    let manifests = match (&a.resume, a.manifest.is_empty()) {
+        (Some(run), true) => vec![RunPaths::new(run).manifest()],
+        _ => a.manifest.clone(),
+    };
+    let mut manifest = Manifest::read_many(&manifests)?;
+    // scans by absolute path: the run folder's copy and its data hash do not depend on the working folder
+    for r in &mut manifest.rows {
+        r.path = std::path::absolute(&r.path).with_context(|| format!("{}: cannot resolve", r.path.display()))?;
+    }
     let spec = a.device.parse::<DeviceSpec>()?;
     let spec = match (&world, spec) {
         (Some(w), DeviceSpec::Cuda(0)) => DeviceSpec::Cuda(w.rendezvous.local_rank),
@@ -114,8 +150,46 @@ pub fn run(a: PretrainArgs) -> Result<()> {
             );
         }
     }
+    let lead = world.as_ref().is_none_or(|w| w.rendezvous.rank == 0);
     let (start, out) = match &a.resume {
-        Some(dir) => (Start::Resume, dir.clone()),
+        Some(dir) => {
+            let latest = RunPaths::new(dir).latest();
+            if let Ok(m) = brainssl_train::checkpoint::read_manifest(&latest) {
+                let p = &m.progress;
+                brainssl_train::session::same_data(dir, &data_hash(&manifest.rows), &m.data_hash)?;
+                let target = a.epochs.unwrap_or(m.config.optim.epochs);
+                if target < p.epochs_done {
+                    bail!(
+                        "--epochs {target}: {} has already trained {} epochs",
+                        dir.display(),
+                        p.epochs_done
+                    );
+                }
+                if p.epochs_done >= target {
+                    if lead {
+                        println!(
+                            "{} has finished its {} epochs: nothing to do (--epochs N trains it longer)",
+                            dir.display(),
+                            p.epochs_done
+                        );
+                    }
+                    return Ok(());
+                }
+                if lead {
+                    eprintln!(
+                        "resuming {} at epoch {} step {} of {} epochs (checkpoint {}: {} steps done) on {} scans",
+                        dir.display(),
+                        p.epochs_done + 1,
+                        p.epoch_steps_done,
+                        target,
+                        latest.display(),
+                        p.micro_steps,
+                        manifest.rows.len()
+                    );
+                }
+            }
+            (Start::Resume, dir.clone())
+        }
         None => {
             let preset = a.preset.as_deref().expect("clap requires --preset");
             let mut cfg = build_config(preset, a.config.as_deref(), a.epochs)?;
@@ -138,8 +212,9 @@ pub fn run(a: PretrainArgs) -> Result<()> {
             (Start::Fresh(Box::new(cfg)), a.out.clone().expect("clap requires --out"))
         }
     };
-    let lead = world.as_ref().is_none_or(|w| w.rendezvous.rank == 0);
     let opts = TrainOptions {
+        force: a.force,
+        epochs: if a.resume.is_some() { a.epochs } else { None },
         device,
         start,
         world: world.map(|w| w.rendezvous),
@@ -151,7 +226,11 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     if !lead {
         return Ok(());
     }
-    let curve: Vec<String> = summary.epoch_losses.iter().map(|l| format!("{l:.4}")).collect();
+    let mut curve: Vec<String> = summary.epoch_losses.iter().map(|l| format!("{l:.4}")).collect();
+    if curve.len() > 8 {
+        let n = curve.len();
+        curve = [&curve[..3], &["…".to_string()], &curve[n - 3..]].concat();
+    }
     println!(
         "done: {} steps ({} optimiser steps) in {:.1} s ({:.2} volumes/s end to end); epoch losses {}; {} non-finite; checkpoint {}",
         summary.micro_steps,

@@ -169,7 +169,15 @@ pub struct EpochIter {
 }
 
 pub fn epoch_iter(ds: Arc<Dataset>, cfg: &LoaderConfig, epoch: u64) -> EpochIter {
-    let plan = Arc::new(ds.batches(cfg, epoch));
+    epoch_iter_from(ds, cfg, epoch, 0)
+}
+
+/// The batches of `epoch` from batch `first` on (an interrupted epoch resumed): the same batches
+/// as the whole epoch's, without loading the ones before.
+pub fn epoch_iter_from(ds: Arc<Dataset>, cfg: &LoaderConfig, epoch: u64, first: usize) -> EpochIter {
+    let mut plan = ds.batches(cfg, epoch);
+    plan.drain(..first.min(plan.len()));
+    let plan = Arc::new(plan);
     let state = Arc::new(EpochState {
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),

@@ -5,6 +5,7 @@
 
 pub mod dicom_io;
 pub mod error;
+pub mod folder;
 pub mod geometry;
 pub mod info;
 pub mod nifti_io;

@@ -31,6 +31,14 @@ pub struct Progress {
     pub nonfinite_losses: usize,
     /// Mean training loss of the last completed epoch.
     pub epoch_loss: f64,
+    /// An interrupted epoch: steps of epoch `epochs_done` already taken (0 at an epoch boundary),
+    /// and the running sum and count of their logged losses.
+    #[serde(default)]
+    pub epoch_steps_done: usize,
+    #[serde(default)]
+    pub epoch_loss_sum: f64,
+    #[serde(default)]
+    pub epoch_loss_n: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +238,9 @@ mod tests {
                 },
                 nonfinite_losses: 0,
                 epoch_loss: 1.25,
+                epoch_steps_done: 4,
+                epoch_loss_sum: 2.5,
+                epoch_loss_n: 4,
             },
             data_hash: "abc".into(),
             config: cfg.clone(),

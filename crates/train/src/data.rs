@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use brainssl_data::cache::CropCache;
-use brainssl_data::loader::{epoch_iter, Batch, Dataset, LoaderConfig};
+use brainssl_data::loader::{epoch_iter_from, Batch, Dataset, LoaderConfig};
 use brainssl_data::ManifestRow;
 
 use crate::config::PretrainConfig;
@@ -61,7 +61,10 @@ impl TrainData {
         Ok(TrainData { ds, loader, ipe })
     }
 
-    pub fn epoch(&self, epoch: usize) -> impl Iterator<Item = Batch> {
-        epoch_iter(self.ds.clone(), &self.loader, epoch as u64)
+    /// The batches of `epoch` from batch `first` on, numbered from `first`.
+    pub fn epoch(&self, epoch: usize, first: usize) -> impl Iterator<Item = (usize, Batch)> {
+        epoch_iter_from(self.ds.clone(), &self.loader, epoch as u64, first)
+            .enumerate()
+            .map(move |(i, b)| (first + i, b))
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod ema;
 pub mod flops;
+pub mod interrupt;
 pub mod log;
 pub mod optim;
 pub mod parallel;

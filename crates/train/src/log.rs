@@ -36,16 +36,21 @@ pub struct CsvLog {
 }
 
 impl CsvLog {
-    /// Opens `path`; on resume keeps the header and the rows of epochs before `from_epoch` only, so
-    /// a resumed run's log reads like an uninterrupted one.
-    pub fn open(path: &Path, objective: Objective, from_epoch: usize) -> std::io::Result<Self> {
+    /// Opens `path`; on resume keeps the header and the rows before step `from_itr` of epoch
+    /// `from_epoch` only, so a resumed run's log reads like an uninterrupted one.
+    pub fn open(path: &Path, objective: Objective, from_epoch: usize, from_itr: usize) -> std::io::Result<Self> {
         let mut kept = vec![header(objective).to_string()];
-        if from_epoch > 0 {
+        if from_epoch > 0 || from_itr > 0 {
             if let Ok(f) = File::open(path) {
                 for line in BufReader::new(f).lines().skip(1) {
                     let line = line?;
-                    let epoch = line.split(',').next().and_then(|e| e.parse::<usize>().ok());
-                    if epoch.is_some_and(|e| e < from_epoch) {
+                    let mut f = line.split(',').map(|v| v.parse::<usize>().ok());
+                    let (epoch, itr) = (f.next().flatten(), f.next().flatten());
+                    let before = match (epoch, itr) {
+                        (Some(e), Some(i)) => e < from_epoch || (e == from_epoch && i < from_itr),
+                        _ => false,
+                    };
+                    if before {
                         kept.push(line);
                     }
                 }

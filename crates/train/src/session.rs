@@ -44,6 +44,70 @@ impl RunPaths {
     pub fn latest(&self) -> PathBuf {
         checkpoint::paths(&self.checkpoints, "latest").0
     }
+
+    /// The scans a run trains on, stored at its start so `--resume` needs no manifest.
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join("manifest.csv")
+    }
+
+    /// The files a run writes (a crop cache and anything else in the folder are left alone).
+    fn run_files(&self) -> [PathBuf; 5] {
+        [
+            self.dir.join("config.toml"),
+            self.manifest(),
+            self.log.clone(),
+            self.checkpoints.clone(),
+            self.previews.clone(),
+        ]
+    }
+
+    /// Before a fresh run: the folder must be empty, or `force` removes an earlier run's files.
+    pub fn prepare_fresh(&self, force: bool) -> Result<()> {
+        if !brainssl_scan::folder::has_contents(&self.dir) {
+            return Ok(());
+        }
+        if !force {
+            let what = if self.latest().exists() {
+                "already holds a run"
+            } else {
+                "is not empty"
+            };
+            bail!(
+                "{} {what}: use --resume {} to continue a run, another --out, or --force to replace its run files",
+                self.dir.display(),
+                self.dir.display()
+            );
+        }
+        self.remove_run_files()
+    }
+
+    fn remove_run_files(&self) -> Result<()> {
+        for p in self.run_files() {
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else if p.exists() {
+                std::fs::remove_file(&p)
+            } else {
+                Ok(())
+            };
+            r.with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+        Ok(())
+    }
+
+    /// After a start that failed before its first step: remove what it wrote, and the folder if
+    /// the start created it.
+    pub fn undo_failed_start(&self, created_folder: bool) {
+        let steps_logged = std::fs::read_to_string(&self.log).map_or(0, |t| t.lines().count().saturating_sub(1));
+        if steps_logged > 0 || self.latest().exists() {
+            return;
+        }
+        if created_folder {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            let _ = self.remove_run_files();
+        }
+    }
 }
 
 /// BLAKE3 over (path, size, label) of every row: a resumed run must see the same data.
@@ -54,6 +118,17 @@ pub fn data_hash(rows: &[ManifestRow]) -> String {
         h.update(format!("{}|{size}|{}\n", r.path.display(), r.label).as_bytes());
     }
     h.finalize().to_hex()[..16].to_string()
+}
+
+/// A resumed run must see the scans it was trained on.
+pub fn same_data(run: &Path, hash: &str, trained: &str) -> Result<()> {
+    if hash != trained {
+        bail!(
+            "{}: the manifest's scans differ from those the run was trained on (data hash {hash} vs {trained})",
+            run.display()
+        );
+    }
+    Ok(())
 }
 
 /// Everything a checkpoint holds.
@@ -67,30 +142,37 @@ pub struct Session {
 }
 
 impl Session {
-    /// A fresh run (refusing a folder that already holds one) or the resumed state of `paths`; the
-    /// data must hash to `hash` on resume.
-    pub fn open(start: Start, paths: &RunPaths, hash: String, device: Device) -> Result<Self> {
+    /// A fresh run or the resumed state of `paths`; the data must hash to `hash` on resume.
+    /// `epochs` on resume sets a new length (a finished run trains on).
+    pub fn open(start: Start, paths: &RunPaths, hash: String, device: Device, epochs: Option<usize>) -> Result<Self> {
         match start {
             Start::Fresh(cfg) => {
-                if paths.latest().exists() {
-                    bail!(
-                        "{} already holds a run: use --resume, or another --out",
-                        paths.dir.display()
-                    );
-                }
                 cfg.validate()?;
                 Ok(Self::fresh(*cfg, hash, device))
             }
             Start::Resume => {
-                let s =
-                    Self::resume(paths, device).with_context(|| format!("cannot resume {}", paths.dir.display()))?;
-                if s.data_hash != hash {
+                if !paths.latest().exists() {
                     bail!(
-                        "{}: the manifest's scans differ from those the run was trained on (data hash {hash} vs {})",
+                        "{} has no checkpoint ({} is missing): the run stopped before its first epoch ended, or this \
+                         is not a run folder; start it afresh with --preset … --out {} --force",
                         paths.dir.display(),
-                        s.data_hash
+                        paths.latest().display(),
+                        paths.dir.display()
                     );
                 }
+                let mut s =
+                    Self::resume(paths, device).with_context(|| format!("cannot resume {}", paths.dir.display()))?;
+                if let Some(n) = epochs {
+                    if n < s.progress.epochs_done {
+                        bail!(
+                            "--epochs {n}: {} has already trained {} epochs",
+                            paths.dir.display(),
+                            s.progress.epochs_done
+                        );
+                    }
+                    s.cfg.optim.epochs = n;
+                }
+                same_data(&paths.dir, &hash, &s.data_hash)?;
                 Ok(s)
             }
         }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use brainssl_backend::{tensor, Device, Precision};
 use brainssl_data::loader::Batch;
-use brainssl_data::ManifestRow;
+use brainssl_data::{Manifest, ManifestRow};
 use brainssl_dist::Rendezvous;
 use brainssl_masks::MultiBlockMasker;
 use brainssl_models::TokenIndex;
 use brainssl_prep::Rng;
+use brainssl_scan::folder::{remove_leftover_temps, FolderLock};
 
 use crate::checkpoint;
 use crate::config::RankMasks;
@@ -40,6 +41,10 @@ pub struct TrainOptions {
     pub world: Option<Rendezvous>,
     /// Overrides the config's `dist.timeout_s`.
     pub dist_timeout: Option<Duration>,
+    /// A fresh run replaces an earlier run's files in the folder.
+    pub force: bool,
+    /// On resume: train to this many epochs (extends a finished run).
+    pub epochs: Option<usize>,
     /// Stop (as if killed) after this many micro-steps of this process: for resume tests.
     pub halt_after_steps: Option<usize>,
     pub progress: bool,
@@ -69,10 +74,42 @@ struct RunPlan {
     bucket_bytes: usize,
 }
 
-/// Pretrains on `rows` into `out`, or resumes the run there.
+/// Pretrains on `rows` into `out`, or resumes the run there. Rank 0 holds the folder's lock, removes
+/// temporary files that interrupted writes left, and undoes a fresh start that failed before its
+/// first step.
 pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Result<RunSummary> {
+    let lead = opts.world.as_ref().is_none_or(|w| w.rank == 0);
     let paths = RunPaths::new(out);
-    let mut s = Session::open(opts.start, &paths, data_hash(&rows), opts.device)?;
+    if !lead {
+        return train(rows, &paths, opts);
+    }
+    let fresh = matches!(opts.start, Start::Fresh(_));
+    let created = !out.exists();
+    let lock = FolderLock::acquire(out, "pretrain")?;
+    for d in [&paths.dir, &paths.checkpoints, &paths.previews] {
+        remove_leftover_temps(d);
+    }
+    if fresh {
+        if let Err(e) = paths.prepare_fresh(opts.force) {
+            drop(lock);
+            if created {
+                let _ = std::fs::remove_dir_all(out);
+            }
+            return Err(e);
+        }
+    }
+    let result = train(rows, &paths, opts);
+    drop(lock);
+    if result.is_err() && fresh {
+        paths.undo_failed_start(created);
+    }
+    result
+}
+
+fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result<RunSummary> {
+    let out = paths.dir.as_path();
+    let fresh = matches!(opts.start, Start::Fresh(_));
+    let mut s = Session::open(opts.start, paths, data_hash(&rows), opts.device, opts.epochs)?;
     let mut dp = match &opts.world {
         None => DataParallel::alone(),
         Some(rv) => {
@@ -89,6 +126,9 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
         brainssl_scan::atomic_write(&paths.dir.join("config.toml"), s.cfg.to_toml().as_bytes())?;
+        if fresh {
+            stored_manifest(&rows).write(&paths.manifest())?;
+        }
     }
     let data = TrainData::new(&s.cfg, rows, out, dp.rank, dp.world)?;
     let cfg = &s.cfg;
@@ -108,15 +148,16 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
         latest: paths.latest(),
         bucket_bytes: cfg.dist.bucket_mib << 20,
     };
-    let (start, epochs) = (s.progress.epochs_done, o.epochs);
+    let (start, epochs, first) = (s.progress.epochs_done, o.epochs, s.progress.epoch_steps_done);
     let mut log = if lead {
-        let log = CsvLog::open(&paths.log, cfg.objective, start)
+        let log = CsvLog::open(&paths.log, cfg.objective, start, first)
             .with_context(|| format!("cannot write {}", paths.log.display()))?;
         Some(log)
     } else {
         None
     };
-    let rep = Reporter::new(epochs.saturating_sub(start) * data.ipe, opts.progress && lead).for_rank(dp.rank, dp.world);
+    let steps_left = (epochs.saturating_sub(start) * data.ipe).saturating_sub(first);
+    let rep = Reporter::new(steps_left, opts.progress && lead).for_rank(dp.rank, dp.world);
     let started = Instant::now();
     let mut epoch_losses = Vec::new();
     let mut budget = opts.halt_after_steps;
@@ -129,18 +170,30 @@ pub fn pretrain(rows: Vec<ManifestRow>, out: &Path, opts: TrainOptions) -> Resul
             log: log.as_mut(),
             rep: &rep,
             dp: &mut dp,
+            paths,
         };
         let (mean, preview) = run_epoch(&mut s, &mut ctx, epoch, &mut budget)?;
         epoch_losses.push(mean);
         s.progress.epochs_done = epoch + 1;
         s.progress.epoch_loss = mean;
+        (
+            s.progress.epoch_steps_done,
+            s.progress.epoch_loss_sum,
+            s.progress.epoch_loss_n,
+        ) = (0, 0.0, 0);
         if lead {
-            end_epoch(&s, &paths, epoch, mean, preview, &rep)?;
+            end_epoch(&s, paths, epoch, mean, preview, &rep)?;
+        }
+        let mut stop = [crate::interrupt::requested() as u8 as f64];
+        dp.sum(&mut stop)?;
+        if stop[0] > 0.0 && epoch + 1 < epochs {
+            rep.finish();
+            bail!("{}", interrupted_message(paths, epoch + 1, 0));
         }
     }
     rep.finish();
     if lead {
-        s.save(&paths, "final", "final")?;
+        s.save(paths, "final", "final")?;
     }
     Ok(RunSummary {
         epoch_losses,
@@ -163,6 +216,17 @@ struct EpochContext<'a> {
     dp: &'a mut DataParallel,
     /// Volumes of the steps that ran, over all ranks.
     volumes: &'a mut usize,
+    paths: &'a RunPaths,
+}
+
+/// What an interrupted run says: where it stopped and how to go on.
+fn interrupted_message(paths: &RunPaths, epoch: usize, step: usize) -> String {
+    format!(
+        "interrupted: checkpoint {} holds epoch {} step {step}; continue with: brainssl pretrain --resume {}",
+        paths.latest().display(),
+        epoch + 1,
+        paths.dir.display()
+    )
 }
 
 /// One micro-step summed over ranks: what steers the loop, so every rank decides alike.
@@ -177,11 +241,19 @@ struct Tally {
     /// ranks that computed a usable spectral value, and the sum of those values
     spectral_n: f64,
     spectral: f64,
+    /// ranks asked to stop (Ctrl-C)
+    stop: f64,
 }
 
 impl Tally {
     fn of(parts: Option<&LossParts>, spectral: &SpectralStep) -> Self {
-        let Some(p) = parts else { return Tally::default() };
+        let stop = crate::interrupt::requested() as u8 as f64;
+        let Some(p) = parts else {
+            return Tally {
+                stop,
+                ..Tally::default()
+            };
+        };
         let spectral_used = p.backward && spectral.weight.is_some() && p.spectral >= 0.0;
         Tally {
             ran: p.backward as u8 as f64,
@@ -189,11 +261,19 @@ impl Tally {
             nonfinite: (!p.backward) as u8 as f64,
             spectral_n: spectral_used as u8 as f64,
             spectral: if spectral_used { p.spectral } else { 0.0 },
+            stop,
         }
     }
 
     fn summed(self, dp: &DataParallel) -> Result<Self> {
-        let mut v = [self.ran, self.loss, self.nonfinite, self.spectral_n, self.spectral];
+        let mut v = [
+            self.ran,
+            self.loss,
+            self.nonfinite,
+            self.spectral_n,
+            self.spectral,
+            self.stop,
+        ];
         dp.sum(&mut v)?;
         Ok(Tally {
             ran: v[0],
@@ -201,7 +281,24 @@ impl Tally {
             nonfinite: v[2],
             spectral_n: v[3],
             spectral: v[4],
+            stop: v[5],
         })
+    }
+}
+
+/// The rows as a manifest (with their extra columns) for the run folder.
+fn stored_manifest(rows: &[ManifestRow]) -> Manifest {
+    let mut extra_columns: Vec<String> = Vec::new();
+    for r in rows {
+        for k in r.extra.keys() {
+            if !extra_columns.contains(k) {
+                extra_columns.push(k.clone());
+            }
+        }
+    }
+    Manifest {
+        rows: rows.to_vec(),
+        extra_columns,
     }
 }
 
@@ -215,10 +312,12 @@ fn run_epoch(
     let (data, plan, rep) = (cx.data, cx.plan, cx.rep);
     // a partial accumulation never crosses an epoch boundary (the reference zeroes gradients)
     zero_grads(&s.student.params);
-    let (mut loss_sum, mut loss_n, mut pending) = (0.0, 0usize, 0usize);
+    // an interrupted epoch resumes with its running loss
+    let first = s.progress.epoch_steps_done;
+    let (mut loss_sum, mut loss_n, mut pending) = (s.progress.epoch_loss_sum, s.progress.epoch_loss_n, 0usize);
     let mut preview = None;
     let mut failed: Vec<String> = Vec::new();
-    for (itr, batch) in data.epoch(epoch).enumerate() {
+    for (itr, batch) in data.epoch(epoch, first) {
         for (i, why) in &batch.failures {
             rep.warn(format!(
                 "skipped scan {} in epoch {epoch}: {why}",
@@ -337,6 +436,16 @@ fn run_epoch(
                 rep.finish();
                 bail!("halted (--halt-after-steps)");
             }
+        }
+        // Ctrl-C: stop at an optimiser-step boundary inside the epoch (its last step ends the epoch)
+        if t.stop > 0.0 && pending == 0 && itr + 1 < data.ipe {
+            s.progress.epoch_steps_done = itr + 1;
+            (s.progress.epoch_loss_sum, s.progress.epoch_loss_n) = (loss_sum, loss_n);
+            if cx.dp.leads() {
+                s.save(cx.paths, "latest", "latest")?;
+            }
+            rep.finish();
+            bail!("{}", interrupted_message(cx.paths, epoch, itr + 1));
         }
     }
     if loss_n == 0 {
