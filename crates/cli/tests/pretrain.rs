@@ -259,9 +259,62 @@ fn a_run_where_no_scan_loads_fails_loudly() {
     let cfg = write_overrides(dir.path(), "[optim]\nepochs = 2\n");
     let run = dir.path().join("run");
     let e = failing_tiny_mae(&manifest, &run, &cfg);
+    assert!(e.contains("pre-flight: 8 of 8 scans cannot be read"), "{e}");
+    assert!(!run.join("checkpoints/final.safetensors").exists());
+}
+
+/// A bad scan among good ones: refused up front by default, listed; tolerated by
+/// run.max_unreadable_fraction with warnings that reach stderr and the run's warnings.log; a scan
+/// whose header is sound but whose data is cut fails at load and counts against the same fraction.
+#[test]
+fn unreadable_scans_are_refused_up_front_or_tolerated_within_a_fraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = synth(dir.path(), 8);
+    let scans: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("syn"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .filter(|p| p.to_string_lossy().ends_with("_T1w.nii.gz"))
+        .collect();
+    assert_eq!(scans.len(), 8);
+    std::fs::remove_file(&scans[0]).unwrap();
+    let cfg = write_overrides(dir.path(), "[optim]\nepochs = 1\n");
+    let run = dir.path().join("strict");
+    let e = failing_tiny_mae(&manifest, &run, &cfg);
     assert!(
-        e.contains("no training step ran") && e.contains("failed to load"),
+        e.contains("pre-flight: 1 of 8 scans") && e.contains(scans[0].to_str().unwrap()),
         "{e}"
     );
-    assert!(!run.join("checkpoints/final.safetensors").exists());
+    let lenient = write_overrides(
+        dir.path(),
+        "[optim]\nepochs = 1\n[run]\nmax_unreadable_fraction = 0.25\n",
+    );
+    let run = dir.path().join("lenient");
+    let o = common::brainssl(&[
+        "pretrain",
+        "--preset",
+        "tiny-mae",
+        "--manifest",
+        &manifest,
+        "--out",
+        run.to_str().unwrap(),
+        "--config",
+        &lenient,
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("warning: pre-flight"), "{err}");
+    let log = std::fs::read_to_string(run.join("warnings.log")).unwrap();
+    assert!(log.contains("pre-flight") && log.contains("skipped scan"), "{log}");
+    // cut a second scan's data (its header still promises all of it): 2 of 8 fail, above 0.2
+    let bytes = std::fs::read(&scans[1]).unwrap();
+    std::fs::write(&scans[1], &bytes[..bytes.len() / 2]).unwrap();
+    let tight = write_overrides(
+        dir.path(),
+        "[optim]\nepochs = 1\n[run]\nmax_unreadable_fraction = 0.2\n",
+    );
+    let e = failing_tiny_mae(&manifest, &dir.path().join("tight"), &tight);
+    assert!(e.contains("epoch 0: 2 of 8 scans failed to load (allowed: 1"), "{e}");
 }

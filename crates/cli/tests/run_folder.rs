@@ -197,7 +197,7 @@ fn overwrite_policy_failed_starts_resume_messages_and_longer_runs() {
         "--out",
         run.to_str().unwrap(),
     ]);
-    assert!(e.contains("no training step ran"), "{e}");
+    assert!(e.contains("pre-flight: 2 of 2 scans cannot be read"), "{e}");
     assert!(!run.exists(), "a failed start left {}", run.display());
     // resuming a folder without a checkpoint says so
     std::fs::create_dir_all(&run).unwrap();

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod index;
 pub mod loader;
 pub mod manifest;
+pub mod preflight;
 pub mod splits;
 pub mod synth;
 

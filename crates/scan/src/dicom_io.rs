@@ -16,6 +16,10 @@ pub fn looks_like_dicom(path: &Path) -> bool {
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("dcm")) {
         return true;
     }
+    // opening a FIFO would block until a writer appears
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut buf = [0u8; 132];
     std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))

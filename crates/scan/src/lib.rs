@@ -39,6 +39,38 @@ pub fn load_scan(path: &Path, opts: LoadOptions) -> Result<Volume> {
     nifti_io::read_nifti(path, opts.frame)
 }
 
+/// A fast check that `path` can be read as a scan, without reading its voxels: it exists, a NIfTI
+/// file is a regular file with a sound header that fits the file, a DICOM file is a regular file, a
+/// folder holds files. For pre-flight checks over whole manifests.
+pub fn check_scan(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        let any = std::fs::read_dir(path)
+            .map_err(|e| ScanError::io(path, e))?
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_file()));
+        return if any {
+            Ok(())
+        } else {
+            Err(ScanError::invalid(
+                path,
+                "a folder with no files (a DICOM series folder holds its slices)",
+            ))
+        };
+    }
+    if !path.exists() {
+        return Err(ScanError::invalid(path, "no such file or folder"));
+    }
+    if dicom_io::looks_like_dicom(path) {
+        let meta = std::fs::metadata(path).map_err(|e| ScanError::io(path, e))?;
+        return if meta.is_file() {
+            Ok(())
+        } else {
+            Err(ScanError::invalid(path, "not a regular file"))
+        };
+    }
+    nifti_io::check_nifti(path)
+}
+
 /// Write bytes to `path` through a temporary file in the same folder and a rename, so readers never
 /// see a half-written file and an interrupted run leaves the old file intact.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {

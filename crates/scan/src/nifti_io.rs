@@ -67,13 +67,7 @@ const MAX_GZIP_RATIO: usize = 1100;
 /// (whatever its extension). Only regular files are read, and a gzip stream is inflated only as far
 /// as the header says the data reaches, so a small file cannot expand into gigabytes.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| ScanError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(ScanError::invalid(
-            path,
-            "not a regular file (a FIFO, device or folder); NIfTI scans must be regular files",
-        ));
-    }
+    regular_file(path)?;
     let raw = std::fs::read(path).map_err(|e| ScanError::io(path, e))?;
     if !(raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
         return Ok(raw);
@@ -101,6 +95,52 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut out)
         .map_err(corrupt)?;
     Ok(out)
+}
+
+/// The file's metadata if it is a regular file (FIFOs and devices would block or never end).
+fn regular_file(path: &Path) -> Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).map_err(|e| ScanError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(ScanError::invalid(
+            path,
+            "not a regular file (a FIFO, device or folder); NIfTI scans must be regular files",
+        ));
+    }
+    Ok(meta)
+}
+
+/// Checks a NIfTI file without reading its voxels: a regular file whose header parses and whose
+/// data, as the header describes it, fits in the file (for gzip: could fit once inflated).
+pub fn check_nifti(path: &Path) -> Result<()> {
+    let meta = regular_file(path)?;
+    let mut f = std::fs::File::open(path).map_err(|e| ScanError::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let gz = f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let f = std::fs::File::open(path).map_err(|e| ScanError::io(path, e))?;
+    let mut head = Vec::new();
+    let read = if gz {
+        flate2::read::MultiGzDecoder::new(f).take(544).read_to_end(&mut head)
+    } else {
+        f.take(544).read_to_end(&mut head)
+    };
+    read.map_err(|e| ScanError::invalid(path, format!("cannot read the header ({e})")))?;
+    let h = parse_header(path, &head)?;
+    let (_, _, end) = layout(path, &h)?;
+    let room = if gz {
+        (meta.len() as usize).saturating_mul(MAX_GZIP_RATIO)
+    } else {
+        meta.len() as usize
+    };
+    if end > room {
+        return Err(ScanError::invalid(
+            path,
+            format!(
+                "the header describes {end} bytes of data, but the file has {} bytes",
+                meta.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Voxels per frame, frames, and the end offset of the voxel data, with every product and sum
@@ -603,5 +643,48 @@ mod tests {
         std::fs::write(&p, &b).unwrap();
         let e = read_nifti(&p, None).unwrap_err().to_string();
         assert!(e.contains("zero"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    /// The pre-flight check reads no voxels, yet catches what reading would fail on.
+    #[test]
+    fn check_scan_accepts_sound_files_and_names_the_problem_of_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("g.nii");
+        write_nifti(&good, &[1.0; 64], [4, 4, 4], &crate::geometry::IDENTITY).unwrap();
+        crate::check_scan(&good).unwrap();
+        let gz = dir.path().join("g.nii.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&std::fs::read(&good).unwrap()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        crate::check_scan(&gz).unwrap();
+        // truncated: the header promises 256 bytes of voxels
+        let cut = dir.path().join("cut.nii");
+        let b = std::fs::read(&good).unwrap();
+        std::fs::write(&cut, &b[..b.len() - 10]).unwrap();
+        let e = crate::check_scan(&cut).unwrap_err().to_string();
+        assert!(e.contains("cut.nii") && e.contains("but the file has"), "{e}");
+        let e = crate::check_scan(&dir.path().join("none.nii")).unwrap_err().to_string();
+        assert!(e.contains("no such file"), "{e}");
+        let e = crate::check_scan(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // a FIFO is refused at once, not waited on (and load_scan does not block on it either)
+        let fifo = dir.path().join("f.nii");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = crate::check_scan(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = crate::load_scan(&fifo, Default::default()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let empty = dir.path().join("series");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(crate::check_scan(&empty).unwrap_err().to_string().contains("no files"));
     }
 }

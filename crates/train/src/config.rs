@@ -150,6 +150,10 @@ pub struct RunConfig {
     pub preview_every: usize,
     /// JEPA: collapse telemetry every this many micro-steps (0: none).
     pub telemetry_every: usize,
+    /// Fraction of the manifest's scans that may be unreadable (pre-flight) or fail to load in an
+    /// epoch before the run fails; those scans are skipped with a warning. 0: any failure fails.
+    #[serde(default)]
+    pub max_unreadable_fraction: f64,
 }
 
 /// Whose masks a data-parallel rank uses.
@@ -333,6 +337,7 @@ impl PretrainConfig {
                 max_nonfinite: 20,
                 preview_every: if mae { 10 } else { 0 },
                 telemetry_every: if mae { 0 } else { 50 },
+                max_unreadable_fraction: 0.0,
             },
             dist: DistConfig::default(),
         }
@@ -423,6 +428,9 @@ impl PretrainConfig {
         }
         if self.spectral.coeff > 0.0 && !self.objective.is_mae() {
             anyhow::bail!("the spectral loss applies to MAE objectives only");
+        }
+        if !(0.0..=1.0).contains(&self.run.max_unreadable_fraction) {
+            anyhow::bail!("run.max_unreadable_fraction must be within 0..1");
         }
         if self.dist.timeout_s == 0 || self.dist.bucket_mib == 0 {
             anyhow::bail!("dist.timeout_s and dist.bucket_mib must be positive");

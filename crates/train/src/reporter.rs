@@ -6,6 +6,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Reporter {
     bar: ProgressBar,
     visible: bool,
+    /// Warnings are also appended here (the run folder's warnings.log).
+    file: Option<std::sync::Mutex<std::fs::File>>,
     /// "[rank r] " in a data-parallel run's other ranks.
     prefix: String,
 }
@@ -27,8 +29,20 @@ impl Reporter {
         Reporter {
             bar,
             visible,
+            file: None,
             prefix: String::new(),
         }
+    }
+
+    /// Warnings also go to `path` (appended), so batch jobs keep them with the run.
+    pub fn with_warnings_file(mut self, path: &std::path::Path) -> Self {
+        self.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+            .map(std::sync::Mutex::new);
+        self
     }
 
     /// Lines of rank `rank` of a multi-rank run say whose they are.
@@ -49,6 +63,12 @@ impl Reporter {
     }
 
     pub fn warn(&self, text: String) {
+        if let Some(f) = &self.file {
+            use std::io::Write;
+            if let Ok(mut f) = f.lock() {
+                let _ = writeln!(f, "{}warning: {text}", self.prefix);
+            }
+        }
         self.line(format!("warning: {text}"));
     }
 

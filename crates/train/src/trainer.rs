@@ -110,6 +110,12 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
     let out = paths.dir.as_path();
     let fresh = matches!(opts.start, Start::Fresh(_));
     let mut s = Session::open(opts.start, paths, data_hash(&rows), opts.device, opts.epochs)?;
+    let lead_rank = opts.world.as_ref().is_none_or(|w| w.rank == 0);
+    let unreadable = if lead_rank {
+        brainssl_data::preflight::check(&rows, s.cfg.run.max_unreadable_fraction)?
+    } else {
+        Vec::new()
+    };
     let mut dp = match &opts.world {
         None => DataParallel::alone(),
         Some(rv) => {
@@ -157,7 +163,15 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
         None
     };
     let steps_left = (epochs.saturating_sub(start) * data.ipe).saturating_sub(first);
-    let rep = Reporter::new(steps_left, opts.progress && lead).for_rank(dp.rank, dp.world);
+    let mut rep = Reporter::new(steps_left, opts.progress && lead).for_rank(dp.rank, dp.world);
+    if paths.dir.exists() {
+        rep = rep.with_warnings_file(&paths.dir.join("warnings.log"));
+    }
+    for why in &unreadable {
+        rep.warn(format!(
+            "pre-flight: {why} (tolerated by run.max_unreadable_fraction; skipped when loaded)"
+        ));
+    }
     let started = Instant::now();
     let mut epoch_losses = Vec::new();
     let mut budget = opts.halt_after_steps;
@@ -243,6 +257,8 @@ struct Tally {
     spectral: f64,
     /// ranks asked to stop (Ctrl-C)
     stop: f64,
+    /// scans that failed to load in this step's batches
+    failed: f64,
 }
 
 impl Tally {
@@ -262,6 +278,7 @@ impl Tally {
             spectral_n: spectral_used as u8 as f64,
             spectral: if spectral_used { p.spectral } else { 0.0 },
             stop,
+            failed: 0.0,
         }
     }
 
@@ -273,6 +290,7 @@ impl Tally {
             self.spectral_n,
             self.spectral,
             self.stop,
+            self.failed,
         ];
         dp.sum(&mut v)?;
         Ok(Tally {
@@ -282,6 +300,7 @@ impl Tally {
             spectral_n: v[3],
             spectral: v[4],
             stop: v[5],
+            failed: v[6],
         })
     }
 }
@@ -317,6 +336,8 @@ fn run_epoch(
     let (mut loss_sum, mut loss_n, mut pending) = (s.progress.epoch_loss_sum, s.progress.epoch_loss_n, 0usize);
     let mut preview = None;
     let mut failed: Vec<String> = Vec::new();
+    // over all ranks
+    let mut failed_total = 0usize;
     for (itr, batch) in data.epoch(epoch, first) {
         for (i, why) in &batch.failures {
             rep.warn(format!(
@@ -351,7 +372,12 @@ fn run_epoch(
             ));
             None
         };
-        let t = Tally::of(parts.as_ref(), &spectral).summed(cx.dp)?;
+        let t = Tally {
+            failed: batch.failures.len() as f64,
+            ..Tally::of(parts.as_ref(), &spectral)
+        }
+        .summed(cx.dp)?;
+        failed_total += t.failed as usize;
         if t.ran == 0.0 && t.nonfinite == 0.0 {
             // no rank had a usable batch
             rep.step(String::new());
@@ -447,6 +473,19 @@ fn run_epoch(
             rep.finish();
             bail!("{}", interrupted_message(cx.paths, epoch, itr + 1));
         }
+    }
+    let allowed = (s.cfg.run.max_unreadable_fraction * data.ds.rows.len() as f64).floor() as usize;
+    if failed_total > allowed && loss_n > 0 {
+        rep.finish();
+        let first = failed
+            .first()
+            .map(|w| format!("; the first here: {w}"))
+            .unwrap_or_default();
+        bail!(
+            "epoch {epoch}: {failed_total} of {} scans failed to load (allowed: {allowed}, run.max_unreadable_fraction = {}){first}",
+            data.ds.rows.len(),
+            s.cfg.run.max_unreadable_fraction
+        );
     }
     if loss_n == 0 {
         rep.finish();
