@@ -15,6 +15,9 @@ pub struct TsneArgs {
     embeddings: PathBuf,
     #[arg(long)]
     out: PathBuf,
+    /// Write into a non-empty --out, overwriting its files (others are kept)
+    #[arg(long)]
+    force: bool,
     #[arg(long, default_value_t = 30.0)]
     perplexity: f64,
     #[arg(long, default_value_t = 42)]
@@ -28,6 +31,7 @@ pub struct TsneArgs {
 }
 
 pub fn run(a: TsneArgs) -> Result<()> {
+    let _lock = crate::output::claim_folder(&a.out, a.force, "tsne")?;
     let mut r = csv::Reader::from_path(&a.embeddings).with_context(|| a.embeddings.display().to_string())?;
     let header = r.headers()?.clone();
     let label_col = header.iter().position(|h| h == "label").context("no 'label' column")?;
@@ -121,6 +125,9 @@ pub struct PsdArgs {
     pub names: Vec<String>,
     #[arg(long)]
     pub out: PathBuf,
+    /// Write into a non-empty --out, overwriting its files (others are kept)
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, default_value_t = 144)]
     pub depth: usize,
     #[arg(long, default_value_t = 160)]
@@ -135,6 +142,7 @@ pub struct PsdArgs {
 
 /// `brainssl psd`: mean high-frequency PSD per dataset, ratios and radial profiles (Figure 3).
 pub fn psd(a: PsdArgs) -> Result<()> {
+    let _lock = crate::output::claim_folder(&a.out, a.force, "psd")?;
     use brainssl_data::loader::Dataset;
     use brainssl_eval::spectrum::{high_frequency_psd, power_spectrum, radius};
     use rayon::prelude::*;

@@ -311,6 +311,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         manifest: tasks.iter().map(|t| t.manifest.clone()).collect(),
         names: tasks.iter().map(|t| t.name.to_string()).collect(),
         out: a.out.join("psd"),
+        // a rerun of the demo replaces its own results
+        force: true,
         depth: 64,
         size: 64,
         cutoff: 0.3,

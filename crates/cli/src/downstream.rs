@@ -1,6 +1,7 @@
 //! `brainssl probe`, `finetune` and `cv`: attentive-probe classification from a pretraining
 //! checkpoint (or from scratch), with selection by validation AUROC and test metrics (SPEC 5).
 
+use crate::output::{claim_file, claim_folder};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -107,6 +108,9 @@ pub struct ProbeArgs {
     data: SplitArgs,
     #[arg(long)]
     out: PathBuf,
+    /// Write into a non-empty --out, overwriting its files (others are kept)
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -129,6 +133,16 @@ pub struct CvArgs {
     split_seed: u64,
     #[arg(long)]
     out: PathBuf,
+    /// Write into a non-empty --out, overwriting its files (others are kept)
+    #[arg(long)]
+    force: bool,
+}
+
+fn mode_command(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Frozen => "probe",
+        Mode::Finetune => "finetune",
+    }
 }
 
 fn rows(path: &Path) -> Result<Vec<ManifestRow>> {
@@ -216,6 +230,7 @@ fn print_outcome(what: &str, o: &Outcome) {
 
 pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
     let split = a.data.splits()?;
+    let _lock = claim_folder(&a.out, a.force, mode_command(mode))?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
     let classes = classes_of(&[&split.train, &split.val, &split.test]);
@@ -239,6 +254,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
         "finetune" => Mode::Finetune,
         other => bail!("unknown mode '{other}': use frozen or finetune"),
     };
+    let _lock = claim_folder(&a.out, a.force, "cv")?;
     let all = rows(&a.manifest)?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let folds = splits::stratified_kfold(&all, a.folds, a.split_seed)?;
@@ -336,6 +352,9 @@ pub struct EmbedArgs {
     /// E.csv (ids, label and the embedding per row) or E.npy ([n, D] float32, with E.csv beside it for ids)
     #[arg(long)]
     out: PathBuf,
+    /// Overwrite an existing --out
+    #[arg(long)]
+    force: bool,
     /// Also write each scan's token grid [N, D] as .npy into this folder
     #[arg(long)]
     tokens: Option<PathBuf>,
@@ -350,6 +369,7 @@ pub struct EmbedArgs {
 }
 
 pub fn embed(a: EmbedArgs) -> Result<()> {
+    claim_file(&a.out, a.force)?;
     let base = a.device.parse::<DeviceSpec>()?.device()?;
     let m = brainssl_train::checkpoint::read_manifest(&a.checkpoint)?;
     let enc = Encoder::load(&a.checkpoint, a.checkpoint_key.parse::<CheckpointKey>()?, base)?;
@@ -432,6 +452,9 @@ pub struct FewShotArgs {
     baseline: bool,
     #[arg(long)]
     out: PathBuf,
+    /// Write into a non-empty --out, overwriting its files (others are kept)
+    #[arg(long)]
+    force: bool,
 }
 
 /// `brainssl fewshot`: fine-tune each SSL encoder on k subjects per class (several draws), test AUROC
@@ -440,6 +463,7 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
     if a.fractions.len() != 3 {
         bail!("--fractions takes three numbers: pool,val,test");
     }
+    let _lock = claim_folder(&a.out, a.force, "fewshot")?;
     let names = crate::commands::names_or(&a.names, &a.checkpoint, "checkpoints", |c| {
         c.ancestors()
             .nth(2)
@@ -560,6 +584,9 @@ pub struct BaselineArgs {
     device: String,
     #[arg(long)]
     out: PathBuf,
+    /// Write into a non-empty --out, overwriting its files (others are kept)
+    #[arg(long)]
+    force: bool,
     #[arg(long)]
     quiet: bool,
 }
@@ -567,6 +594,7 @@ pub struct BaselineArgs {
 /// `brainssl baseline`: the supervised 3-D ResNet-50 from scratch, same pipeline and selection rule.
 pub fn baseline(a: BaselineArgs) -> Result<()> {
     let split = a.data.splits()?;
+    let _lock = claim_folder(&a.out, a.force, "baseline")?;
     let base = a.device.parse::<DeviceSpec>()?.device()?;
     let classes = classes_of(&[&split.train, &split.val, &split.test]);
     let mut cfg = DownstreamConfig::resnet(classes, a.size <= 64);

@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod downstream;
 mod metrics;
+mod output;
 mod pretrain;
 mod report;
 

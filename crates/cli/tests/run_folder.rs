@@ -233,3 +233,39 @@ fn overwrite_policy_failed_starts_resume_messages_and_longer_runs() {
     let e = fails(&["pretrain", "--resume", run.to_str().unwrap(), "--epochs", "1"]);
     assert!(e.contains("already trained 3 epochs"), "{e}");
 }
+
+/// Every result folder follows one policy: a non-empty --out is refused unless --force.
+#[test]
+fn result_folders_are_not_overwritten_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = synth(dir.path(), 4);
+    let out = dir.path().join("psd");
+    let args = |force: bool| {
+        let mut v = vec![
+            "psd",
+            "--manifest",
+            &manifest,
+            &manifest,
+            "--names",
+            "a,b",
+            "--depth",
+            "16",
+            "--size",
+            "16",
+            "--out",
+        ];
+        v.push(out.to_str().unwrap());
+        if force {
+            v.push("--force");
+        }
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    ok(&refs(&args(false)));
+    let e = fails(&refs(&args(false)));
+    assert!(e.contains("is not empty") && e.contains("--force"), "{e}");
+    ok(&refs(&args(true)));
+    assert!(
+        !out.join(brainssl_scan::folder::LOCK_FILE).exists(),
+        "the lock outlived the command"
+    );
+}
