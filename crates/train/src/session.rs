@@ -51,11 +51,13 @@ impl RunPaths {
     }
 
     /// The files a run writes (a crop cache and anything else in the folder are left alone).
-    fn run_files(&self) -> [PathBuf; 5] {
+    fn run_files(&self) -> [PathBuf; 7] {
         [
             self.dir.join("config.toml"),
             self.manifest(),
             self.log.clone(),
+            self.dir.join("timing.csv"),
+            self.dir.join("warnings.log"),
             self.checkpoints.clone(),
             self.previews.clone(),
         ]
