@@ -203,14 +203,33 @@ fn overrides(mut c: DownstreamConfig, config: Option<&Path>, epochs: Option<usiz
     Ok(c)
 }
 
-fn classes_of(parts: &[&[ManifestRow]]) -> usize {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .map(|r| r.label.max(0) as usize + 1)
-        .max()
-        .unwrap_or(2)
-        .max(2)
+/// The most classes a classifier head is built for: a larger label is a mistake, not a task.
+const MAX_CLASSES: i64 = 1000;
+
+/// The number of classes C of labelled rows: labels must be 0..C-1 with every class present, and
+/// C at most [`MAX_CLASSES`]; the first offending scan is named.
+fn classes_of(parts: &[&[ManifestRow]]) -> Result<usize> {
+    let rows = || parts.iter().flat_map(|p| p.iter());
+    if let Some(r) = rows().find(|r| r.label < 0 || r.label >= MAX_CLASSES) {
+        bail!(
+            "{}: label {} is outside 0..{} (classification needs labels 0..C-1; unlabelled rows (-1) cannot train a classifier)",
+            r.path.display(),
+            r.label,
+            MAX_CLASSES - 1
+        );
+    }
+    let c = rows().map(|r| r.label as usize + 1).max().unwrap_or(2).max(2);
+    let mut seen = vec![false; c];
+    for r in rows() {
+        seen[r.label as usize] = true;
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        bail!(
+            "labels run up to {} but class {missing} has no scan: labels must be 0..C-1 (relabel, e.g. 1/2 as 0/1)",
+            c - 1
+        );
+    }
+    Ok(c)
 }
 
 fn print_outcome(what: &str, o: &Outcome) {
@@ -233,7 +252,7 @@ pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
     let _lock = claim_folder(&a.out, a.force, mode_command(mode))?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
-    let classes = classes_of(&[&split.train, &split.val, &split.test]);
+    let classes = classes_of(&[&split.train, &split.val, &split.test])?;
     let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
     cfg.checkpoint_key = a.encoder.checkpoint_key.clone();
     let o = run(
@@ -258,7 +277,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
     let all = rows(&a.manifest)?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let folds = splits::stratified_kfold(&all, a.folds, a.split_seed)?;
-    let classes = classes_of(&[&all]);
+    let classes = classes_of(&[&all])?;
     let mut table = String::from("fold,accuracy_pct,macro_f1,f1_positive,auroc,best_epoch\n");
     let mut results: Vec<Outcome> = Vec::new();
     for (i, test) in folds.iter().enumerate() {
@@ -475,7 +494,7 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
         splits::train_val_test(&all, [a.fractions[0], a.fractions[1], a.fractions[2]], a.split_seed)?;
     splits::check_disjoint(&[("pool", &pool), ("val", &val), ("test", &test)])?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
-    let classes = classes_of(&[&all]);
+    let classes = classes_of(&[&all])?;
     let mut csv = String::from("model,k,draw,train_scans,test_auroc,test_accuracy,best_epoch\n");
     let mut names = names;
     if a.baseline {
@@ -596,7 +615,7 @@ pub fn baseline(a: BaselineArgs) -> Result<()> {
     let split = a.data.splits()?;
     let _lock = claim_folder(&a.out, a.force, "baseline")?;
     let base = a.device.parse::<DeviceSpec>()?.device()?;
-    let classes = classes_of(&[&split.train, &split.val, &split.test]);
+    let classes = classes_of(&[&split.train, &split.val, &split.test])?;
     let mut cfg = DownstreamConfig::resnet(classes, a.size <= 64);
     (cfg.prep.depth, cfg.prep.size) = (a.depth, a.size);
     let cfg = overrides(cfg, a.config.as_deref(), a.epochs)?;
@@ -604,4 +623,29 @@ pub fn baseline(a: BaselineArgs) -> Result<()> {
     let o = train(&cfg, &model, &split, &a.out, base, !a.quiet)?;
     print_outcome(&format!("{} (ResNet-50 3-D)", a.out.display()), &o);
     Ok(())
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    fn rows(labels: &[i64]) -> Vec<ManifestRow> {
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| ManifestRow::new(l, &format!("s{i}"), "t1", PathBuf::from(format!("scan{i}.nii"))))
+            .collect()
+    }
+
+    #[test]
+    fn labels_must_be_zero_to_c_minus_one_and_sane() {
+        assert_eq!(classes_of(&[&rows(&[0, 1, 1]), &rows(&[0])]).unwrap(), 2);
+        assert_eq!(classes_of(&[&rows(&[0, 2, 1])]).unwrap(), 3);
+        let e = classes_of(&[&rows(&[1, 2, 2])]).unwrap_err().to_string();
+        assert!(e.contains("class 0 has no scan"), "{e}");
+        let e = classes_of(&[&rows(&[0, 1_000_000])]).unwrap_err().to_string();
+        assert!(e.contains("scan1.nii") && e.contains("outside 0..999"), "{e}");
+        let e = classes_of(&[&rows(&[0, -1])]).unwrap_err().to_string();
+        assert!(e.contains("unlabelled"), "{e}");
+    }
 }

@@ -394,3 +394,39 @@ fn metrics_versus_compares_two_models_on_the_same_rows() {
     let e = fails(&["metrics", "--predictions", pa, "--versus", c.to_str().unwrap()]);
     assert!(e.contains("same rows") && e.contains("c.csv"), "{e}");
 }
+
+/// The natural workflow with relative paths: an index written inside the data folder and splits
+/// written elsewhere point at the scans, from any working folder.
+#[test]
+fn manifests_written_into_other_folders_point_at_the_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_brainssl"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["synth", "--out", "bids", "--subjects", "8", "--size", "24"]);
+    run(&["index", "bids", "--out", "bids/index/manifest.csv"]);
+    run(&[
+        "split",
+        "--manifest",
+        "bids/index/manifest.csv",
+        "--out",
+        "splits",
+        "--fractions",
+        "0.5,0.25,0.25",
+    ]);
+    for m in ["bids/index/manifest.csv", "splits/train.csv", "splits/test.csv"] {
+        let rows = brainssl_data::Manifest::read(&dir.path().join(m)).unwrap().rows;
+        assert!(!rows.is_empty(), "{m}");
+        for r in rows {
+            assert!(r.path.exists(), "{m}: {} does not exist", r.path.display());
+            if let Some(mask) = r.extra.get("mask_path").filter(|v| !v.is_empty()) {
+                assert!(std::path::Path::new(mask).exists(), "{m}: mask {mask} does not exist");
+            }
+        }
+    }
+}

@@ -64,6 +64,24 @@ fn parse_box(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<BoxIncl>> {
     Ok(Some(b))
 }
 
+/// Extra columns that hold paths (resolved and written like `nii_file_path`).
+pub const PATH_COLUMNS: [&str; 1] = ["mask_path"];
+
+/// `a/./b/../c` → `a/c`, without touching the file system (paths need not exist).
+fn normalise(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 impl Manifest {
     /// Read a manifest; relative scan paths are taken relative to the manifest's folder.
     pub fn read(path: &Path) -> Result<Manifest> {
@@ -104,7 +122,19 @@ impl Manifest {
             let bbox = parse_box(&get).with_context(ctx)?;
             let extra = extra_columns
                 .iter()
-                .map(|c| (c.clone(), get(c).unwrap_or_default()))
+                .map(|c| {
+                    let v = get(c).unwrap_or_default();
+                    // path columns resolve against the manifest's folder, as nii_file_path does
+                    let v = if PATH_COLUMNS.contains(&c.as_str())
+                        && !v.trim().is_empty()
+                        && Path::new(v.trim()).is_relative()
+                    {
+                        base.join(v.trim()).display().to_string()
+                    } else {
+                        v
+                    };
+                    (c.clone(), v)
+                })
                 .collect();
             rows.push(ManifestRow {
                 label,
@@ -133,7 +163,24 @@ impl Manifest {
         Ok(out)
     }
 
+    /// Writes the manifest at `path`. Scan and mask paths (which in memory are relative to the
+    /// working folder, or absolute) are written relative to the manifest's own folder when they lie
+    /// below it and absolute otherwise, so that [`Manifest::read`] finds them from anywhere.
     pub fn write(&self, path: &Path) -> Result<()> {
+        let base = std::path::absolute(
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+        .with_context(|| format!("{}: cannot resolve its folder", path.display()))?;
+        let portable = |p: &Path| -> String {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            let abs = normalise(&abs);
+            match abs.strip_prefix(normalise(&base)) {
+                Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+                _ => abs.display().to_string(),
+            }
+        };
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["label", "subject_id", "contrast", "nii_file_path"];
         header.extend(BOX_COLUMNS);
@@ -144,17 +191,20 @@ impl Manifest {
                 r.label.to_string(),
                 r.subject_id.clone(),
                 r.contrast.clone(),
-                r.path.display().to_string(),
+                portable(&r.path),
             ];
             match r.bbox {
                 Some(b) => rec.extend(b.iter().flat_map(|(lo, hi)| [lo.to_string(), hi.to_string()])),
                 None => rec.extend(std::iter::repeat_n("-1".to_string(), 6)),
             }
-            rec.extend(
-                self.extra_columns
-                    .iter()
-                    .map(|c| r.extra.get(c).cloned().unwrap_or_default()),
-            );
+            rec.extend(self.extra_columns.iter().map(|c| {
+                let v = r.extra.get(c).cloned().unwrap_or_default();
+                if PATH_COLUMNS.contains(&c.as_str()) && !v.is_empty() {
+                    portable(Path::new(&v))
+                } else {
+                    v
+                }
+            }));
             w.write_record(&rec)?;
         }
         let bytes = w.into_inner().map_err(|e| anyhow!("{e}"))?;
@@ -208,5 +258,53 @@ mod tests {
         assert!(e.contains("bad.csv") && e.contains("line 3"), "{e}");
         std::fs::write(&p, "subject_id,nii_file_path\ns,a.nii\n").unwrap();
         assert!(format!("{:#}", Manifest::read(&p).unwrap_err()).contains("'label'"));
+    }
+}
+
+#[cfg(test)]
+mod portable_paths {
+    use super::*;
+
+    /// Written anywhere, read from anywhere: paths below the manifest's folder are written relative
+    /// to it, others absolute; mask paths too.
+    #[test]
+    fn written_paths_resolve_against_the_manifest_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("bids");
+        let inside = data.join("sub-01/anat/t1.nii.gz");
+        let outside = dir.path().join("elsewhere/t1.nii.gz");
+        let mut a = ManifestRow::new(0, "01", "t1", inside.clone());
+        a.extra.insert(
+            "mask_path".into(),
+            data.join("sub-01/anat/./mask.nii.gz").display().to_string(),
+        );
+        let b = ManifestRow::new(1, "02", "t1", outside.clone());
+        let m = Manifest {
+            rows: vec![a, b],
+            extra_columns: vec!["mask_path".into()],
+        };
+        let at = data.join("manifest.csv");
+        m.write(&at).unwrap();
+        let text = std::fs::read_to_string(&at).unwrap();
+        assert!(
+            text.contains(",sub-01/anat/t1.nii.gz,") && text.contains(",sub-01/anat/mask.nii.gz"),
+            "{text}"
+        );
+        assert!(text.contains(&outside.display().to_string()), "{text}");
+        let back = Manifest::read(&at).unwrap();
+        assert_eq!(back.rows[0].path, inside);
+        assert_eq!(back.rows[1].path, outside);
+        assert_eq!(
+            PathBuf::from(&back.rows[0].extra["mask_path"]),
+            data.join("sub-01/anat/mask.nii.gz")
+        );
+        // a split written one folder down still finds the same files
+        let split = dir.path().join("splits/train.csv");
+        back.write(&split).unwrap();
+        let again = Manifest::read(&split).unwrap();
+        assert_eq!(normalise(&again.rows[0].path), inside);
+        assert!(std::fs::read_to_string(&split)
+            .unwrap()
+            .contains(&inside.display().to_string()));
     }
 }

@@ -144,6 +144,9 @@ impl DownstreamConfig {
         if self.warmup_epochs > self.epochs {
             anyhow::bail!("warmup_epochs exceeds epochs");
         }
+        if self.batch_size > 4096 || self.epochs > 100_000 || self.accum_steps > 65_536 {
+            anyhow::bail!("batch_size is at most 4096, epochs at most 100000 and accum_steps at most 65536");
+        }
         if self.lr_schedule_factor < 1.0 {
             anyhow::bail!("lr_schedule_factor must be >= 1");
         }

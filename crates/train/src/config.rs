@@ -394,6 +394,12 @@ impl PretrainConfig {
         if o.epochs == 0 || o.accum_steps == 0 {
             anyhow::bail!("optim.epochs and optim.accum_steps must be positive");
         }
+        if self.data.batch_size > 4096 || o.epochs > 1_000_000 || o.accum_steps > 65_536 || self.data.workers > 1024 {
+            anyhow::bail!(
+                "data.batch_size is at most 4096, optim.epochs at most 1000000, optim.accum_steps at most 65536 \
+                 and data.workers at most 1024"
+            );
+        }
         if o.warmup_epochs > o.epochs {
             anyhow::bail!("optim.warmup_epochs exceeds optim.epochs");
         }
@@ -525,6 +531,11 @@ mod tests {
         assert_eq!((o.seed, o.optim.epochs, o.optim.lr), (3, 2, c.optim.lr));
         assert!(c.with_overrides("[optim]\nepoch = 2\n").is_err());
         assert!(c.with_overrides("[data]\nbatch_size = 0\n").is_err());
+        // absurd sizes are refused before anything allocates
+        assert!(c.with_overrides("[data]\nbatch_size = 100000\n").is_err());
+        assert!(c.with_overrides("[optim]\nepochs = 18446744073709551615\n").is_err());
+        assert!(c.with_overrides("[run]\nmax_unreadable_fraction = 1.5\n").is_err());
+        assert!(c.with_overrides("[dist]\ntimeout_s = 0\n").is_err());
         let bf = c.with_overrides("precision = \"bf16\"\n").unwrap();
         assert_eq!(bf.precision, PrecisionChoice::Bf16);
         assert!(c.with_overrides("precision = \"fp8\"\n").is_err());
