@@ -12,6 +12,9 @@ use brainssl_scan::geometry::{matmul, shift_origin, Affine};
 use brainssl_scan::{View3, Volume};
 use serde::{Deserialize, Serialize};
 
+/// The smallest intensity standard deviation (after clipping and resizing) that is z-scored.
+pub const MIN_ZSCORE_STD: f64 = 1e-4;
+
 /// The preprocessing recipe. Part of every cache key and checkpoint manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -203,7 +206,16 @@ fn finish_view(
     if let (Some(r), Some(a)) = (rng, aug) {
         augment(&mut out, out_shape, a, r);
     }
-    // step 10
+    // step 10; below this spread the z-score's ε (1e-8) would distort the result by more than 0.01 %:
+    // such intensities come from a broken scaling (e.g. scl_slope 1e-38), not from a scan
+    let (_, std) = crate::intensity::mean_std(&out);
+    if std.is_nan() || std < MIN_ZSCORE_STD {
+        return Err(format!(
+            "intensity spread too small to z-score (std {std:.3e} after clipping to {:.3e}..{:.3e}; at least \
+             {MIN_ZSCORE_STD:e} needed): check the scan's intensity scaling (scl_slope)",
+            p[0], p[1]
+        ));
+    }
     zscore(&mut out);
     let affine = output_affine(crop_affine, order, [ranges[1].0, ranges[2].0], v.shape, out_shape);
     Ok(Prepared {
@@ -312,6 +324,27 @@ mod tests {
         assert_eq!(world(0.0, 0.0, 0.0), [0.0, 2.0, 0.0]);
         let far = world(11.0, 11.0, 7.0);
         assert!((far[0] - 19.0).abs() < 1e-9 && (far[1] - 21.0).abs() < 1e-9 && (far[2] - 9.0).abs() < 1e-9);
+    }
+
+    /// Intensities scaled to ~1e-36 (scl_slope 1e-38) would come out "z-scored" with std 1e-28:
+    /// refused. The same scan at ordinary scale, or quantitative units of 1e-3 (ADC in mm²/s), passes.
+    #[test]
+    fn a_spread_too_small_to_zscore_is_refused() {
+        let cfg = PrepConfig {
+            depth: 8,
+            size: 12,
+            margin: 0,
+            ..Default::default()
+        };
+        let fg = [(0, 19), (0, 23), (0, 9)];
+        for (scale, ok) in [(1e-36f32, false), (1e-3, true), (1.0, true)] {
+            let v = vol([20, 24, 10], IDENTITY, |i, j, k| scale * (1 + i + 2 * j + 3 * k) as f32);
+            let r = preprocess_eval(&v, fg, &cfg);
+            assert_eq!(r.is_ok(), ok, "scale {scale}: {:?}", r.as_ref().err());
+            if !ok {
+                assert!(r.unwrap_err().contains("too small to z-score"));
+            }
+        }
     }
 
     #[test]

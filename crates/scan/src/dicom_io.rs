@@ -299,6 +299,12 @@ fn stack(origin: &Path, mut slices: Vec<Slice>, format: &str, in_file_order: boo
         affine[r][2] = flip[r] * k_vec[r];
         affine[r][3] = flip[r] * p0[r];
     }
+    if let Some(why) = crate::geometry::affine_problem(&affine) {
+        return Err(ScanError::invalid(
+            origin,
+            format!("the geometry from ImagePositionPatient / ImageOrientationPatient / PixelSpacing {why}"),
+        ));
+    }
     let mut data = Vec::with_capacity(rows * cols * n);
     for s in slices {
         data.extend_from_slice(&s.pixels);

@@ -11,6 +11,24 @@ pub const IDENTITY: Affine = [
     [0.0, 0.0, 0.0, 1.0],
 ];
 
+/// Why an affine cannot map voxels to millimetres, if it cannot: a non-finite entry, or a voxel
+/// volume (|det| of the 3×3 part) outside 1e-9..1e12 mm³ (singular, or absurdly scaled).
+pub fn affine_problem(a: &Affine) -> Option<String> {
+    if a.iter().flatten().any(|v| !v.is_finite()) {
+        return Some("has non-finite entries".into());
+    }
+    let m = |r: usize, c: usize| a[r][c];
+    let det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1)) - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0))
+        + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+    if !(1e-9..=1e12).contains(&det.abs()) {
+        return Some(format!(
+            "is singular or absurdly scaled (voxel volume {:.3e} mm³)",
+            det.abs()
+        ));
+    }
+    None
+}
+
 pub fn matmul(a: &Affine, b: &Affine) -> Affine {
     let mut out = [[0.0; 4]; 4];
     for (r, row) in out.iter_mut().enumerate() {

@@ -31,31 +31,77 @@ pub struct NiftiHeader {
 }
 
 impl NiftiHeader {
-    /// The affine NIfTI says to use: sform if its code is set, else qform, else scaled pixdim
-    /// (NIfTI "method 1": no flips).
-    pub fn best_affine(&self) -> (Affine, &'static str) {
-        let pix = |k: usize| {
-            let v = self.pixdim[k];
-            if v.is_finite() && v > 0.0 {
-                v
-            } else {
-                1.0
-            }
+    /// The affine NIfTI says to use: the sform if its code is set, else the qform, else scaled pixdim
+    /// (NIfTI "method 1": no flips). A set sform or qform that is unusable (non-finite, singular,
+    /// implausible voxel sizes) falls back to the next, and the source says why; when nothing is
+    /// usable the scan is refused rather than given a NaN or degenerate geometry.
+    pub fn best_affine(&self, path: &Path) -> Result<(Affine, String)> {
+        let mut notes: Vec<String> = Vec::new();
+        // pixdim 0 (unset) means 1 mm, as readers commonly assume; anything else must be plausible
+        let pix: Vec<Option<f64>> = (1..4)
+            .map(|k| match self.pixdim[k] {
+                0.0 => Some(1.0),
+                v if v.is_finite() && (1e-3..=1e3).contains(&v.abs()) => Some(v.abs()),
+                _ => None,
+            })
+            .collect();
+        let pix_ok = pix.iter().all(Option::is_some);
+        let pixdim = [0, 1, 2].map(|k| pix[k].unwrap_or(1.0));
+        let pix_problem = || {
+            format!(
+                "voxel sizes (pixdim) {:?} are not within 0.001..1000 mm",
+                &self.pixdim[1..4]
+            )
         };
         if self.sform_code > 0 {
             let s = self.srow;
-            return ([s[0], s[1], s[2], [0.0, 0.0, 0.0, 1.0]], "sform");
+            let a = [s[0], s[1], s[2], [0.0, 0.0, 0.0, 1.0]];
+            match crate::geometry::affine_problem(&a) {
+                None => return Ok((a, "sform".into())),
+                Some(why) => notes.push(format!("the sform {why}")),
+            }
         }
         if self.qform_code > 0 {
-            let qfac = if self.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
-            let a = quaternion_to_affine(self.quatern, qfac, [pix(1), pix(2), pix(3)], self.qoffset);
-            return (a, "qform");
+            let q = self.quatern;
+            let finite = q.iter().chain(&self.qoffset).all(|v| v.is_finite());
+            let unit = q.iter().map(|v| v * v).sum::<f64>() <= 1.0 + 1e-6;
+            if !finite || !unit {
+                notes.push("the qform quaternion is not a rotation".into());
+            } else if !pix_ok {
+                notes.push(format!("the qform's {}", pix_problem()));
+            } else {
+                let qfac = if self.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
+                let a = quaternion_to_affine(q, qfac, pixdim, self.qoffset);
+                match crate::geometry::affine_problem(&a) {
+                    None => {
+                        let src = if notes.is_empty() {
+                            "qform".into()
+                        } else {
+                            format!("qform ({})", notes.join("; "))
+                        };
+                        return Ok((a, src));
+                    }
+                    Some(why) => notes.push(format!("the qform {why}")),
+                }
+            }
+        }
+        if !pix_ok {
+            notes.push(pix_problem());
+            return Err(ScanError::invalid(
+                path,
+                format!("no usable geometry: {}", notes.join("; ")),
+            ));
         }
         let mut a = crate::geometry::IDENTITY;
         for k in 0..3 {
-            a[k][k] = pix(k + 1);
+            a[k][k] = pixdim[k];
         }
-        (a, "pixdim")
+        let src = if notes.is_empty() {
+            "pixdim".into()
+        } else {
+            format!("pixdim ({})", notes.join("; "))
+        };
+        Ok((a, src))
     }
 }
 
@@ -411,7 +457,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
     } else {
         0
     };
-    let (affine, src) = h.best_affine();
+    let (affine, src) = h.best_affine(path)?;
     Ok(Volume {
         data,
         dims: dims3,
@@ -419,7 +465,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
         meta: ScanMeta {
             format: format!("NIfTI-{}{}", h.version, if h.big_endian { " (big-endian)" } else { "" }),
             datatype: dtname.to_string(),
-            affine_source: src.to_string(),
+            affine_source: src,
             non_finite,
             raw_dims: h.dims.clone(),
         },
@@ -686,5 +732,65 @@ mod check_tests {
         let empty = dir.path().join("series");
         std::fs::create_dir(&empty).unwrap();
         assert!(crate::check_scan(&empty).unwrap_err().to_string().contains("no files"));
+    }
+}
+
+#[cfg(test)]
+mod geometry_tests {
+    use super::*;
+
+    fn patched(dir: &Path, name: &str, edit: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
+        let p = dir.join(name);
+        let mut a = crate::geometry::IDENTITY;
+        (a[0][0], a[1][1], a[2][2]) = (2.0, 2.0, 3.0);
+        write_nifti(&p, &[1.0; 8], [2, 2, 2], &a).unwrap();
+        let mut b = std::fs::read(&p).unwrap();
+        edit(&mut b);
+        std::fs::write(&p, &b).unwrap();
+        p
+    }
+
+    fn f32_at(b: &mut [u8], off: usize, v: f32) {
+        b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// NIfTI-1 offsets: pixdim 76, qform_code 252, sform_code 254, srow_x 280.
+    #[test]
+    fn unusable_sforms_fall_back_and_unusable_geometry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // a NaN in the sform: the qform (which write_nifti also sets) takes over, and says why
+        let p = patched(dir.path(), "nan.nii", |b| f32_at(b, 280, f32::NAN));
+        let v = read_nifti(&p, None).unwrap();
+        assert!(
+            v.meta.affine_source.starts_with("qform (the sform has non-finite"),
+            "{}",
+            v.meta.affine_source
+        );
+        assert!(v.affine.iter().flatten().all(|x| x.is_finite()));
+        assert!((v.affine[2][2] - 3.0).abs() < 1e-6);
+        // a singular sform and no qform: pixdim, with the reason
+        let no_q = |b: &mut Vec<u8>| {
+            for k in 0..12 {
+                f32_at(b, 280 + 4 * k, 0.0);
+            }
+            b[252..254].copy_from_slice(&0i16.to_le_bytes());
+        };
+        let p = patched(dir.path(), "singular.nii", no_q);
+        let v = read_nifti(&p, None).unwrap();
+        assert!(
+            v.meta.affine_source.starts_with("pixdim (the sform is singular"),
+            "{}",
+            v.meta.affine_source
+        );
+        // and implausible voxel sizes on top: nothing usable is left
+        let p = patched(dir.path(), "tiny.nii", |b| {
+            no_q(b);
+            f32_at(b, 80, 1e-30);
+        });
+        let e = read_nifti(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("tiny.nii") && e.contains("no usable geometry") && e.contains("pixdim"),
+            "{e}"
+        );
     }
 }
