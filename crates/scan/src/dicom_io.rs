@@ -30,6 +30,10 @@ pub fn looks_like_dicom(path: &Path) -> bool {
 /// Open a DICOM file. Files padded with zeros after the pixel data (which some archives write and
 /// pydicom tolerates) are cut at the end of the pixel data element and parsed again.
 fn open(path: &Path) -> Result<DefaultDicomObject> {
+    // element lengths are checked against the file before the library allocates for them
+    let bytes = std::fs::read(path).map_err(|e| ScanError::io(path, e))?;
+    crate::dicom_bounds::check_lengths(&bytes).map_err(|e| ScanError::invalid(path, format!("corrupt DICOM: {e}")))?;
+    drop(bytes);
     match OpenFileOptions::new().open_file(path) {
         Ok(o) => Ok(o),
         Err(first) => {

@@ -3,6 +3,7 @@
 //! `load_scan` is the one entry point the rest of the system uses: a NIfTI file, a DICOM file or a
 //! folder holding one DICOM series becomes a [`Volume`] with its affine.
 
+mod dicom_bounds;
 pub mod dicom_io;
 pub mod error;
 pub mod folder;
