@@ -154,7 +154,10 @@ pub fn index(a: IndexArgs) -> Result<()> {
         o.mask_suffixes = a.mask_suffix;
     }
     let pb = progress(0, "indexing");
-    let (m, errors) = index_dir(&a.dir, &o, &pb)?;
+    let (m, errors, warnings) = index_dir(&a.dir, &o, &pb)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     pb.finish_and_clear();
     for e in &errors {
         eprintln!("skipped: {e}");

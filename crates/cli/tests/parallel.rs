@@ -6,32 +6,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{ok, success_text};
+use common::{success_text, synth, write_file};
 
 /// 16×32×32 volumes, 2 per rank; masks shared across ranks so that two ranks of 2 see exactly what
 /// one process of 4 sees; two micro-steps per optimiser step.
 const HALF: &str = "[data]\nbatch_size = 2\nworkers = 1\n[data.prep]\ndepth = 16\nsize = 32\n\
                     [optim]\nepochs = 2\nwarmup_epochs = 1\naccum_steps = 2\n[dist]\nrank_masks = \"shared\"\n";
-
-fn synth(dir: &Path, subjects: usize) -> String {
-    let out = dir.join("syn");
-    ok(&[
-        "synth",
-        "--out",
-        out.to_str().unwrap(),
-        "--subjects",
-        &subjects.to_string(),
-        "--size",
-        "40",
-    ]);
-    out.join("manifest.csv").to_str().unwrap().to_string()
-}
-
-fn overrides(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_str().unwrap().to_string()
-}
 
 fn pretrain(preset: &str, manifest: &str, out: &Path, cfg: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -82,8 +62,8 @@ fn losses(run: &Path) -> Vec<(String, String, f64)> {
 fn two_gloo_ranks_with_half_batches_train_as_one_process_with_the_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = synth(dir.path(), 8);
-    let half = overrides(dir.path(), "half.toml", HALF);
-    let whole = overrides(
+    let half = write_file(dir.path(), "half.toml", HALF);
+    let whole = write_file(
         dir.path(),
         "whole.toml",
         &HALF.replace("batch_size = 2", "batch_size = 4"),
@@ -125,7 +105,7 @@ fn two_gloo_ranks_with_half_batches_train_as_one_process_with_the_whole_batch() 
 fn a_killed_two_rank_run_resumes_to_the_uninterrupted_losses() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = synth(dir.path(), 8);
-    let cfg = overrides(
+    let cfg = write_file(
         dir.path(),
         "c.toml",
         &HALF.replace("epochs = 2", "epochs = 3").replace("shared", "own"),
@@ -193,7 +173,7 @@ fn rank(rank: usize, port: u16, manifest: &str, out: &Path, cfg: &str) -> Child 
 fn when_a_rank_dies_or_hangs_the_other_fails_with_a_clear_error_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = synth(dir.path(), 8);
-    let cfg = overrides(dir.path(), "c.toml", &HALF.replace("epochs = 2", "epochs = 1000"));
+    let cfg = write_file(dir.path(), "c.toml", &HALF.replace("epochs = 2", "epochs = 1000"));
     for signal in ["KILL", "STOP"] {
         let out = dir.path().join(signal);
         let port = brainssl_dist::launch::free_port().unwrap();

@@ -4,29 +4,13 @@
 use std::path::Path;
 
 mod common;
-use common::{fails, ok};
+use common::{fails, ok, synth};
 
 /// Tiny volumes (16×32×32, 32 tokens) so each run takes seconds in a debug build.
 const SMALL: &str = "[data]\nbatch_size = 4\nworkers = 1\n[data.prep]\ndepth = 16\nsize = 32\n";
 
-fn synth(dir: &Path, subjects: usize) -> String {
-    let out = dir.join("syn");
-    ok(&[
-        "synth",
-        "--out",
-        out.to_str().unwrap(),
-        "--subjects",
-        &subjects.to_string(),
-        "--size",
-        "40",
-    ]);
-    out.join("manifest.csv").to_str().unwrap().to_string()
-}
-
 fn write_overrides(dir: &Path, extra: &str) -> String {
-    let p = dir.join("overrides.toml");
-    std::fs::write(&p, format!("{SMALL}{extra}")).unwrap();
-    p.to_str().unwrap().to_string()
+    common::write_file(dir, "overrides.toml", &format!("{SMALL}{extra}"))
 }
 
 /// (epoch, main loss column, status) of every logged step.

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fails, ok};
+use common::{fails, ok, synth, write_file};
 
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -15,24 +15,8 @@ fn refs(v: &[String]) -> Vec<&str> {
 const SMALL: &str =
     "[data]\nbatch_size = 2\nworkers = 1\n[data.prep]\ndepth = 16\nsize = 32\n[optim]\nwarmup_epochs = 1\n";
 
-fn synth(dir: &Path, subjects: usize) -> String {
-    let out = dir.join("syn");
-    ok(&[
-        "synth",
-        "--out",
-        out.to_str().unwrap(),
-        "--subjects",
-        &subjects.to_string(),
-        "--size",
-        "40",
-    ]);
-    out.join("manifest.csv").to_str().unwrap().to_string()
-}
-
 fn config(dir: &Path, extra: &str) -> String {
-    let p = dir.join("c.toml");
-    std::fs::write(&p, format!("{SMALL}{extra}")).unwrap();
-    p.to_str().unwrap().to_string()
+    write_file(dir, "c.toml", &format!("{SMALL}{extra}"))
 }
 
 /// The log, which holds no timings: identical runs give identical bytes.

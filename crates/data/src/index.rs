@@ -66,19 +66,48 @@ pub fn guess_contrast(name: &str) -> &'static str {
     }
 }
 
-/// Scans (NIfTI files and DICOM series folders) below `dir`, masks excluded, in sorted order.
-pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Option<PathBuf>)>> {
+/// A scan and the mask found beside it.
+pub type ScanAndMask = (PathBuf, Option<PathBuf>);
+
+/// Name tokens of segmentations, label maps and atlases: not training scans.
+const LABEL_WORDS: [&str; 10] = [
+    "seg", "dseg", "aseg", "aparc", "label", "labels", "atlas", "parc", "mask", "lesion",
+];
+
+fn label_like_name(stem: &str) -> bool {
+    let lower = stem.to_ascii_lowercase();
+    lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|t| LABEL_WORDS.contains(&t))
+}
+
+/// Scans (NIfTI files and DICOM series folders) below `dir`, masks excluded, in sorted order, and
+/// what was left out and why (links, FIFOs and devices, label maps by name, masks with no image).
+/// Symbolic links are not followed (they could lead out of `dir`, or round in a loop).
+pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<(Vec<ScanAndMask>, Vec<String>)> {
     let mut files = Vec::new();
+    let mut left_out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let mut has_dicom = false;
         for e in std::fs::read_dir(&d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))? {
-            let p = e?.path();
+            let e = e?;
+            let p = e.path();
             if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
                 continue;
             }
-            if p.is_dir() {
+            let kind = e.file_type()?;
+            if kind.is_symlink() {
+                left_out.push(format!("{}: a symbolic link (not followed)", p.display()));
+            } else if kind.is_dir() {
                 stack.push(p);
+            } else if !kind.is_file() {
+                if nifti_stem(&p).is_some() || p.extension().is_some_and(|x| x.eq_ignore_ascii_case("dcm")) {
+                    left_out.push(format!(
+                        "{}: not a regular file (a FIFO, socket or device)",
+                        p.display()
+                    ));
+                }
             } else if nifti_stem(&p).is_some() {
                 files.push(p);
             } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("dcm")) {
@@ -90,9 +119,36 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Optio
         }
     }
     files.sort();
-    let is_mask = |p: &Path| nifti_stem(p).is_some_and(|s| opts.mask_suffixes.iter().any(|m| s.ends_with(m.as_str())));
+    let mask_of = |p: &Path| {
+        nifti_stem(p).and_then(|s| {
+            opts.mask_suffixes
+                .iter()
+                .find(|m| s.ends_with(m.as_str()))
+                .map(|m| (s.clone(), m.clone()))
+        })
+    };
     let mut out = Vec::new();
-    for f in files.iter().filter(|f| !is_mask(f)) {
+    for f in &files {
+        if let Some((stem, suffix)) = mask_of(f) {
+            let image = stem[..stem.len() - suffix.len()].to_string();
+            let has_image = ["nii.gz", "nii"]
+                .iter()
+                .any(|ext| f.with_file_name(format!("{image}.{ext}")).exists());
+            if !has_image {
+                left_out.push(format!(
+                    "{}: a mask ({suffix}) with no image {image}.nii[.gz] beside it",
+                    f.display()
+                ));
+            }
+            continue;
+        }
+        if nifti_stem(f).is_some_and(|s| label_like_name(&s)) {
+            left_out.push(format!(
+                "{}: named like a segmentation, label map or atlas (not a scan to train on)",
+                f.display()
+            ));
+            continue;
+        }
         let mask = nifti_stem(f).and_then(|stem| {
             opts.mask_suffixes.iter().find_map(|suf| {
                 ["nii.gz", "nii"]
@@ -103,7 +159,25 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<Vec<(PathBuf, Optio
         });
         out.push((f.clone(), mask));
     }
-    Ok(out)
+    Ok((out, left_out))
+}
+
+/// Whether a volume holds a handful of integer values (a label map), and how many.
+fn label_map_values(data: &[f32]) -> Option<usize> {
+    let mut seen: Vec<f32> = Vec::new();
+    for &v in data {
+        if v.fract() != 0.0 {
+            return None;
+        }
+        if !seen.contains(&v) {
+            seen.push(v);
+            if seen.len() > 16 {
+                return None;
+            }
+        }
+    }
+    // a binary or few-valued integer volume; a constant one is an error elsewhere
+    (seen.len() >= 2).then_some(seen.len())
 }
 
 pub fn subject_of(path: &Path, re: &Regex) -> String {
@@ -122,24 +196,46 @@ pub fn subject_of(path: &Path, re: &Regex) -> String {
         .to_string()
 }
 
-/// Index result: the manifest and the scans that could not be used, each with its reason.
+/// Index result: the manifest, the files left out (each with its reason) and warnings about the
+/// scans kept.
 pub fn index_dir(
     dir: &Path,
     opts: &IndexOptions,
     progress: &indicatif::ProgressBar,
-) -> Result<(Manifest, Vec<String>)> {
-    let scans = find_scans(dir, opts)?;
+) -> Result<(Manifest, Vec<String>, Vec<String>)> {
+    let (scans, left_out) = find_scans(dir, opts)?;
     progress.set_length(scans.len() as u64);
+    let warnings = std::sync::Mutex::new(Vec::<String>::new());
     let results: Vec<std::result::Result<ManifestRow, String>> = scans
         .par_iter()
         .map(|(p, mask)| {
             let r = (|| {
                 let v = load_scan(p, LoadOptions::default()).map_err(|e| e.to_string())?;
+                if let Some(n) = label_map_values(&v.data) {
+                    return Err(format!(
+                        "{}: holds only {n} distinct integer values, like a label map or segmentation (left out)",
+                        p.display()
+                    ));
+                }
                 let m = match mask {
                     Some(m) => Some(load_scan(m, LoadOptions::default()).map_err(|e| e.to_string())?),
                     None => None,
                 };
                 let b = ras_foreground(&v, m.as_ref()).map_err(|e| format!("{}: {e}", p.display()))?;
+                // the foreground box spans the whole volume: the background is not zero
+                // (the box is in RAS+ axis order, a permutation of the voxel axes)
+                let mut extents: Vec<usize> = b.iter().map(|(lo, hi)| hi + 1 - lo).collect();
+                let mut dims = v.dims.to_vec();
+                extents.sort_unstable();
+                dims.sort_unstable();
+                let whole = m.is_none() && b.iter().all(|(lo, _)| *lo == 0) && extents == dims;
+                if whole {
+                    warnings.lock().unwrap().push(format!(
+                        "{}: the foreground (voxels != 0) covers the whole volume, so cropping does nothing: \
+                         probably not skull-stripped (give a mask, or a box in the manifest)",
+                        p.display()
+                    ));
+                }
                 let name = p.file_name().unwrap_or_default().to_string_lossy().to_string();
                 let mut row = ManifestRow::new(
                     opts.label,
@@ -161,19 +257,82 @@ pub fn index_dir(
         rows: vec![],
         extra_columns: vec!["mask_path".into()],
     };
-    let mut errors = vec![];
+    let mut errors = left_out;
     for r in results {
         match r {
             Ok(row) => m.rows.push(row),
             Err(e) => errors.push(e),
         }
     }
-    Ok((m, errors))
+    let mut warnings = warnings.into_inner().unwrap();
+    warnings.sort();
+    Ok((m, errors, warnings))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `index` leaves out, and says so: links (a loop among them), FIFOs, label maps by name
+    /// and by content, masks with no image; and a warning for a scan that is all foreground.
+    #[test]
+    fn links_fifos_label_maps_and_orphan_masks_are_left_out_and_reported() {
+        use brainssl_scan::geometry::IDENTITY;
+        use brainssl_scan::nifti_io::write_nifti;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("data");
+        std::fs::create_dir_all(d.join("sub-01")).unwrap();
+        // a brain: zero background around a varied foreground
+        let brain: Vec<f32> = (0..8 * 8 * 8)
+            .map(|i| {
+                let (x, y, z) = (i % 8, (i / 8) % 8, i / 64);
+                if (2..6).contains(&x) && (2..6).contains(&y) && (2..6).contains(&z) {
+                    (i % 37) as f32 + 0.5
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        write_nifti(&d.join("sub-01/sub-01_T1w.nii.gz"), &brain, [8, 8, 8], &IDENTITY).unwrap();
+        // not skull-stripped: no zero background
+        let head: Vec<f32> = (0..512).map(|i| 1.5 + (i % 11) as f32).collect();
+        write_nifti(&d.join("sub-01/sub-01_T2w.nii.gz"), &head, [8, 8, 8], &IDENTITY).unwrap();
+        let labels: Vec<f32> = (0..512).map(|i| (i % 4) as f32).collect();
+        write_nifti(&d.join("sub-01/sub-01_dseg.nii.gz"), &labels, [8, 8, 8], &IDENTITY).unwrap();
+        write_nifti(&d.join("sub-01/sub-01_FLAIR.nii.gz"), &labels, [8, 8, 8], &IDENTITY).unwrap();
+        write_nifti(&d.join("sub-01/sub-02_brainmask.nii.gz"), &labels, [8, 8, 8], &IDENTITY).unwrap();
+        std::os::unix::fs::symlink(&d, d.join("loop")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("outside")).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(d.join("pipe.nii"))
+            .status()
+            .unwrap()
+            .success());
+        let (m, left_out, warnings) =
+            index_dir(&d, &IndexOptions::default(), &indicatif::ProgressBar::hidden()).unwrap();
+        let kept: Vec<String> = m
+            .rows
+            .iter()
+            .map(|r| r.path.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(kept, ["sub-01_T1w.nii.gz", "sub-01_T2w.nii.gz"]);
+        let said = left_out.join("\n");
+        for (what, why) in [
+            ("loop", "symbolic link"),
+            ("outside", "symbolic link"),
+            ("pipe.nii", "not a regular file"),
+            ("sub-01_dseg.nii.gz", "segmentation"),
+            ("sub-01_FLAIR.nii.gz", "4 distinct integer values"),
+            ("sub-02_brainmask.nii.gz", "no image"),
+        ] {
+            assert!(
+                left_out.iter().any(|l| l.contains(what) && l.contains(why)),
+                "{what}: {said}"
+            );
+        }
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("sub-01_T2w") && warnings[0].contains("not skull-stripped"));
+    }
 
     #[test]
     fn contrast_and_subject_guesses() {

@@ -23,6 +23,32 @@ pub fn subject_labels(rows: &[ManifestRow]) -> Vec<(String, i64)> {
 
 /// Refuse any two parts that share a subject, naming a few of the shared ones.
 pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
+    for (name, rows) in parts {
+        let empty: Vec<&ManifestRow> = rows.iter().filter(|r| r.subject_id.trim().is_empty()).collect();
+        if let Some(first) = empty.first() {
+            bail!(
+                "'{name}': {} row(s) have no subject_id (e.g. {}): subject-level splits and the leak check need one per scan",
+                empty.len(),
+                first.path.display()
+            );
+        }
+    }
+    // the same file under two names or two subjects is still one scan
+    let key = |r: &ManifestRow| std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+    let mut seen: std::collections::HashMap<std::path::PathBuf, (&str, &str)> = std::collections::HashMap::new();
+    for (name, rows) in parts {
+        for r in rows.iter() {
+            if let Some((other, subject)) = seen.insert(key(r), (name, &r.subject_id)) {
+                if other != *name {
+                    bail!(
+                        "scan leak: {} is in '{other}' (subject {subject}) and in '{name}' (subject {})",
+                        r.path.display(),
+                        r.subject_id
+                    );
+                }
+            }
+        }
+    }
     for (i, (na, a)) in parts.iter().enumerate() {
         let sa: BTreeSet<&str> = a.iter().map(|r| r.subject_id.as_str()).collect();
         for (nb, b) in &parts[i + 1..] {
@@ -311,6 +337,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("S001"), "{e}");
+        // an empty subject id anywhere, and one file under two subjects (and two spellings) across splits
+        let mut blank = r.clone();
+        blank[3].subject_id = " ".into();
+        let e = check_disjoint(&[("train", &blank[..3]), ("test", &blank[3..])])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'test'") && e.contains("no subject_id"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        let f = dir.path().join("a/scan.nii");
+        std::fs::write(&f, b"x").unwrap();
+        let mut one = ManifestRow::new(0, "S1", "t1", f.clone());
+        let mut two = ManifestRow::new(1, "S2", "t1", dir.path().join("a/../a/./scan.nii"));
+        let e = check_disjoint(&[
+            ("train", std::slice::from_ref(&one)),
+            ("test", std::slice::from_ref(&two)),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("scan leak") && e.contains("subject S1") && e.contains("subject S2"),
+            "{e}"
+        );
+        (one.path, two.path) = (dir.path().join("a/scan.nii"), dir.path().join("b.nii"));
+        assert!(check_disjoint(&[("train", &[one]), ("test", &[two])]).is_ok());
     }
 
     #[test]

@@ -33,3 +33,25 @@ pub fn failure_text(o: Output, args: &[&str]) -> String {
     assert!(!e.contains("panicked"), "panic instead of an error: {e}");
     e
 }
+
+/// Synthetic brains (40³) for `subjects` subjects in DIR/syn; returns the manifest's path.
+pub fn synth(dir: &std::path::Path, subjects: usize) -> String {
+    let out = dir.join("syn");
+    ok(&[
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--subjects",
+        &subjects.to_string(),
+        "--size",
+        "40",
+    ]);
+    out.join("manifest.csv").to_str().unwrap().to_string()
+}
+
+/// Writes `text` to DIR/NAME and returns its path (config overrides for a test).
+pub fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
