@@ -110,8 +110,8 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
     let out = paths.dir.as_path();
     let fresh = matches!(opts.start, Start::Fresh(_));
     let mut s = Session::open(opts.start, paths, data_hash(&rows), opts.device, opts.epochs)?;
-    let lead_rank = opts.world.as_ref().is_none_or(|w| w.rank == 0);
-    let unreadable = if lead_rank {
+    let lead = opts.world.as_ref().is_none_or(|w| w.rank == 0);
+    let unreadable = if lead {
         brainssl_data::preflight::check(&rows, s.cfg.run.max_unreadable_fraction)?
     } else {
         Vec::new()
@@ -126,7 +126,6 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
     let mut stores = vec![&s.student.vs];
     stores.extend(s.teacher.as_ref().map(|t| &t.vs));
     dp.same_weights(&stores)?;
-    let lead = dp.leads();
     if lead {
         for d in [&paths.dir, &paths.checkpoints, &paths.previews] {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
@@ -262,11 +261,15 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(parts: Option<&LossParts>, spectral: &SpectralStep) -> Self {
+    /// This rank's step: its loss parts (None when its batch was unusable) and the number of its
+    /// scans that failed to load.
+    fn of(parts: Option<&LossParts>, spectral: &SpectralStep, failed: usize) -> Self {
         let stop = crate::interrupt::requested() as u8 as f64;
+        let failed = failed as f64;
         let Some(p) = parts else {
             return Tally {
                 stop,
+                failed,
                 ..Tally::default()
             };
         };
@@ -278,7 +281,7 @@ impl Tally {
             spectral_n: spectral_used as u8 as f64,
             spectral: if spectral_used { p.spectral } else { 0.0 },
             stop,
-            failed: 0.0,
+            failed,
         }
     }
 
@@ -372,11 +375,7 @@ fn run_epoch(
             ));
             None
         };
-        let t = Tally {
-            failed: batch.failures.len() as f64,
-            ..Tally::of(parts.as_ref(), &spectral)
-        }
-        .summed(cx.dp)?;
+        let t = Tally::of(parts.as_ref(), &spectral, batch.failures.len()).summed(cx.dp)?;
         failed_total += t.failed as usize;
         if t.ran == 0.0 && t.nonfinite == 0.0 {
             // no rank had a usable batch
