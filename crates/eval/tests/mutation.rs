@@ -1,18 +1,12 @@
 //! A seeded mutation battery for prediction files: every outcome is predictions whose metrics
 //! and bootstrap intervals compute, or an error naming the file; never a panic.
 
-/// xorshift64*: the battery is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
+use brainssl_prep::Rng;
+
+/// A uniform index below `n` (at least 1) from the project's seeded generator: the battery is the
+/// same on every run.
+fn below(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n.max(1) as u64) as usize
 }
 
 /// Text that breaks naive CSV and number handling.
@@ -41,21 +35,21 @@ const PIECES: [&str; 20] = [
 
 fn mutate(base: &str, rng: &mut Rng) -> String {
     let mut s: Vec<char> = base.chars().collect();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(s.len() + 1);
-        match rng.below(4) {
+    for _ in 0..1 + below(rng, 4) {
+        let at = below(rng, s.len() + 1);
+        match below(rng, 4) {
             0 | 1 => {
-                let piece: Vec<char> = PIECES[rng.below(PIECES.len())].chars().collect();
+                let piece: Vec<char> = PIECES[below(rng, PIECES.len())].chars().collect();
                 s.splice(at..at, piece);
             }
             2 => {
-                let end = (at + rng.below(12)).min(s.len());
+                let end = (at + below(rng, 12)).min(s.len());
                 s.drain(at..end);
             }
             _ => {
                 let line: Vec<char> = base
                     .lines()
-                    .nth(rng.below(base.lines().count()))
+                    .nth(below(rng, base.lines().count()))
                     .unwrap_or("")
                     .chars()
                     .collect();
@@ -70,7 +64,7 @@ fn mutate(base: &str, rng: &mut Rng) -> String {
 fn no_mutated_prediction_file_panics_the_parser_or_the_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let base = "label,p0,p1,subject_id\n0,0.9,0.1,a\n1,0.2,0.8,b\n1,0.5,0.5,c\n0,0.6,0.4,d\n";
-    let mut rng = Rng(0x7072_6564_6963_7473);
+    let mut rng = Rng::new(0x7072_6564_6963_7473);
     let (mut errors, cases) = (0, 3000);
     for case in 0..cases {
         let p = dir.path().join(format!("p{case}.csv"));
