@@ -106,6 +106,9 @@ fn main() {
     // the Burn version, whose activations were Rust allocations too). Keep them. libtorch's tensors
     // use its own allocator and are not affected.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // `brainssl info X | head`: a closed pipe ends the process quietly, as it does any Unix tool
+    // (Rust ignores SIGPIPE, and printing to a closed stdout would then panic)
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     if let Some(t) = cli.threads.or_else(share_of_cores) {
         rayon::ThreadPoolBuilder::new()

@@ -42,6 +42,31 @@ fn long_vr(vr: &[u8]) -> bool {
     )
 }
 
+/// Bytes per value of the binary VRs. The library reads ⌊len / unit⌋ values and so consumes fewer
+/// bytes than the length says when it is not a multiple: from there on it reads the file out of step
+/// with this walk (found by fuzzing: a US of length 21331 hid a 4 GB length one byte further on).
+/// DICOM requires even lengths, so such an element is corruption, refused here.
+fn value_unit(vr: &[u8]) -> usize {
+    match vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"UL" | b"SL" | b"FL" | b"AT" | b"OF" | b"OL" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        _ => 1,
+    }
+}
+
+/// The VR the library gives an element of an implicit-VR data set: OW for pixel and overlay data,
+/// else the dictionary's (its "relaxed" choice where the standard allows two), else UN.
+fn implicit_vr(group: u16, elem: u16) -> [u8; 2] {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    if (group, elem) == (0x7FE0, 0x0010) || (group >> 8 == 0x60 && elem == 0x3000) {
+        return *b"OW";
+    }
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(group, elem))
+        .map_or(*b"UN", |e| e.vr().relaxed().to_bytes())
+}
+
 impl Walk<'_> {
     fn u16_at(&self, o: usize) -> Option<u16> {
         self.b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]))
@@ -76,18 +101,19 @@ impl Walk<'_> {
                     continue;
                 }
             }
-            let (vr, len, header): (Option<&[u8]>, u32, usize) = if self.explicit {
-                let vr = &self.b[pos + 4..pos + 6];
-                if long_vr(vr) {
-                    (Some(vr), self.u32_at(pos + 8).ok_or("a truncated element header")?, 12)
+            let (vr, len, header): ([u8; 2], u32, usize) = if self.explicit {
+                let vr = [self.b[pos + 4], self.b[pos + 5]];
+                if long_vr(&vr) {
+                    (vr, self.u32_at(pos + 8).ok_or("a truncated element header")?, 12)
                 } else {
-                    (Some(vr), self.u16_at(pos + 6).unwrap_or(0) as u32, 8)
+                    (vr, self.u16_at(pos + 6).unwrap_or(0) as u32, 8)
                 }
             } else {
-                (None, self.u32_at(pos + 4).unwrap_or(0), 8)
+                (implicit_vr(group, elem), self.u32_at(pos + 4).unwrap_or(0), 8)
             };
+            let vr = &vr;
             pos += header;
-            let is_sq = vr == Some(b"SQ") || (len == UNDEFINED && vr != Some(b"OB") && vr != Some(b"OW"));
+            let is_sq = vr == b"SQ" || (len == UNDEFINED && vr != b"OB" && vr != b"OW");
             if len == UNDEFINED {
                 pos = if (group, elem) == (0x7FE0, 0x0010) && !is_sq {
                     self.fragments(pos, end)?
@@ -101,6 +127,13 @@ impl Walk<'_> {
                 return Err(format!(
                     "element ({group:04X},{elem:04X}) claims {len} bytes, but only {} remain",
                     end.saturating_sub(pos)
+                ));
+            }
+            let unit = value_unit(vr);
+            if !len.is_multiple_of(unit) {
+                return Err(format!(
+                    "element ({group:04X},{elem:04X}) {} has length {len}, not a multiple of its {unit}-byte values",
+                    String::from_utf8_lossy(vr)
                 ));
             }
             if is_sq {
@@ -274,5 +307,23 @@ mod tests {
         ]
         .concat();
         assert!(check_lengths(&junk).unwrap_err().contains("claims"));
+    }
+
+    /// A binary value whose length is not a multiple of its value size (the library would read one
+    /// byte less and parse the rest of the file out of step: a fuzzer input allocated 4.3 GB so).
+    #[test]
+    fn binary_values_must_fill_whole_values() {
+        let mut odd = file();
+        let at = odd.len() - 20; // before the pixel data element
+        odd.splice(at..at, el((0x0028, 0x0011), b"US", &[1, 0, 2]));
+        let e = check_lengths(&odd).unwrap_err();
+        assert!(e.contains("(0028,0011) US has length 3"), "{e}");
+        let mut fine = file();
+        fine.splice(at..at, el((0x0028, 0x0011), b"US", &[64, 0]));
+        check_lengths(&fine).unwrap();
+        // implicit VR: the VR comes from the dictionary, (0028,0011) Columns is US
+        assert_eq!(&implicit_vr(0x0028, 0x0011), b"US");
+        assert_eq!(&implicit_vr(0x7FE0, 0x0010), b"OW");
+        assert_eq!(&implicit_vr(0x0009, 0x1234), b"UN");
     }
 }
