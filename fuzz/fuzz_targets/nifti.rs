@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
         "x.nii"
     };
     let p = common::scratch(name, data);
-    let _ = brainssl_scan::check_scan(&p);
+    let _ = brainssl_scan::check_scan(&p, Default::default());
     if let Ok(v) = brainssl_scan::load_scan(&p, Default::default()) {
         assert!(v.affine.iter().flatten().all(|x| x.is_finite()));
     }

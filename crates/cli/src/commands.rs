@@ -38,9 +38,12 @@ pub fn names_or<T>(given: &[String], items: &[T], what: &str, default: impl Fn(&
     }
 }
 
+/// Any scan's header and intensities; a 4-D file shows frame 0 unless `frame` picks another.
 pub fn info(path: &Path, json: bool, frame: Option<usize>) -> Result<()> {
+    let frames = brainssl_scan::frame_count(path)?;
+    let frame = frame.or((frames > 1).then_some(0));
     let v = load_scan(path, LoadOptions { frame })?;
-    let i = ScanInfo::of(&path.display().to_string(), &v);
+    let i = ScanInfo::of(&path.display().to_string(), &v, frames, frame);
     if json {
         println!("{}", serde_json::to_string_pretty(&i)?);
     } else {
@@ -140,11 +143,15 @@ pub struct IndexArgs {
     /// Fail if any scan cannot be read (default: list and skip it)
     #[arg(long)]
     pub strict: bool,
+    /// Follow symbolic links, also out of DIR (each folder and file is still indexed once)
+    #[arg(long)]
+    pub follow_links: bool,
 }
 
 pub fn index(a: IndexArgs) -> Result<()> {
     let mut o = IndexOptions {
         label: a.label,
+        follow_links: a.follow_links,
         ..Default::default()
     };
     if let Some(r) = a.subject_regex {
@@ -221,7 +228,11 @@ fn write_rows(m: &Manifest, rows: Vec<brainssl_data::ManifestRow>, path: &Path) 
 }
 
 pub fn split(a: SplitArgs) -> Result<()> {
-    let m = Manifest::read(&a.manifest)?;
+    let mut m = Manifest::read(&a.manifest)?;
+    // stratification needs classes; the files keep the text labels as written
+    if let Some(map) = brainssl_data::LabelMap::apply(&mut [&mut m.rows], &[])? {
+        eprintln!("labels: {} (text labels, for stratification)", map.describe());
+    }
     std::fs::create_dir_all(&a.out)?;
     let modes = [
         a.kfold.is_some(),

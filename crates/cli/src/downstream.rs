@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use brainssl_backend::{Device, DeviceSpec, PrecisionChoice};
-use brainssl_data::{splits, Manifest, ManifestRow};
+use brainssl_data::{splits, LabelMap, Manifest, ManifestRow};
 use brainssl_downstream::baseline::ResNetClassifier;
 use brainssl_downstream::encoder::{CheckpointKey, Encoder};
 use brainssl_downstream::fit::{Outcome, Splits};
@@ -57,6 +57,31 @@ pub struct RecipeArgs {
     quiet: bool,
 }
 
+#[derive(Args, Clone)]
+pub struct LabelArgs {
+    /// Class names of text labels in class order, comma-separated, class 0 first (e.g. CN,AD makes
+    /// AD the positive class 1); default: the names sorted
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+}
+
+impl LabelArgs {
+    /// Maps text labels over all `parts` at once, so every split numbers the classes alike, and
+    /// says how.
+    fn apply(&self, parts: &mut [&mut [ManifestRow]]) -> Result<Option<LabelMap>> {
+        let map = LabelMap::apply(parts, &self.labels)?;
+        if let Some(m) = &map {
+            let how = if self.labels.is_empty() {
+                "names sorted; --labels sets the order"
+            } else {
+                "from --labels"
+            };
+            println!("labels: {} ({how})", m.describe());
+        }
+        Ok(map)
+    }
+}
+
 #[derive(Args)]
 pub struct SplitArgs {
     #[arg(long, requires_all = ["val", "test"], conflicts_with = "manifest")]
@@ -72,29 +97,37 @@ pub struct SplitArgs {
     fractions: Vec<f64>,
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
+    #[command(flatten)]
+    labels: LabelArgs,
 }
 
 impl SplitArgs {
-    /// Subject-disjoint train/val/test rows.
-    fn splits(&self) -> Result<Splits> {
-        let split = match (&self.train, &self.manifest) {
-            (Some(t), _) => Splits {
-                train: rows(t)?,
-                val: rows(self.val.as_ref().expect("clap"))?,
-                test: rows(self.test.as_ref().expect("clap"))?,
-            },
+    /// Subject-disjoint train/val/test rows, and the map of their text labels.
+    fn splits(&self) -> Result<(Splits, Option<LabelMap>)> {
+        let (split, map) = match (&self.train, &self.manifest) {
+            (Some(t), _) => {
+                let mut s = Splits {
+                    train: rows(t)?,
+                    val: rows(self.val.as_ref().expect("clap"))?,
+                    test: rows(self.test.as_ref().expect("clap"))?,
+                };
+                let map = self.labels.apply(&mut [&mut s.train, &mut s.val, &mut s.test])?;
+                (s, map)
+            }
             (None, Some(m)) => {
                 if self.fractions.len() != 3 {
                     bail!("--fractions takes three numbers: train,val,test");
                 }
                 let f = [self.fractions[0], self.fractions[1], self.fractions[2]];
-                let [train, val, test] = splits::train_val_test(&rows(m)?, f, self.split_seed)?;
-                Splits { train, val, test }
+                let mut all = rows(m)?;
+                let map = self.labels.apply(&mut [&mut all])?;
+                let [train, val, test] = splits::train_val_test(&all, f, self.split_seed)?;
+                (Splits { train, val, test }, map)
             }
             _ => bail!("give --train/--val/--test or --manifest"),
         };
         splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
-        Ok(split)
+        Ok((split, map))
     }
 }
 
@@ -131,6 +164,8 @@ pub struct CvArgs {
     val_fraction: f64,
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
+    #[command(flatten)]
+    labels: LabelArgs,
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -207,8 +242,9 @@ fn overrides(mut c: DownstreamConfig, config: Option<&Path>, epochs: Option<usiz
 const MAX_CLASSES: i64 = 1000;
 
 /// The number of classes C of labelled rows: labels must be 0..C-1 with every class present, and
-/// C at most [`MAX_CLASSES`]; the first offending scan is named.
-fn classes_of(parts: &[&[ManifestRow]]) -> Result<usize> {
+/// C at most [`MAX_CLASSES`]; the first offending scan is named. With text labels C is the number
+/// of names.
+fn classes_of(parts: &[&[ManifestRow]], map: Option<&LabelMap>) -> Result<usize> {
     let rows = || parts.iter().flat_map(|p| p.iter());
     if let Some(r) = rows().find(|r| r.label < 0 || r.label >= MAX_CLASSES) {
         bail!(
@@ -218,18 +254,28 @@ fn classes_of(parts: &[&[ManifestRow]]) -> Result<usize> {
             MAX_CLASSES - 1
         );
     }
-    let c = rows().map(|r| r.label as usize + 1).max().unwrap_or(2).max(2);
+    let c = match map {
+        Some(m) => m.names.len().max(2),
+        None => rows().map(|r| r.label as usize + 1).max().unwrap_or(2).max(2),
+    };
     let mut seen = vec![false; c];
     for r in rows() {
         seen[r.label as usize] = true;
     }
     if let Some(missing) = seen.iter().position(|s| !s) {
-        bail!(
-            "labels run up to {} but class {missing} has no scan: labels must be 0..C-1 (relabel, e.g. 1/2 as 0/1)",
-            c - 1
-        );
+        match map.and_then(|m| m.names.get(missing)) {
+            Some(name) => bail!("class {missing} ('{name}') has no scan: every class needs scans"),
+            None => bail!(
+                "labels run up to {} but class {missing} has no scan: labels must be 0..C-1 (relabel, e.g. 1/2 as 0/1)",
+                c - 1
+            ),
+        }
     }
     Ok(c)
+}
+
+fn class_names(map: Option<LabelMap>) -> Vec<String> {
+    map.map(|m| m.names).unwrap_or_default()
 }
 
 fn print_outcome(what: &str, o: &Outcome) {
@@ -248,12 +294,13 @@ fn print_outcome(what: &str, o: &Outcome) {
 }
 
 pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
-    let split = a.data.splits()?;
+    let (split, map) = a.data.splits()?;
     let _lock = claim_folder(&a.out, a.force, mode_command(mode))?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
-    let classes = classes_of(&[&split.train, &split.val, &split.test])?;
+    let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
     let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
+    cfg.class_names = class_names(map);
     cfg.checkpoint_key = a.encoder.checkpoint_key.clone();
     let o = run(
         &cfg,
@@ -274,10 +321,12 @@ pub fn cv(a: CvArgs) -> Result<()> {
         other => bail!("unknown mode '{other}': use frozen or finetune"),
     };
     let _lock = claim_folder(&a.out, a.force, "cv")?;
-    let all = rows(&a.manifest)?;
+    let mut all = rows(&a.manifest)?;
+    let map = a.labels.apply(&mut [&mut all])?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
     let folds = splits::stratified_kfold(&all, a.folds, a.split_seed)?;
-    let classes = classes_of(&[&all])?;
+    let classes = classes_of(&[&all], map.as_ref())?;
+    let names = class_names(map);
     let mut table = String::from("fold,accuracy_pct,macro_f1,f1_positive,auroc,best_epoch\n");
     let mut results: Vec<Outcome> = Vec::new();
     for (i, test) in folds.iter().enumerate() {
@@ -299,7 +348,8 @@ pub fn cv(a: CvArgs) -> Result<()> {
         };
         splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
         let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
-        let cfg = recipe(&a.recipe, mode, classes, &pre)?;
+        let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
+        cfg.class_names = names.clone();
         let dir = a.out.join(format!("fold{i}"));
         let o = run(
             &cfg,
@@ -368,6 +418,8 @@ pub struct EmbedArgs {
     /// Or scan files / DICOM folders directly (no labels: -1)
     #[arg(long, num_args = 1..)]
     scans: Vec<PathBuf>,
+    #[command(flatten)]
+    labels: LabelArgs,
     /// E.csv (ids, label and the embedding per row) or E.npy ([n, D] float32, with E.csv beside it for ids)
     #[arg(long)]
     out: PathBuf,
@@ -393,7 +445,11 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
     let m = brainssl_train::checkpoint::read_manifest(&a.checkpoint)?;
     let enc = Encoder::load(&a.checkpoint, a.checkpoint_key.parse::<CheckpointKey>()?, base)?;
     let rows = match &a.manifest {
-        Some(p) => rows(p)?,
+        Some(p) => {
+            let mut r = rows(p)?;
+            a.labels.apply(&mut [&mut r])?;
+            r
+        }
         None => a
             .scans
             .iter()
@@ -466,6 +522,8 @@ pub struct FewShotArgs {
     seeds: usize,
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
+    #[command(flatten)]
+    labels: LabelArgs,
     /// Also train the supervised ResNet-50 3-D on every draw (the paper's Figure 5 baseline)
     #[arg(long)]
     baseline: bool,
@@ -489,12 +547,14 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
             .and_then(|p| p.file_name())
             .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().to_string())
     })?;
-    let all = rows(&a.manifest)?;
+    let mut all = rows(&a.manifest)?;
+    let map = a.labels.apply(&mut [&mut all])?;
     let [pool, val, test] =
         splits::train_val_test(&all, [a.fractions[0], a.fractions[1], a.fractions[2]], a.split_seed)?;
     splits::check_disjoint(&[("pool", &pool), ("val", &val), ("test", &test)])?;
     let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
-    let classes = classes_of(&[&all])?;
+    let classes = classes_of(&[&all], map.as_ref())?;
+    let class_names = class_names(map);
     let mut csv = String::from("model,k,draw,train_scans,test_auroc,test_accuracy,best_epoch\n");
     let mut names = names;
     if a.baseline {
@@ -527,7 +587,8 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                     Some(ckpt) => {
                         let mf = brainssl_train::checkpoint::read_manifest(ckpt)?;
                         let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
-                        let cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
+                        let mut cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
+                        cfg.class_names = class_names.clone();
                         run(&cfg, Downstream::new(&cfg, enc, true)?, &split, &dir, !a.recipe.quiet)?
                     }
                     None => {
@@ -535,7 +596,8 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                         let mf = brainssl_train::checkpoint::read_manifest(&a.checkpoint[0])?;
                         let mut cfg = DownstreamConfig::resnet(classes, mf.config.data.prep.size <= 64);
                         (cfg.prep.depth, cfg.prep.size) = (mf.config.data.prep.depth, mf.config.data.prep.size);
-                        let cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;
+                        let mut cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;
+                        cfg.class_names = class_names.clone();
                         let model = ResNetClassifier::new(classes, cfg.seed, base);
                         train(&cfg, &model, &split, &dir, base, !a.recipe.quiet)?
                     }
@@ -612,13 +674,14 @@ pub struct BaselineArgs {
 
 /// `brainssl baseline`: the supervised 3-D ResNet-50 from scratch, same pipeline and selection rule.
 pub fn baseline(a: BaselineArgs) -> Result<()> {
-    let split = a.data.splits()?;
+    let (split, map) = a.data.splits()?;
     let _lock = claim_folder(&a.out, a.force, "baseline")?;
     let base = a.device.parse::<DeviceSpec>()?.device()?;
-    let classes = classes_of(&[&split.train, &split.val, &split.test])?;
+    let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
     let mut cfg = DownstreamConfig::resnet(classes, a.size <= 64);
     (cfg.prep.depth, cfg.prep.size) = (a.depth, a.size);
-    let cfg = overrides(cfg, a.config.as_deref(), a.epochs)?;
+    let mut cfg = overrides(cfg, a.config.as_deref(), a.epochs)?;
+    cfg.class_names = class_names(map);
     let model = ResNetClassifier::new(classes, cfg.seed, base);
     let o = train(&cfg, &model, &split, &a.out, base, !a.quiet)?;
     print_outcome(&format!("{} (ResNet-50 3-D)", a.out.display()), &o);
@@ -639,13 +702,20 @@ mod label_tests {
 
     #[test]
     fn labels_must_be_zero_to_c_minus_one_and_sane() {
-        assert_eq!(classes_of(&[&rows(&[0, 1, 1]), &rows(&[0])]).unwrap(), 2);
-        assert_eq!(classes_of(&[&rows(&[0, 2, 1])]).unwrap(), 3);
-        let e = classes_of(&[&rows(&[1, 2, 2])]).unwrap_err().to_string();
+        assert_eq!(classes_of(&[&rows(&[0, 1, 1]), &rows(&[0])], None).unwrap(), 2);
+        assert_eq!(classes_of(&[&rows(&[0, 2, 1])], None).unwrap(), 3);
+        let e = classes_of(&[&rows(&[1, 2, 2])], None).unwrap_err().to_string();
         assert!(e.contains("class 0 has no scan"), "{e}");
-        let e = classes_of(&[&rows(&[0, 1_000_000])]).unwrap_err().to_string();
+        let e = classes_of(&[&rows(&[0, 1_000_000])], None).unwrap_err().to_string();
         assert!(e.contains("scan1.nii") && e.contains("outside 0..999"), "{e}");
-        let e = classes_of(&[&rows(&[0, -1])]).unwrap_err().to_string();
+        let e = classes_of(&[&rows(&[0, -1])], None).unwrap_err().to_string();
         assert!(e.contains("unlabelled"), "{e}");
+        // with text labels C is the number of names, and a named class without scans is named
+        let three = LabelMap {
+            names: ["CN", "MCI", "AD"].map(String::from).to_vec(),
+        };
+        assert_eq!(classes_of(&[&rows(&[0, 2, 1])], Some(&three)).unwrap(), 3);
+        let e = classes_of(&[&rows(&[0, 1])], Some(&three)).unwrap_err().to_string();
+        assert!(e.contains("class 2 ('AD')"), "{e}");
     }
 }

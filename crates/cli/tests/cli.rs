@@ -157,6 +157,50 @@ fn bad_inputs_give_errors_naming_the_file() {
     assert!(e.contains("missing.nii"), "{e}");
 }
 
+/// `info` shows any header: a 4-D file without --frame shows frame 0 and says how many there are;
+/// commands that need one volume name --frame.
+#[test]
+fn four_d_files_info_and_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bold.nii");
+    let data: Vec<f32> = (0..3 * 512).map(|i| (i / 512) as f32 + 1.0).collect();
+    brainssl_scan::nifti_io::write_nifti_frames(&p, &data, [8, 8, 8], 3, &brainssl_scan::geometry::IDENTITY).unwrap();
+    let text = ok(&["info", p.to_str().unwrap()]);
+    assert!(
+        text.contains("frames       3 (figures below: frame 0") && text.contains("max 1 "),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["info", p.to_str().unwrap(), "--frame", "2", "--json"])).unwrap();
+    assert_eq!(
+        (v["frames"].as_u64(), v["frame"].as_u64(), v["max"].as_f64()),
+        (Some(3), Some(2), Some(3.0))
+    );
+    let e = fails(&["info", p.to_str().unwrap(), "--frame", "3"]);
+    assert!(
+        e.contains("bold.nii") && e.contains("frame 3") && e.contains("3 frames"),
+        "{e}"
+    );
+    let out = dir.path().join("o.npy");
+    let e = fails(&["preprocess", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(e.contains("--frame"), "{e}");
+}
+
+/// `brainssl print-config | head -1`: the closed pipe ends the process quietly, with no panic.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brainssl"))
+        .args(["print-config", "--preset", "mae"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!e.contains("panicked") && !e.contains("Broken pipe"), "{e}");
+}
+
 #[test]
 fn non_finite_voxels_are_zeroed_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();

@@ -321,6 +321,108 @@ fn three_class_probe_from_scratch() {
     assert!(v.get("f1_positive").is_none() && v["auroc"].as_f64().is_some(), "{v}");
 }
 
+/// Text labels: `pretrain` ignores them (and unlabelled rows), a probe maps them through the
+/// order `--labels` gives, prints and stores the map, and then reproduces, metric for metric, the
+/// probe of the same manifest with the integer labels that order stands for.
+#[test]
+fn text_labels_map_to_the_classes_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let manifest = common::synth(d, 12);
+    let ints = std::fs::read_to_string(&manifest).unwrap();
+    let text: String = ints
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match (i, l.split_once(',')) {
+            (0, _) | (_, None) => format!("{l}\n"),
+            (_, Some((label, rest))) => format!("{},{rest}\n", if label == "1" { "AD" } else { "CN" }),
+        })
+        .collect();
+    let text_manifest = d.join("syn/text.csv");
+    std::fs::write(&text_manifest, &text).unwrap();
+    // one unlabelled row: pretraining needs no labels
+    let unlabelled = d.join("syn/unlabelled.csv");
+    std::fs::write(&unlabelled, text.replacen("\nAD,", "\n,", 1)).unwrap();
+    let small = d.join("small.toml");
+    std::fs::write(
+        &small,
+        "[data]\nbatch_size = 4\nworkers = 1\n[data.prep]\ndepth = 16\nsize = 32\n[optim]\nepochs = 1\nwarmup_epochs = 0\n",
+    )
+    .unwrap();
+    ok(&[
+        "pretrain",
+        "--preset",
+        "tiny-mae",
+        "--manifest",
+        s(&unlabelled),
+        "--out",
+        s(&d.join("pre")),
+        "--config",
+        s(&small),
+        "--quiet",
+    ]);
+    let cfg = d.join("probe.toml");
+    std::fs::write(&cfg, "batch_size = 4\n[prep]\ndepth = 16\nsize = 32\n").unwrap();
+    let probe = |m: &Path, out: &str, extra: &[&str]| {
+        let out = d.join(out);
+        let mut args = vec![
+            "probe",
+            "--from-scratch",
+            "tiny-mae",
+            "--manifest",
+            s(m),
+            "--out",
+            s(&out),
+            "--epochs",
+            "1",
+            "--config",
+            s(&cfg),
+            "--quiet",
+        ];
+        args.extend(extra);
+        let said = ok(&args);
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+        (said, metrics, std::fs::read_to_string(out.join("config.toml")).unwrap())
+    };
+    let (_, want, _) = probe(Path::new(&manifest), "ints", &[]);
+    let (said, got, config) = probe(&text_manifest, "text", &["--labels", "CN,AD"]);
+    assert!(said.contains("labels: 0 = CN, 1 = AD (from --labels)"), "{said}");
+    assert_eq!(got["class_names"], serde_json::json!(["CN", "AD"]));
+    let names = config.split("class_names").nth(1).unwrap_or_default();
+    assert!(
+        names.find("\"CN\"") < names.find("\"AD\"") && names.contains("\"AD\""),
+        "{config}"
+    );
+    assert_eq!(got["test"], want["test"]);
+    // the default order is sorted: AD is class 0, so the positive class flips
+    let (said, _, _) = probe(&text_manifest, "sorted", &[]);
+    assert!(said.contains("labels: 0 = AD, 1 = CN (names sorted"), "{said}");
+    // a name the order does not list, and text labels in a classifier manifest with an empty one
+    let e = fails(&[
+        "probe",
+        "--from-scratch",
+        "tiny-mae",
+        "--manifest",
+        s(&text_manifest),
+        "--labels",
+        "CN,MCI",
+        "--out",
+        s(&d.join("bad")),
+    ]);
+    assert!(e.contains("label 'AD' is not one of --labels CN,MCI"), "{e}");
+    let e = fails(&[
+        "probe",
+        "--from-scratch",
+        "tiny-mae",
+        "--manifest",
+        s(&unlabelled),
+        "--out",
+        s(&d.join("bad2")),
+    ]);
+    assert!(e.contains("unlabelled"), "{e}");
+}
+
 /// The README's first command, shrunk: every stage runs, the summary states the comparison with
 /// the random encoder per task, and the report inlines its figures.
 #[test]

@@ -20,7 +20,7 @@ const MAGIC: &[u8; 8] = b"BSSLCRP1";
 /// Load a manifest row up to the cacheable stage: RAS+ view cropped to its box plus margin.
 /// The box comes from the manifest, else from the row's `mask_path`, else from voxels != 0.
 pub fn load_cropped(row: &ManifestRow, margin: usize) -> Result<Cropped> {
-    let v = load_scan(&row.path, LoadOptions::default())?;
+    let v = load_scan(&row.path, row.load_options())?;
     if v.meta.non_finite > 0 {
         eprintln!(
             "warning: {}: {} non-finite voxels set to 0",
@@ -71,7 +71,13 @@ fn identity(p: &Path, out: &mut String) {
     }
 }
 
-fn hash_path(h: &mut blake3::Hasher, p: &Path) -> Result<()> {
+/// The frame's part of a key: empty for 3-D scans, so their keys are those of earlier versions.
+fn frame_key(row: &ManifestRow) -> String {
+    row.frame.map(|f| format!("|frame {f}")).unwrap_or_default()
+}
+
+/// Feeds the bytes of a file (or of every file of a DICOM folder, with their names) to `h`.
+pub(crate) fn hash_path(h: &mut blake3::Hasher, p: &Path) -> Result<()> {
     if p.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(p)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -100,7 +106,7 @@ impl CropCache {
     }
 
     pub fn key(&self, row: &ManifestRow, margin: usize) -> Result<String> {
-        let mut id = format!("{:?}|{margin}|{}|", row.bbox, self.lossless);
+        let mut id = format!("{:?}|{margin}|{}|{}|", row.bbox, self.lossless, frame_key(row));
         identity(&row.path, &mut id);
         if let Some(m) = row.extra.get("mask_path").filter(|m| !m.is_empty()) {
             identity(Path::new(m), &mut id);
@@ -125,7 +131,7 @@ impl CropCache {
                 hash_path(&mut h, Path::new(m))?;
             }
         }
-        h.update(format!("{:?}|{margin}|{}", row.bbox, self.lossless).as_bytes());
+        h.update(format!("{:?}|{margin}|{}{}", row.bbox, self.lossless, frame_key(row)).as_bytes());
         Ok(h.finalize().to_hex()[..32].to_string())
     }
 

@@ -15,6 +15,9 @@ pub struct IndexOptions {
     /// A file `<stem><suffix>.nii[.gz]` is the mask of `<stem>.nii[.gz]`, and is not indexed as a scan.
     pub mask_suffixes: Vec<String>,
     pub label: i64,
+    /// Follow symbolic links (each folder is still walked once: a link back into a folder already
+    /// walked, such as `loop -> .`, is reported, not followed; a file reached twice is listed once).
+    pub follow_links: bool,
 }
 
 impl Default for IndexOptions {
@@ -31,6 +34,7 @@ impl Default for IndexOptions {
                 "_mask".into(),
             ],
             label: 0,
+            follow_links: false,
         }
     }
 }
@@ -83,10 +87,14 @@ fn label_like_name(stem: &str) -> bool {
 
 /// Scans (NIfTI files and DICOM series folders) below `dir`, masks excluded, in sorted order, and
 /// what was left out and why (links, FIFOs and devices, label maps by name, masks with no image).
-/// Symbolic links are not followed (they could lead out of `dir`, or round in a loop).
+/// Symbolic links are not followed unless `opts.follow_links` (they could lead out of `dir`, or
+/// round in a loop); when they are, every folder is walked once, by its canonical path.
 pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<(Vec<ScanAndMask>, Vec<String>)> {
     let mut files = Vec::new();
     let mut left_out = Vec::new();
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut walked = std::collections::HashSet::from([canonical(dir)]);
+    let mut listed: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let mut has_dicom = false;
@@ -96,22 +104,51 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<(Vec<ScanAndMask>, 
             if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
                 continue;
             }
-            let kind = e.file_type()?;
+            let mut kind = e.file_type()?;
             if kind.is_symlink() {
-                left_out.push(format!("{}: a symbolic link (not followed)", p.display()));
-            } else if kind.is_dir() {
-                stack.push(p);
+                if !opts.follow_links {
+                    left_out.push(format!(
+                        "{}: a symbolic link (not followed; --follow-links follows links)",
+                        p.display()
+                    ));
+                    continue;
+                }
+                match std::fs::metadata(&p) {
+                    Ok(m) => kind = m.file_type(),
+                    Err(err) => {
+                        left_out.push(format!("{}: a broken symbolic link ({err})", p.display()));
+                        continue;
+                    }
+                }
+            }
+            let scan_like = nifti_stem(&p).is_some() || p.extension().is_some_and(|x| x.eq_ignore_ascii_case("dcm"));
+            if kind.is_dir() {
+                let c = canonical(&p);
+                if walked.insert(c.clone()) {
+                    stack.push(p);
+                } else {
+                    left_out.push(format!(
+                        "{}: leads to {}, a folder already walked (a link loop or a second way in)",
+                        p.display(),
+                        c.display()
+                    ));
+                }
             } else if !kind.is_file() {
-                if nifti_stem(&p).is_some() || p.extension().is_some_and(|x| x.eq_ignore_ascii_case("dcm")) {
+                if scan_like {
                     left_out.push(format!(
                         "{}: not a regular file (a FIFO, socket or device)",
                         p.display()
                     ));
                 }
-            } else if nifti_stem(&p).is_some() {
-                files.push(p);
-            } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("dcm")) {
-                has_dicom = true;
+            } else if scan_like {
+                if let Some(first) = listed.get(&canonical(&p)) {
+                    left_out.push(format!("{}: the same file as {}", p.display(), first.display()));
+                } else if nifti_stem(&p).is_some() {
+                    listed.insert(canonical(&p), p.clone());
+                    files.push(p);
+                } else {
+                    has_dicom = true;
+                }
             }
         }
         if has_dicom && d != dir {
@@ -332,6 +369,44 @@ mod tests {
         }
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("sub-01_T2w") && warnings[0].contains("not skull-stripped"));
+    }
+
+    /// With --follow-links: links are walked, but every folder once and every file once, so a
+    /// `loop -> .` link cannot repeat the scans and a link into the tree cannot list them twice.
+    #[test]
+    fn followed_links_walk_each_folder_and_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, out) = (dir.path().join("data"), dir.path().join("elsewhere"));
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        for f in [d.join("a/s1_T1w.nii"), out.join("s2_T1w.nii")] {
+            std::fs::write(f, b"").unwrap();
+        }
+        std::os::unix::fs::symlink(&d, d.join("a/loop")).unwrap();
+        std::os::unix::fs::symlink(&out, d.join("ext")).unwrap();
+        std::os::unix::fs::symlink(d.join("a/s1_T1w.nii"), d.join("again_T1w.nii")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone"), d.join("broken.nii")).unwrap();
+        let opts = IndexOptions {
+            follow_links: true,
+            ..IndexOptions::default()
+        };
+        let (found, left_out) = find_scans(&d, &opts).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        let said = left_out.join("\n");
+        assert_eq!(names.len(), 2, "{names:?} / {said}");
+        assert!(names.contains(&"s2_T1w.nii".to_string()), "{names:?}");
+        for (what, why) in [("loop", "already walked"), ("broken.nii", "broken"), ("same file", "")] {
+            assert!(
+                left_out.iter().any(|l| l.contains(what) && l.contains(why)),
+                "{what}: {said}"
+            );
+        }
+        // without the option nothing outside is reached
+        let (found, _) = find_scans(&d, &IndexOptions::default()).unwrap();
+        assert_eq!(found.len(), 1);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 pub mod cache;
 pub mod index;
+pub mod labels;
 pub mod loader;
 pub mod manifest;
 pub mod preflight;
 pub mod splits;
 pub mod synth;
 
-pub use manifest::{Manifest, ManifestRow};
+pub use labels::LabelMap;
+pub use manifest::{Manifest, ManifestRow, UNLABELLED};

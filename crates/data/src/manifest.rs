@@ -1,6 +1,11 @@
-//! The CSV manifest of SPEC 1.1: `label, subject_id, contrast, nii_file_path, xmin..zmax`, other
-//! columns kept as they are. Box columns hold inclusive foreground extremes in RAS+ axis order
-//! (x, y, z) after reorientation (D10); -1 or empty means "compute from the scan".
+//! The CSV manifest of SPEC 1.1: `label, subject_id, contrast, nii_file_path, xmin..zmax`, an
+//! optional `frame` (the volume of a 4-D file to use), other columns kept as they are. Box columns
+//! hold inclusive foreground extremes in RAS+ axis order (x, y, z) after reorientation (D10); -1 or
+//! empty means "compute from the scan".
+//!
+//! Labels are integers 0..C-1, text (`CN`, `AD`: mapped to integers by [`crate::labels::LabelMap`]
+//! once every manifest of a run is read), or empty / absent for unlabelled scans, which
+//! pretraining accepts and classification refuses.
 
 use anyhow::{anyhow, bail, Context, Result};
 use brainssl_prep::BoxIncl;
@@ -11,11 +16,16 @@ pub const BOX_COLUMNS: [&str; 6] = ["xmin", "xmax", "ymin", "ymax", "zmin", "zma
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestRow {
+    /// Class index; [`UNLABELLED`] until a text label is mapped, or when the row has none.
     pub label: i64,
+    /// The label as written when it is text (kept so manifests are written back as they were read).
+    pub label_name: Option<String>,
     pub subject_id: String,
     pub contrast: String,
     pub path: PathBuf,
     pub bbox: Option<BoxIncl>,
+    /// Volume of a 4-D file to read (the `frame` column).
+    pub frame: Option<usize>,
     /// Columns this project does not interpret, in file order.
     pub extra: BTreeMap<String, String>,
 }
@@ -24,12 +34,35 @@ impl ManifestRow {
     pub fn new(label: i64, subject_id: &str, contrast: &str, path: PathBuf) -> Self {
         ManifestRow {
             label,
+            label_name: None,
             subject_id: subject_id.into(),
             contrast: contrast.into(),
             path,
             bbox: None,
+            frame: None,
             extra: BTreeMap::new(),
         }
+    }
+
+    /// How the scan of this row is read.
+    pub fn load_options(&self) -> brainssl_scan::LoadOptions {
+        brainssl_scan::LoadOptions { frame: self.frame }
+    }
+}
+
+/// The label of a row that has none (or whose text label is not mapped yet).
+pub const UNLABELLED: i64 = -1;
+
+/// A label cell: an integer, text, or nothing.
+fn parse_label(s: &str) -> Result<(i64, Option<String>)> {
+    if s.is_empty() {
+        return Ok((UNLABELLED, None));
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.fract() == 0.0 && v.abs() < 1e15 => Ok((v as i64, None)),
+        Ok(v) if v.is_finite() => bail!("label '{s}' is a number but not an integer ({v})"),
+        Ok(_) => bail!("label '{s}' is not a usable class"),
+        Err(_) => Ok((UNLABELLED, Some(s.to_string()))),
     }
 }
 
@@ -91,10 +124,10 @@ impl Manifest {
             .with_context(|| format!("{}: cannot open manifest", path.display()))?;
         let headers: Vec<String> = rdr.headers()?.iter().map(|h| h.trim().to_string()).collect();
         let col = |name: &str| headers.iter().position(|h| h == name);
-        let label_col = col("label").ok_or_else(|| anyhow!("{}: manifest has no 'label' column", path.display()))?;
+        let label_col = col("label");
         let path_col = col("nii_file_path")
             .ok_or_else(|| anyhow!("{}: manifest has no 'nii_file_path' column", path.display()))?;
-        let known = ["label", "subject_id", "contrast", "nii_file_path"];
+        let known = ["label", "subject_id", "contrast", "nii_file_path", "frame"];
         let extra_columns: Vec<String> = headers
             .iter()
             .filter(|h| !known.contains(&h.as_str()) && !BOX_COLUMNS.contains(&h.as_str()))
@@ -107,13 +140,16 @@ impl Manifest {
             let rec = rec.with_context(|| format!("{}: line {line}", path.display()))?;
             let get = |name: &str| col(name).and_then(|c| rec.get(c)).map(|s| s.to_string());
             let ctx = || format!("{}: line {line}", path.display());
-            let label_s = rec.get(label_col).unwrap_or("").trim();
-            let label: i64 = label_s
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.fract() == 0.0)
-                .map(|v| v as i64)
-                .ok_or_else(|| anyhow!("{}: label '{label_s}' is not an integer", ctx()))?;
+            let label_s = label_col.and_then(|c| rec.get(c)).unwrap_or("").trim();
+            let (label, label_name) = parse_label(label_s).with_context(ctx)?;
+            let frame_s = get("frame").unwrap_or_default();
+            let frame = match frame_s.trim() {
+                "" => None,
+                f => Some(
+                    f.parse::<usize>()
+                        .map_err(|_| anyhow!("{}: frame '{f}' is not a frame index (0, 1, ...)", ctx()))?,
+                ),
+            };
             let p = PathBuf::from(rec.get(path_col).unwrap_or("").trim());
             if p.as_os_str().is_empty() {
                 bail!("{}: empty nii_file_path", ctx());
@@ -138,10 +174,12 @@ impl Manifest {
                 .collect();
             rows.push(ManifestRow {
                 label,
+                label_name,
                 subject_id: get("subject_id").unwrap_or_default().trim().to_string(),
                 contrast: get("contrast").unwrap_or_default().trim().to_string(),
                 path: p,
                 bbox,
+                frame,
                 extra,
             });
         }
@@ -184,18 +222,25 @@ impl Manifest {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["label", "subject_id", "contrast", "nii_file_path"];
         header.extend(BOX_COLUMNS);
+        let frames = self.rows.iter().any(|r| r.frame.is_some());
+        if frames {
+            header.push("frame");
+        }
         header.extend(self.extra_columns.iter().map(|s| s.as_str()));
         w.write_record(&header)?;
         for r in &self.rows {
-            let mut rec = vec![
-                r.label.to_string(),
-                r.subject_id.clone(),
-                r.contrast.clone(),
-                portable(&r.path),
-            ];
+            let label = match (&r.label_name, r.label) {
+                (Some(name), _) => name.clone(),
+                (None, UNLABELLED) => String::new(),
+                (None, l) => l.to_string(),
+            };
+            let mut rec = vec![label, r.subject_id.clone(), r.contrast.clone(), portable(&r.path)];
             match r.bbox {
                 Some(b) => rec.extend(b.iter().flat_map(|(lo, hi)| [lo.to_string(), hi.to_string()])),
                 None => rec.extend(std::iter::repeat_n("-1".to_string(), 6)),
+            }
+            if frames {
+                rec.push(r.frame.map(|f| f.to_string()).unwrap_or_default());
             }
             rec.extend(self.extra_columns.iter().map(|c| {
                 let v = r.extra.get(c).cloned().unwrap_or_default();
@@ -253,11 +298,49 @@ mod tests {
     fn bad_rows_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.csv");
-        std::fs::write(&p, "label,nii_file_path\n1,a.nii\nx,b.nii\n").unwrap();
-        let e = format!("{:#}", Manifest::read(&p).unwrap_err());
-        assert!(e.contains("bad.csv") && e.contains("line 3"), "{e}");
+        for (row, what) in [
+            ("1.5,b.nii,", "not an integer"),
+            ("inf,b.nii,", "not a usable class"),
+            ("1,b.nii,x", "frame 'x'"),
+        ] {
+            std::fs::write(&p, format!("label,nii_file_path,frame\n1,a.nii,\n{row}\n")).unwrap();
+            let e = format!("{:#}", Manifest::read(&p).unwrap_err());
+            assert!(e.contains("bad.csv") && e.contains("line 3") && e.contains(what), "{e}");
+        }
+    }
+
+    /// Text labels and frames survive a round trip; empty labels and a missing label column mean
+    /// unlabelled scans, which pretraining needs.
+    #[test]
+    fn text_labels_unlabelled_rows_and_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(
+            &p,
+            "label,subject_id,nii_file_path,frame\nAD,s1,a.nii,2\n,s2,b.nii,\n1,s3,c.nii,\n",
+        )
+        .unwrap();
+        let m = Manifest::read(&p).unwrap();
+        let got: Vec<_> = m
+            .rows
+            .iter()
+            .map(|r| (r.label, r.label_name.as_deref(), r.frame))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (UNLABELLED, Some("AD"), Some(2)),
+                (UNLABELLED, None, None),
+                (1, None, None)
+            ]
+        );
+        assert_eq!(m.rows[0].load_options().frame, Some(2));
+        let out = dir.path().join("o.csv");
+        m.write(&out).unwrap();
+        let back = Manifest::read(&out).unwrap();
+        assert_eq!(back.rows, m.rows);
         std::fs::write(&p, "subject_id,nii_file_path\ns,a.nii\n").unwrap();
-        assert!(format!("{:#}", Manifest::read(&p).unwrap_err()).contains("'label'"));
+        assert_eq!(Manifest::read(&p).unwrap().rows[0].label, UNLABELLED);
     }
 }
 

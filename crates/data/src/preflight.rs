@@ -11,7 +11,11 @@ pub fn unreadable(rows: &[ManifestRow]) -> Vec<(usize, String)> {
     let mut bad: Vec<(usize, String)> = rows
         .par_iter()
         .enumerate()
-        .filter_map(|(i, r)| brainssl_scan::check_scan(&r.path).err().map(|e| (i, e.to_string())))
+        .filter_map(|(i, r)| {
+            brainssl_scan::check_scan(&r.path, r.load_options())
+                .err()
+                .map(|e| (i, e.to_string()))
+        })
         .collect();
     bad.sort_by_key(|b| b.0);
     bad
@@ -68,5 +72,28 @@ mod tests {
         let warned = check(&rows, 0.5).unwrap();
         assert_eq!(warned.len(), 2);
         assert!(check(&rows[..1], 0.0).unwrap().is_empty());
+    }
+
+    /// A 4-D scan needs its `frame` column: the pre-flight says so, and the loader reads the frame
+    /// the row names.
+    #[test]
+    fn a_4d_scan_is_read_at_the_frame_its_row_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bold.nii.gz");
+        // frame 0 is all zero but one voxel, frame 1 a 2³ cube of 7s in a 4³ volume
+        let mut data = vec![0f32; 128];
+        data[0] = 1.0;
+        for (x, y, z) in (1..3).flat_map(|x| (1..3).flat_map(move |y| (1..3).map(move |z| (x, y, z)))) {
+            data[64 + x + 4 * y + 16 * z] = 7.0;
+        }
+        brainssl_scan::nifti_io::write_nifti_frames(&p, &data, [4, 4, 4], 2, &brainssl_scan::geometry::IDENTITY)
+            .unwrap();
+        let mut row = ManifestRow::new(0, "s", "bold", p);
+        let e = check(std::slice::from_ref(&row), 0.0).unwrap_err().to_string();
+        assert!(e.contains("bold.nii.gz") && e.contains("'frame' column"), "{e}");
+        row.frame = Some(1);
+        assert!(check(std::slice::from_ref(&row), 0.0).unwrap().is_empty());
+        let c = crate::cache::load_cropped(&row, 0).unwrap();
+        assert_eq!(c.data, vec![7.0; 8], "frame 1's cube, cropped to its foreground");
     }
 }

@@ -33,9 +33,14 @@ pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
             );
         }
     }
-    // the same file under two names or two subjects is still one scan
-    let key = |r: &ManifestRow| std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
-    let mut seen: std::collections::HashMap<std::path::PathBuf, (&str, &str)> = std::collections::HashMap::new();
+    // the same file under two names or two subjects is still one scan (a frame of it, for 4-D files)
+    let key = |r: &ManifestRow| {
+        (
+            std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone()),
+            r.frame,
+        )
+    };
+    let mut seen: std::collections::HashMap<_, (&str, &str)> = std::collections::HashMap::new();
     for (name, rows) in parts {
         for r in rows.iter() {
             if let Some((other, subject)) = seen.insert(key(r), (name, &r.subject_id)) {
@@ -49,6 +54,7 @@ pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
             }
         }
     }
+    same_content_across(parts)?;
     for (i, (na, a)) in parts.iter().enumerate() {
         let sa: BTreeSet<&str> = a.iter().map(|r| r.subject_id.as_str()).collect();
         for (nb, b) in &parts[i + 1..] {
@@ -64,6 +70,71 @@ pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
                     "subject leak: {} subject(s) are in both '{na}' and '{nb}' (e.g. {})",
                     shared.len(),
                     shared.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuse two files with identical bytes in different parts (a copy of a scan under another name
+/// and subject). Only files whose sizes collide across parts are read, so this costs a stat per
+/// scan unless many scans have the same size (uncompressed NIfTI of one shape: then each of those
+/// is hashed once). Unreadable files are left to the pre-flight check.
+fn same_content_across(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
+    use rayon::prelude::*;
+    let size = |p: &std::path::Path| -> Option<u64> {
+        let m = std::fs::metadata(p).ok()?;
+        if m.is_dir() {
+            let files = std::fs::read_dir(p).ok()?;
+            Some(
+                files
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum(),
+            )
+        } else {
+            Some(m.len())
+        }
+    };
+    // (part index, row) by (size, frame)
+    type Group<'a> = Vec<(usize, &'a ManifestRow)>;
+    let mut by_size: BTreeMap<(u64, Option<usize>), Group> = BTreeMap::new();
+    for (k, (_, rows)) in parts.iter().enumerate() {
+        for r in rows.iter() {
+            if let Some(n) = size(&r.path) {
+                by_size.entry((n, r.frame)).or_default().push((k, r));
+            }
+        }
+    }
+    let suspects: Vec<(usize, &ManifestRow)> = by_size
+        .into_values()
+        .filter(|g| g.iter().any(|(k, _)| *k != g[0].0))
+        .flatten()
+        .collect();
+    let hashes: Vec<Option<blake3::Hash>> = suspects
+        .par_iter()
+        .map(|(_, r)| {
+            let mut h = blake3::Hasher::new();
+            crate::cache::hash_path(&mut h, &r.path).ok().map(|_| h.finalize())
+        })
+        .collect();
+    let mut seen: std::collections::HashMap<(blake3::Hash, Option<usize>), (usize, &ManifestRow)> =
+        std::collections::HashMap::new();
+    for ((k, r), h) in suspects.iter().zip(hashes) {
+        let Some(h) = h else { continue };
+        if let Some((k0, r0)) = seen.insert((h, r.frame), (*k, r)) {
+            if k0 != *k {
+                bail!(
+                    "scan leak: {} ('{}', subject {}) and {} ('{}', subject {}) have identical content",
+                    r0.path.display(),
+                    parts[k0].0,
+                    r0.subject_id,
+                    r.path.display(),
+                    parts[*k].0,
+                    r.subject_id
                 );
             }
         }
@@ -360,7 +431,24 @@ mod tests {
             e.contains("scan leak") && e.contains("subject S1") && e.contains("subject S2"),
             "{e}"
         );
-        (one.path, two.path) = (dir.path().join("a/scan.nii"), dir.path().join("b.nii"));
+        // two frames of one 4-D file are two scans
+        two.frame = Some(1);
+        assert!(check_disjoint(&[("train", &[one.clone()]), ("test", &[two.clone()])]).is_ok());
+        two.frame = None;
+        // a copy under another name: same bytes; a file of the same size but other bytes is no leak
+        let copy = dir.path().join("copy.nii");
+        std::fs::write(&copy, b"x").unwrap();
+        std::fs::write(dir.path().join("other.nii"), b"y").unwrap();
+        two.path = copy;
+        let e = check_disjoint(&[("train", &[one.clone()]), ("test", &[two.clone()])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("identical content") && e.contains("copy.nii") && e.contains("'test'"),
+            "{e}"
+        );
+        assert!(check_disjoint(&[("train", &[one.clone(), two.clone()])]).is_ok());
+        (one.path, two.path) = (dir.path().join("a/scan.nii"), dir.path().join("other.nii"));
         assert!(check_disjoint(&[("train", &[one]), ("test", &[two])]).is_ok());
     }
 

@@ -61,6 +61,10 @@ pub struct DownstreamConfig {
     pub selection: Selection,
     /// Which encoder of a JEPA checkpoint: "student" (the context encoder, reference default) or "teacher".
     pub checkpoint_key: String,
+    /// Names of the classes when the manifests use text labels (class k is `class_names[k]`);
+    /// empty for integer labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
 }
 
 impl DownstreamConfig {
@@ -108,6 +112,7 @@ impl DownstreamConfig {
             standardise_tokens: false,
             selection: Selection::default(),
             checkpoint_key: "student".into(),
+            class_names: Vec::new(),
         }
     }
 
@@ -158,6 +163,13 @@ impl DownstreamConfig {
         if (self.feature_cache || self.standardise_tokens) && self.mode != Mode::Frozen {
             anyhow::bail!(
                 "feature_cache and standardise_tokens apply to frozen probes only (the encoder must not change)"
+            );
+        }
+        if !self.class_names.is_empty() && self.class_names.len() != self.classifier.num_classes {
+            anyhow::bail!(
+                "{} class names for {} classes",
+                self.class_names.len(),
+                self.classifier.num_classes
             );
         }
         if !matches!(self.checkpoint_key.as_str(), "student" | "teacher") {

@@ -335,6 +335,7 @@ pub fn fit<M: Classifier, S: Batches>(
         "train_loss": outcome.train_loss,
         "min_train_loss": min_train_loss,
         "learned": outcome.learned(c),
+        "class_names": cfg.class_names,
     });
     brainssl_scan::atomic_write(
         &out.join("metrics.json"),

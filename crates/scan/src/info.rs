@@ -19,10 +19,15 @@ pub struct ScanInfo {
     pub mean: f64,
     pub nonzero_fraction: f64,
     pub non_finite_voxels: usize,
+    /// Volumes along a 4th axis (1 for a 3-D scan).
+    pub frames: usize,
+    /// The frame whose voxels the intensity figures describe, for a 4-D file.
+    pub frame: Option<usize>,
 }
 
 impl ScanInfo {
-    pub fn of(path: &str, v: &Volume) -> Self {
+    /// What `v` (frame `frame` of a file with `frames` frames) shows.
+    pub fn of(path: &str, v: &Volume, frames: usize, frame: Option<usize>) -> Self {
         let (min, max) = v.range();
         let n = v.data.len().max(1) as f64;
         ScanInfo {
@@ -40,6 +45,8 @@ impl ScanInfo {
             mean: v.data.iter().map(|&x| x as f64).sum::<f64>() / n,
             nonzero_fraction: v.data.iter().filter(|&&x| x != 0.0).count() as f64 / n,
             non_finite_voxels: v.meta.non_finite,
+            frames,
+            frame,
         }
     }
 }
@@ -54,6 +61,14 @@ impl std::fmt::Display for ScanInfo {
             "dims         {} x {} x {}  (stored {:?})",
             self.dims[0], self.dims[1], self.dims[2], self.raw_dims
         )?;
+        if self.frames > 1 {
+            writeln!(
+                f,
+                "frames       {} (figures below: frame {}; choose another with --frame)",
+                self.frames,
+                self.frame.unwrap_or(0)
+            )?;
+        }
         writeln!(f, "voxel size   {a:.4} x {b:.4} x {c:.4} mm")?;
         writeln!(
             f,

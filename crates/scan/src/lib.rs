@@ -41,9 +41,10 @@ pub fn load_scan(path: &Path, opts: LoadOptions) -> Result<Volume> {
 }
 
 /// A fast check that `path` can be read as a scan, without reading its voxels: it exists, a NIfTI
-/// file is a regular file with a sound header that fits the file, a DICOM file is a regular file, a
-/// folder holds files. For pre-flight checks over whole manifests.
-pub fn check_scan(path: &Path) -> Result<()> {
+/// file is a regular file with a sound header that fits the file (and `opts.frame` picks one of its
+/// frames), a DICOM file is a regular file, a folder holds files. For pre-flight checks over whole
+/// manifests.
+pub fn check_scan(path: &Path, opts: LoadOptions) -> Result<()> {
     if path.is_dir() {
         let any = std::fs::read_dir(path)
             .map_err(|e| ScanError::io(path, e))?
@@ -69,7 +70,16 @@ pub fn check_scan(path: &Path) -> Result<()> {
             Err(ScanError::invalid(path, "not a regular file"))
         };
     }
-    nifti_io::check_nifti(path)
+    nifti_io::check_nifti(path, opts.frame)
+}
+
+/// How many volumes `path` holds along a 4th axis (1 for a 3-D scan, a DICOM file or a series),
+/// read from the header alone.
+pub fn frame_count(path: &Path) -> Result<usize> {
+    if path.is_dir() || dicom_io::looks_like_dicom(path) {
+        return Ok(1);
+    }
+    Ok(nifti_io::frames_of(&nifti_io::read_header(path)?))
 }
 
 /// Write bytes to `path` through a temporary file in the same folder and a rename, so readers never

@@ -155,9 +155,10 @@ fn regular_file(path: &Path) -> Result<std::fs::Metadata> {
     Ok(meta)
 }
 
-/// Checks a NIfTI file without reading its voxels: a regular file whose header parses and whose
-/// data, as the header describes it, fits in the file (for gzip: could fit once inflated).
-pub fn check_nifti(path: &Path) -> Result<()> {
+/// The header of a NIfTI file, read without its voxels and checked: a regular file whose header
+/// parses and whose data, as the header describes it, fits in the file (for gzip: could fit once
+/// inflated).
+pub fn read_header(path: &Path) -> Result<NiftiHeader> {
     let meta = regular_file(path)?;
     let mut f = std::fs::File::open(path).map_err(|e| ScanError::io(path, e))?;
     let mut magic = [0u8; 2];
@@ -186,7 +187,38 @@ pub fn check_nifti(path: &Path) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    Ok(h)
+}
+
+/// Checks a NIfTI file without reading its voxels ([`read_header`]), and that `frame` picks one
+/// volume of it: required for a 4-D file, in range.
+pub fn check_nifti(path: &Path, frame: Option<usize>) -> Result<()> {
+    let h = read_header(path)?;
+    choose_frame(path, &h, frame).map(|_| ())
+}
+
+/// Frames (volumes along the 4th axis) of a header; 1 for a 3-D file.
+pub fn frames_of(h: &NiftiHeader) -> usize {
+    h.dims.get(3).copied().unwrap_or(1)
+}
+
+/// The frame to read: the only one, or the requested one if it exists.
+fn choose_frame(path: &Path, h: &NiftiHeader, frame: Option<usize>) -> Result<usize> {
+    match (frames_of(h), frame) {
+        (1, None) => Ok(0),
+        (n, None) => Err(ScanError::invalid(
+            path,
+            format!(
+                "4-D file with {n} frames: choose one (0..{}) with --frame, or with a 'frame' column in a manifest",
+                n - 1
+            ),
+        )),
+        (n, Some(f)) if f >= n => Err(ScanError::invalid(
+            path,
+            format!("frame {f} requested but the file has {n} frames (0..{})", n - 1),
+        )),
+        (_, Some(f)) => Ok(f),
+    }
 }
 
 /// Voxels per frame, frames, and the end offset of the voxel data, with every product and sum
@@ -400,29 +432,13 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
         dims3[k] = *d;
     }
     let (nvox, extra, end) = layout(path, &h)?;
-    let frames = h.dims.get(3).copied().unwrap_or(1);
     if h.dims.iter().skip(4).any(|&d| d != 1) {
         return Err(ScanError::invalid(
             path,
             format!("{}-D data {:?} is not a scalar volume", h.dims.len(), h.dims),
         ));
     }
-    let chosen = match (frames, frame) {
-        (1, None) => 0,
-        (n, None) => {
-            return Err(ScanError::invalid(
-                path,
-                format!("4-D file with {n} frames; choose one with --frame (0..{})", n - 1),
-            ))
-        }
-        (n, Some(f)) if f >= n => {
-            return Err(ScanError::invalid(
-                path,
-                format!("frame {f} requested but the file has {n} frames"),
-            ))
-        }
-        (_, Some(f)) => f,
-    };
+    let chosen = choose_frame(path, &h, frame)?;
     // checked in `layout`: nvox · extra · width does not overflow
     let need = nvox * extra * width;
     let off = end - need;
@@ -474,18 +490,36 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
 
 /// Write a float32 NIfTI-1 file (gzip-compressed when the name ends in `.gz`), atomically.
 pub fn write_nifti(path: &Path, data: &[f32], dims: [usize; 3], affine: &Affine) -> Result<()> {
+    write_nifti_frames(path, data, dims, 1, affine)
+}
+
+/// [`write_nifti`] for `frames` volumes of `dims` one after another (a 4-D file; `frames` = 1: 3-D).
+pub fn write_nifti_frames(path: &Path, data: &[f32], dims: [usize; 3], frames: usize, affine: &Affine) -> Result<()> {
     assert_eq!(
         data.len(),
-        dims.iter().product::<usize>(),
-        "data length must match dims"
+        dims.iter().product::<usize>() * frames,
+        "data length must match dims and frames"
     );
+    if frames > i16::MAX as usize {
+        return Err(ScanError::invalid(path, "more frames than NIfTI-1's limit of 32767"));
+    }
     if dims.iter().any(|&d| d > i16::MAX as usize) {
         return Err(ScanError::invalid(path, "a dimension exceeds NIfTI-1's limit of 32767"));
     }
     let mut h = vec![0u8; 352];
     let put = |h: &mut Vec<u8>, off: usize, b: &[u8]| h[off..off + b.len()].copy_from_slice(b);
     put(&mut h, 0, &348i32.to_le_bytes());
-    let dim: [i16; 8] = [3, dims[0] as i16, dims[1] as i16, dims[2] as i16, 1, 1, 1, 1];
+    let ndim = if frames > 1 { 4 } else { 3 };
+    let dim: [i16; 8] = [
+        ndim,
+        dims[0] as i16,
+        dims[1] as i16,
+        dims[2] as i16,
+        frames as i16,
+        1,
+        1,
+        1,
+    ];
     for (k, d) in dim.iter().enumerate() {
         put(&mut h, 40 + 2 * k, &d.to_le_bytes());
     }
@@ -568,6 +602,36 @@ mod tests {
             }
             assert_eq!(v.codes().letters(), "AIL");
         }
+    }
+
+    #[test]
+    fn a_4d_file_needs_a_frame_and_gives_the_one_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bold.nii");
+        let data: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        write_nifti_frames(&p, &data, [2, 2, 2], 2, &crate::geometry::IDENTITY).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        assert_eq!(
+            &b[40..50],
+            &[4, 0, 2, 0, 2, 0, 2, 0, 2, 0],
+            "dim[0..=4] of a 4-D header"
+        );
+        assert_eq!(crate::frame_count(&p).unwrap(), 2);
+        for e in [
+            read_nifti(&p, None).unwrap_err().to_string(),
+            check_nifti(&p, None).unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("bold.nii") && e.contains("2 frames") && e.contains("'frame' column"),
+                "{e}"
+            );
+        }
+        let e = check_nifti(&p, Some(2)).unwrap_err().to_string();
+        assert!(e.contains("frame 2") && e.contains("0..1"), "{e}");
+        check_nifti(&p, Some(1)).unwrap();
+        let v = read_nifti(&p, Some(1)).unwrap();
+        assert_eq!(v.dims, [2, 2, 2]);
+        assert_eq!(v.data, data[8..].to_vec());
     }
 
     #[test]
@@ -702,21 +766,25 @@ mod check_tests {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("g.nii");
         write_nifti(&good, &[1.0; 64], [4, 4, 4], &crate::geometry::IDENTITY).unwrap();
-        crate::check_scan(&good).unwrap();
+        crate::check_scan(&good, Default::default()).unwrap();
         let gz = dir.path().join("g.nii.gz");
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(&std::fs::read(&good).unwrap()).unwrap();
         std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-        crate::check_scan(&gz).unwrap();
+        crate::check_scan(&gz, Default::default()).unwrap();
         // truncated: the header promises 256 bytes of voxels
         let cut = dir.path().join("cut.nii");
         let b = std::fs::read(&good).unwrap();
         std::fs::write(&cut, &b[..b.len() - 10]).unwrap();
-        let e = crate::check_scan(&cut).unwrap_err().to_string();
+        let e = crate::check_scan(&cut, Default::default()).unwrap_err().to_string();
         assert!(e.contains("cut.nii") && e.contains("but the file has"), "{e}");
-        let e = crate::check_scan(&dir.path().join("none.nii")).unwrap_err().to_string();
+        let e = crate::check_scan(&dir.path().join("none.nii"), Default::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no such file"), "{e}");
-        let e = crate::check_scan(Path::new("/dev/zero")).unwrap_err().to_string();
+        let e = crate::check_scan(Path::new("/dev/zero"), Default::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a regular file"), "{e}");
         // a FIFO is refused at once, not waited on (and load_scan does not block on it either)
         let fifo = dir.path().join("f.nii");
@@ -725,13 +793,16 @@ mod check_tests {
             .status()
             .unwrap()
             .success());
-        let e = crate::check_scan(&fifo).unwrap_err().to_string();
+        let e = crate::check_scan(&fifo, Default::default()).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
         let e = crate::load_scan(&fifo, Default::default()).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
         let empty = dir.path().join("series");
         std::fs::create_dir(&empty).unwrap();
-        assert!(crate::check_scan(&empty).unwrap_err().to_string().contains("no files"));
+        assert!(crate::check_scan(&empty, Default::default())
+            .unwrap_err()
+            .to_string()
+            .contains("no files"));
     }
 }
 
