@@ -2,64 +2,7 @@
 //! quotes, newlines, extreme numbers and deletions. Every outcome is a manifest or an error naming
 //! the file; never a panic.
 
-use brainssl_prep::Rng;
-
-/// A uniform index below `n` (at least 1) from the project's seeded generator: the battery is the
-/// same on every run.
-fn below(rng: &mut Rng, n: usize) -> usize {
-    rng.below(n.max(1) as u64) as usize
-}
-
-/// Text that breaks naive CSV and number handling.
-const PIECES: [&str; 20] = [
-    ",",
-    "\"",
-    "\n",
-    "\r\n",
-    "-",
-    "e",
-    "9",
-    "0",
-    ".",
-    "nan",
-    "inf",
-    "-inf",
-    "1e300",
-    "-1",
-    "18446744073709551616",
-    "\u{0}",
-    "é",
-    " ",
-    ",,,",
-    "\"\"\"",
-];
-
-fn mutate(base: &str, rng: &mut Rng) -> String {
-    let mut s: Vec<char> = base.chars().collect();
-    for _ in 0..1 + below(rng, 4) {
-        let at = below(rng, s.len() + 1);
-        match below(rng, 4) {
-            0 | 1 => {
-                let piece: Vec<char> = PIECES[below(rng, PIECES.len())].chars().collect();
-                s.splice(at..at, piece);
-            }
-            2 => {
-                let end = (at + below(rng, 12)).min(s.len());
-                s.drain(at..end);
-            }
-            _ => {
-                let line: Vec<char> = base
-                    .lines()
-                    .nth(below(rng, base.lines().count()))
-                    .unwrap_or("")
-                    .chars()
-                    .collect();
-                s.splice(at..at, line.into_iter().chain(['\n']));
-            }
-        }
-    }
-    s.into_iter().collect()
-}
+use brainssl_testkit::{battery_size, keep, mutate_text, Rng};
 
 #[test]
 fn no_mutated_manifest_panics_the_parser() {
@@ -68,12 +11,26 @@ fn no_mutated_manifest_panics_the_parser() {
                 0,S1,t1,a.nii.gz,1,20,2,30,0,9,a_mask.nii.gz\n\
                 1,S2,t2,sub/b.nii,-1,-1,-1,-1,-1,-1,\n\
                 0,S3,flair,/abs/c.nii,3,4,5,6,7,8,x.nii\n";
-    let mut rng = Rng::new(0x6d61_6e69_6665_7374);
-    let (mut errors, cases) = (0, 3000);
+    let text_labels = base.replace("\n0,", "\nCN,").replace("\n1,", "\nAD,");
+    let (cases, seed) = battery_size(3000);
+    let mut rng = Rng::new(0x6d61_6e69_6665_7374 ^ seed);
+    let mut errors = 0;
     for case in 0..cases {
-        let p = dir.path().join(format!("m{case}.csv"));
-        std::fs::write(&p, mutate(base, &mut rng)).unwrap();
-        let r = std::panic::catch_unwind(|| brainssl_data::Manifest::read(&p).map(|m| m.rows.len()));
+        let name = format!("m{case}.csv");
+        let p = dir.path().join(&name);
+        let text = mutate_text(if case % 2 == 0 { base } else { &text_labels }, &mut rng);
+        std::fs::write(&p, &text).unwrap();
+        keep("manifest", &name, text.as_bytes());
+        // parse, then map the labels (text labels, mixtures, unlabelled rows) and check for leaks
+        let r = std::panic::catch_unwind(|| {
+            brainssl_data::Manifest::read(&p).and_then(|mut m| {
+                brainssl_data::LabelMap::apply(&mut [&mut m.rows], &[])
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                brainssl_data::splits::check_disjoint(&[("all", &m.rows)])
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                Ok(m.rows.len())
+            })
+        });
         match r.unwrap_or_else(|_| panic!("case {case} panicked")) {
             Ok(_) => {}
             Err(e) => {
