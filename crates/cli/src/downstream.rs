@@ -450,11 +450,7 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
             a.labels.apply(&mut [&mut r])?;
             r
         }
-        None => a
-            .scans
-            .iter()
-            .map(|p| ManifestRow::new(-1, &p.file_stem().unwrap_or_default().to_string_lossy(), "", p.clone()))
-            .collect(),
+        None => scan_rows(&a.scans),
     };
     let plan = brainssl_downstream::embed::EmbedPlan {
         prep: &m.config.data.prep,
@@ -497,6 +493,77 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
     }
     println!("{} embeddings of width {d} → {}", rows.len(), a.out.display());
     Ok(())
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A trained classifier: DIR/best.safetensors of probe, finetune or baseline
+    #[arg(long)]
+    classifier: PathBuf,
+    /// Scans to classify (a manifest; text labels are numbered as the classifier's classes)
+    #[arg(long, required_unless_present = "scans", conflicts_with = "scans")]
+    manifest: Option<PathBuf>,
+    /// Or scan files / DICOM folders directly (label -1)
+    #[arg(long, num_args = 1..)]
+    scans: Vec<PathBuf>,
+    /// Output CSV (subject_id,path,label,p0,...: the input format of `metrics`)
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing --out
+    #[arg(long)]
+    force: bool,
+    /// cpu or cuda:N
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
+    #[arg(long, default_value = "auto")]
+    precision: PrecisionChoice,
+}
+
+/// `brainssl predict`: a trained classifier on new scans.
+pub fn predict(a: PredictArgs) -> Result<()> {
+    claim_file(&a.out, a.force)?;
+    let device = a.device.parse::<DeviceSpec>()?.device()?;
+    let trained = brainssl_downstream::predict::Trained::load(&a.classifier, device)?;
+    let names = &trained.cfg.class_names;
+    let mut rows = match &a.manifest {
+        Some(p) => rows(p)?,
+        None => scan_rows(&a.scans),
+    };
+    if rows.iter().any(|r| r.label_name.is_some()) {
+        LabelMap::apply(&mut [&mut rows], names)?;
+    }
+    let classes = (0..trained.cfg.classifier.num_classes)
+        .map(|k| match names.get(k) {
+            Some(n) => format!("p{k} = {n}"),
+            None => format!("p{k}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let probs = trained.predict(&rows, device, a.precision.resolve(device))?;
+    brainssl_downstream::fit::write_predictions(&a.out, &rows, &probs)?;
+    println!(
+        "{} scans → {} ({classes}; the classifier of epoch {})",
+        rows.len(),
+        a.out.display(),
+        trained.best_epoch + 1
+    );
+    Ok(())
+}
+
+/// Rows for scans given by path: subject id = file stem, no label.
+fn scan_rows(scans: &[PathBuf]) -> Vec<ManifestRow> {
+    scans
+        .iter()
+        .map(|p| {
+            ManifestRow::new(
+                brainssl_data::UNLABELLED,
+                &p.file_stem().unwrap_or_default().to_string_lossy(),
+                "",
+                p.clone(),
+            )
+        })
+        .collect()
 }
 
 #[derive(Args)]

@@ -77,6 +77,8 @@ enum Cmd {
     Fewshot(downstream::FewShotArgs),
     /// Mean-pooled token embeddings of scans from a pretrained encoder
     Embed(downstream::EmbedArgs),
+    /// Class probabilities of new scans from a trained classifier (probe, finetune or baseline)
+    Predict(downstream::PredictArgs),
     /// t-SNE map of embeddings with silhouette and NMI in raw and 2-D space (Table 7)
     Tsne(analysis::TsneArgs),
     /// Mean high-frequency power spectral density per dataset, ratios and radial profiles (Figure 3)
@@ -157,6 +159,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Cv(a) => downstream::cv(a),
         Cmd::Baseline(a) => downstream::baseline(a),
         Cmd::Embed(a) => downstream::embed(a),
+        Cmd::Predict(a) => downstream::predict(a),
         Cmd::Fewshot(a) => downstream::fewshot(a),
         Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => demo::demo(a),

@@ -73,6 +73,58 @@ fn pretrain_probe_finetune_cv_embed() {
     }
     assert!(probe.join("best.safetensors").exists());
 
+    // `predict` rebuilds the selected probe from its weights file and gives the test split (as
+    // `split` draws it with the probe's seed) the probabilities the probe's own run wrote
+    ok(&[
+        "split",
+        "--manifest",
+        s(&manifest),
+        "--fractions",
+        "0.6,0.2,0.2",
+        "--seed",
+        "42",
+        "--out",
+        s(&d.join("parts")),
+    ]);
+    let predicted = d.join("predicted.csv");
+    let said = ok(&[
+        "predict",
+        "--classifier",
+        s(&probe.join("best.safetensors")),
+        "--manifest",
+        s(&d.join("parts/test.csv")),
+        "--out",
+        s(&predicted),
+    ]);
+    assert!(said.contains("scans →"), "{said}");
+    let table = |p: &Path| -> Vec<Vec<String>> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect()
+    };
+    let (want, got) = (table(&probe.join("test_predictions.csv")), table(&predicted));
+    assert_eq!(want.len(), got.len());
+    for (w, g) in want.iter().zip(&got).skip(1) {
+        assert_eq!(w[..3], g[..3], "subject, path and label");
+        for (a, b) in w[3..].iter().zip(&g[3..]) {
+            let (a, b): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
+            assert!((a - b).abs() < 1e-5, "{w:?} vs {g:?}");
+        }
+    }
+    // a weights file that is not a classifier's is refused by name
+    let e = fails(&[
+        "predict",
+        "--classifier",
+        s(&ckpt),
+        "--scans",
+        s(&manifest),
+        "--out",
+        s(&d.join("x.csv")),
+    ]);
+    assert!(e.contains("final.safetensors"), "{e}");
+
     // fine-tuning with the reference recipe (layer decay, encoder warm-up), and from scratch
     let ft = d.join("ft");
     ok(&[
@@ -128,6 +180,18 @@ fn pretrain_probe_finetune_cv_embed() {
         out.contains("ResNet-50 3-D") && rn.join("metrics.json").exists(),
         "{out}"
     );
+    // the ResNet too can be applied to scans given by path
+    let scan = table(&rn.join("test_predictions.csv"))[1][1].clone();
+    let said = ok(&[
+        "predict",
+        "--classifier",
+        s(&rn.join("best.safetensors")),
+        "--scans",
+        &scan,
+        "--out",
+        s(&d.join("rn.csv")),
+    ]);
+    assert!(said.starts_with("1 scans"), "{said}");
 
     // 2-fold cross-validation: per-fold rows plus mean and std
     let cv = d.join("cv");

@@ -34,6 +34,11 @@ pub trait Classifier {
     fn lr_scale(&self, _path: &str) -> f64 {
         1.0
     }
+    /// The encoder's architecture, saved with the weights so that `predict` can rebuild the model
+    /// (None: the ResNet-50 baseline, whose size the recipe fixes).
+    fn encoder_config(&self) -> Option<&brainssl_models::VitConfig> {
+        None
+    }
     /// The variables the optimiser steps: those that take gradients.
     fn trainable(&self) -> Vec<(String, Tensor)> {
         self.variables()
@@ -119,7 +124,7 @@ fn labels_of(rows: &[ManifestRow], classes: usize, what: &str) -> Result<()> {
 }
 
 /// Probabilities of every row of `part` in evaluation mode, in row order.
-fn predict<M: Classifier, S: Batches>(
+pub(crate) fn predict<M: Classifier, S: Batches>(
     model: &M,
     source: &S,
     part: Part,
@@ -351,7 +356,12 @@ pub fn save_weights<M: Classifier>(path: &Path, model: &M, cfg: &DownstreamConfi
         .iter()
         .map(|(k, t)| (k.clone(), brainssl_backend::dims(t), brainssl_backend::to_vec(t)))
         .collect();
-    let meta = serde_json::json!({ "config": cfg, "best_epoch": epoch, "brainssl_version": env!("CARGO_PKG_VERSION") });
+    let meta = serde_json::json!({
+        "config": cfg,
+        "encoder": model.encoder_config(),
+        "best_epoch": epoch,
+        "brainssl_version": env!("CARGO_PKG_VERSION"),
+    });
     brainssl_train::checkpoint::save_tensors(path, &tensors, &meta.to_string())
 }
 

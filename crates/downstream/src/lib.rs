@@ -7,6 +7,7 @@ pub mod config;
 pub mod embed;
 pub mod encoder;
 pub mod fit;
+pub mod predict;
 pub mod probe;
 pub mod selection;
 pub mod source;

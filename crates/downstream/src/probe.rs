@@ -85,6 +85,10 @@ impl Classifier for Downstream {
         self.classifier.forward(&tokens).softmax(1, Kind::Float)
     }
 
+    fn encoder_config(&self) -> Option<&brainssl_models::VitConfig> {
+        Some(&self.encoder.cfg)
+    }
+
     fn variables(&self) -> Vec<(String, Tensor)> {
         let mut v: Vec<(String, Tensor)> = named_params(&self.encoder.vs)
             .into_iter()
