@@ -85,8 +85,13 @@ impl Walk<'_> {
         while pos + 8 <= end {
             let (group, elem) = (self.u16_at(pos).unwrap_or(0), self.u16_at(pos + 2).unwrap_or(0));
             if group == 0xFFFE {
-                // an item delimiter ends an undefined-length item's data set
-                return Ok(pos + 8);
+                // an item delimiter ends an undefined-length item's data set; any other item tag,
+                // or one outside an item, is out of place (the library would read on out of step
+                // with this walk: found by fuzzing, (FFFE,ADFF) hid a 4 GB length further on)
+                if elem == 0xE00D && depth > 0 {
+                    return Ok(pos + 8);
+                }
+                return Err(format!("({group:04X},{elem:04X}) is out of place in a data set"));
             }
             if (group, elem) == (0, 0) {
                 // a run of zeros: empty (0000,0000) elements, walked in one step (walking them one by
@@ -325,5 +330,20 @@ mod tests {
         assert_eq!(&implicit_vr(0x0028, 0x0011), b"US");
         assert_eq!(&implicit_vr(0x7FE0, 0x0010), b"OW");
         assert_eq!(&implicit_vr(0x0009, 0x1234), b"UN");
+    }
+
+    /// Item tags belong inside sequences: one in the top-level data set is refused.
+    #[test]
+    fn item_tags_outside_sequences_are_refused() {
+        for elem in [0xADFFu16, 0xE00D, 0xE000] {
+            let mut f = file();
+            let at = f.len() - 20;
+            let mut tag = vec![0xFE, 0xFF];
+            tag.extend(elem.to_le_bytes());
+            tag.extend(0u32.to_le_bytes());
+            f.splice(at..at, tag);
+            let e = check_lengths(&f).unwrap_err();
+            assert!(e.contains(&format!("(FFFE,{elem:04X}) is out of place")), "{e}");
+        }
     }
 }
