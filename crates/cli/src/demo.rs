@@ -194,6 +194,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             dist_timeout: None,
             force: false,
             epochs: None,
+            init: None,
             halt_after_steps: None,
             progress: true,
         };

@@ -3,6 +3,7 @@
 mod analysis;
 mod bench;
 mod bench_train;
+mod checkpoints;
 mod commands;
 mod demo;
 mod downstream;
@@ -53,6 +54,11 @@ enum Cmd {
     Split(commands::SplitArgs),
     /// Generate synthetic brains with known labels, plus a manifest
     Synth(commands::SynthArgs),
+    /// Checkpoints of the reference implementation in and out
+    Checkpoint {
+        #[command(subcommand)]
+        what: checkpoints::CheckpointCmd,
+    },
     /// Benchmarks
     Bench {
         #[command(subcommand)]
@@ -146,6 +152,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Split(a) => commands::split(a),
         Cmd::Synth(a) => commands::synth(a),
         Cmd::Bench { what } => bench::run(what),
+        Cmd::Checkpoint { what } => checkpoints::run(what),
         Cmd::PrintConfig { preset: None } => commands::print_config(),
         Cmd::PrintConfig { preset: Some(p) } => pretrain::print_preset(&p),
         Cmd::Pretrain(a) => pretrain::run(a),

@@ -39,6 +39,11 @@ pub struct PretrainArgs {
     /// TOML file of overrides (any subset of `print-config --preset P`)
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Start from the weights of this checkpoint (`checkpoint import`, or another run's) instead
+    /// of a random initialisation: continued pretraining on your own scans. The optimiser and
+    /// schedules start anew
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// cpu or cuda:N; with several ranks, `cuda` gives each rank the GPU of its LOCAL_RANK
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -215,6 +220,7 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     let opts = TrainOptions {
         force: a.force,
         epochs: if a.resume.is_some() { a.epochs } else { None },
+        init: a.init.clone(),
         device,
         start,
         world: world.map(|w| w.rendezvous),

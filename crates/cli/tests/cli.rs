@@ -201,6 +201,89 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     assert!(!e.contains("panicked") && !e.contains("Broken pipe"), "{e}");
 }
 
+/// A reference checkpoint in: `checkpoint import`, then `embed` reads it and `pretrain --init`
+/// continues from it; `checkpoint export` writes it back out, and an existing --out is refused.
+#[test]
+fn reference_checkpoints_import_export_and_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = d.join("micro.toml");
+    std::fs::write(
+        &cfg,
+        "[encoder]\nembed_dim = 24\ndepth = 1\nheads = 2\npatch = 4\ntubelet = 4\n[predictor]\nembed_dim = 12\n\
+         depth = 1\nheads = 2\n[data]\nbatch_size = 2\nworkers = 1\n[data.prep]\ndepth = 8\nsize = 8\n\
+         [optim]\nepochs = 1\nwarmup_epochs = 0\n",
+    )
+    .unwrap();
+    let imported = d.join("imported.safetensors");
+    let src = fixture("reference_micro.pth.tar");
+    let (src, cfg_s, out_s) = (src.to_str().unwrap(), cfg.to_str().unwrap(), imported.to_str().unwrap());
+    let said = ok(&[
+        "checkpoint",
+        "import",
+        src,
+        "--preset",
+        "tiny-jepa",
+        "--config",
+        cfg_s,
+        "--out",
+        out_s,
+    ]);
+    assert!(said.contains("teacher: 16 tensors from 'target_encoder'"), "{said}");
+    let e = fails(&[
+        "checkpoint",
+        "import",
+        src,
+        "--preset",
+        "tiny-jepa",
+        "--config",
+        cfg_s,
+        "--out",
+        out_s,
+    ]);
+    assert!(e.contains("exists"), "{e}");
+    let manifest = common::synth(d, 4);
+    let said = ok(&[
+        "embed",
+        "--checkpoint",
+        out_s,
+        "--manifest",
+        &manifest,
+        "--out",
+        d.join("e.csv").to_str().unwrap(),
+    ]);
+    assert!(said.contains("of width 24"), "{said}");
+    let run = d.join("run");
+    let o = brainssl(&[
+        "pretrain",
+        "--preset",
+        "tiny-jepa",
+        "--config",
+        cfg_s,
+        "--manifest",
+        &manifest,
+        "--out",
+        run.to_str().unwrap(),
+        "--init",
+        out_s,
+        "--quiet",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        o.status.success() && e.contains("initialised from") && e.contains("head: 19 tensors"),
+        "{e}"
+    );
+    let exported = d.join("out.pth.tar");
+    let said = ok(&[
+        "checkpoint",
+        "export",
+        run.join("checkpoints/final.safetensors").to_str().unwrap(),
+        "--out",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(said.contains("54 tensors"), "{said}");
+}
+
 #[test]
 fn non_finite_voxels_are_zeroed_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,12 +16,14 @@ pub mod log;
 pub mod optim;
 pub mod parallel;
 pub mod preview;
+pub mod reference;
 pub mod reporter;
 pub mod schedule;
 pub mod session;
 pub mod spectral_state;
 pub mod step;
 pub mod telemetry;
+pub mod torch_file;
 pub mod trainer;
 
 pub use config::{Objective, PretrainConfig, PRESETS};

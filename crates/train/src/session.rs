@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use brainssl_backend::Device;
 use brainssl_data::ManifestRow;
+use brainssl_models::named_params;
 use brainssl_prep::Rng;
 
 use crate::checkpoint::{self, load_store, store_tensors, CheckpointManifest, Progress, FORMAT};
@@ -212,6 +213,58 @@ impl Session {
         s.opt.import(&moments, device).with_context(named)?;
         s.progress = m.progress;
         Ok(s)
+    }
+
+    /// Takes the weights of checkpoint `init` (`checkpoint import`, or another run) into a fresh
+    /// run: the encoder must have this config's architecture; the head is taken when the file has
+    /// one of the same names and shapes (else it keeps its initialisation), the teacher when the
+    /// file has one (else it copies the encoder). Optimiser, schedules and progress start anew.
+    /// Returns what was taken, for the user.
+    pub fn init_from(&mut self, init: &Path) -> Result<Vec<String>> {
+        let (tensors, m) = checkpoint::load(init)?;
+        let named = || init.display().to_string();
+        if m.config.encoder != self.cfg.encoder {
+            bail!(
+                "{}: its encoder is {:?}, this run's is {:?}: use the preset (or --config) it was trained with",
+                init.display(),
+                m.config.encoder,
+                self.cfg.encoder
+            );
+        }
+        let device = self.student.vs.device();
+        let n = load_store(&self.student.vs, "encoder.", &tensors, "student.encoder.").with_context(named)?;
+        let mut notes = vec![format!("encoder: {n} tensors")];
+        let head_fits = named_params(&self.student.vs).iter().all(|(k, t)| {
+            k.strip_prefix("head.").is_none_or(|rest| {
+                tensors
+                    .get(&format!("student.head.{rest}"))
+                    .is_some_and(|(shape, _)| *shape == brainssl_backend::dims(t))
+            })
+        });
+        if head_fits {
+            let n = load_store(&self.student.vs, "head.", &tensors, "student.head.").with_context(named)?;
+            notes.push(format!("head: {n} tensors"));
+        } else {
+            notes.push(
+                "head: not in the file with this objective's shapes, so it starts from its initialisation".into(),
+            );
+        }
+        if self.teacher.is_some() {
+            self.teacher = Some(Teacher::copy_of(
+                &self.cfg.encoder,
+                &self.student.vs,
+                "encoder.",
+                device,
+            ));
+            if tensors.keys().any(|k| k.starts_with("teacher.")) {
+                let t = self.teacher.as_ref().expect("set above");
+                let n = load_store(&t.vs, "", &tensors, "teacher.").with_context(named)?;
+                notes.push(format!("teacher: {n} tensors"));
+            } else {
+                notes.push("teacher: a copy of the encoder".into());
+            }
+        }
+        Ok(notes)
     }
 
     /// Writes checkpoint `stem` (weights, teacher, optimiser moments, manifest) atomically.

@@ -45,6 +45,8 @@ pub struct TrainOptions {
     pub force: bool,
     /// On resume: train to this many epochs (extends a finished run).
     pub epochs: Option<usize>,
+    /// A fresh run starts from this checkpoint's weights (see [`Session::init_from`]).
+    pub init: Option<PathBuf>,
     /// Stop (as if killed) after this many micro-steps of this process: for resume tests.
     pub halt_after_steps: Option<usize>,
     pub progress: bool,
@@ -111,6 +113,12 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
     let fresh = matches!(opts.start, Start::Fresh(_));
     let mut s = Session::open(opts.start, paths, data_hash(&rows), opts.device, opts.epochs)?;
     let lead = opts.world.as_ref().is_none_or(|w| w.rank == 0);
+    if let Some(init) = opts.init.as_ref().filter(|_| fresh) {
+        let notes = s.init_from(init)?;
+        if lead {
+            eprintln!("initialised from {}: {}", init.display(), notes.join("; "));
+        }
+    }
     let unreadable = if lead {
         brainssl_data::preflight::check(&rows, s.cfg.run.max_unreadable_fraction)?
     } else {
