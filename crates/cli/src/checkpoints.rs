@@ -24,6 +24,7 @@ enum KeyArg {
     /// the context encoder
     Encoder,
     /// the EMA target encoder
+    #[value(name = "target_encoder")]
     TargetEncoder,
 }
 
@@ -32,7 +33,7 @@ pub struct ImportArgs {
     /// The reference's .pth.tar / .pt file
     src: PathBuf,
     /// The pretraining preset whose architecture the checkpoint has (see `brainssl print-config`)
-    #[arg(long)]
+    #[arg(long, value_parser = crate::choices::preset())]
     preset: String,
     /// TOML overrides of the preset (architecture or input size that differ from it)
     #[arg(long)]

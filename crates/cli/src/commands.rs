@@ -198,7 +198,7 @@ pub struct SplitArgs {
     #[arg(long)]
     pub kfold: Option<usize>,
     /// Fraction of each k-fold training part kept for validation
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = crate::choices::VAL_FRACTION)]
     pub val_fraction: f64,
     /// train,val,test fractions → train.csv, val.csv, test.csv
     #[arg(long, value_delimiter = ',')]
@@ -244,7 +244,8 @@ pub fn split(a: SplitArgs) -> Result<()> {
         bail!("choose exactly one of --kfold, --fractions, --few-shot, --import");
     }
     if let Some(k) = a.kfold {
-        let folds = splits::stratified_kfold(&m.rows, k, a.seed)?;
+        let named = || a.manifest.display().to_string();
+        let folds = splits::stratified_kfold(&m.rows, k, a.seed).with_context(named)?;
         for i in 0..k {
             let rest: Vec<_> = folds
                 .iter()
@@ -253,7 +254,8 @@ pub fn split(a: SplitArgs) -> Result<()> {
                 .flat_map(|(_, f)| f.clone())
                 .collect();
             let [train, val, _] =
-                splits::train_val_test(&rest, [1.0 - a.val_fraction, a.val_fraction, 0.0], a.seed + i as u64)?;
+                splits::train_val_test(&rest, [1.0 - a.val_fraction, a.val_fraction, 0.0], a.seed + i as u64)
+                    .with_context(named)?;
             splits::check_disjoint(&[("train", &train), ("val", &val), ("test", &folds[i])])?;
             write_rows(&m, train, &a.out.join(format!("fold{i}_train.csv")))?;
             write_rows(&m, val, &a.out.join(format!("fold{i}_val.csv")))?;
@@ -263,12 +265,13 @@ pub fn split(a: SplitArgs) -> Result<()> {
         if f.len() != 3 {
             bail!("--fractions takes three numbers: train,val,test");
         }
-        let [train, val, test] = splits::train_val_test(&m.rows, [f[0], f[1], f[2]], a.seed)?;
+        let [train, val, test] = splits::train_val_test(&m.rows, [f[0], f[1], f[2]], a.seed)
+            .with_context(|| a.manifest.display().to_string())?;
         write_rows(&m, train, &a.out.join("train.csv"))?;
         write_rows(&m, val, &a.out.join("val.csv"))?;
         write_rows(&m, test, &a.out.join("test.csv"))?;
     } else if let Some(k) = a.few_shot {
-        let rows = splits::few_shot(&m.rows, k, a.seed)?;
+        let rows = splits::few_shot(&m.rows, k, a.seed).with_context(|| a.manifest.display().to_string())?;
         write_rows(&m, rows, &a.out.join(format!("fewshot_k{k}_seed{}.csv", a.seed)))?;
     } else {
         let mut rules = Vec::new();

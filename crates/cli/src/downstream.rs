@@ -1,6 +1,7 @@
 //! `brainssl probe`, `finetune` and `cv`: attentive-probe classification from a pretraining
 //! checkpoint (or from scratch), with selection by validation AUROC and test metrics (SPEC 5).
 
+use crate::choices::{self, Key, ModeChoice, Recipe, VAL_FRACTION};
 use crate::output::{claim_file, claim_folder};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,18 +23,19 @@ pub struct EncoderArgs {
     #[arg(long, required_unless_present = "from_scratch")]
     checkpoint: Option<PathBuf>,
     /// Train from a randomly initialised encoder of this pretraining preset's size
-    #[arg(long, conflicts_with = "checkpoint")]
+    #[arg(long, conflicts_with = "checkpoint", value_parser = choices::preset())]
     from_scratch: Option<String>,
-    /// student (context encoder) or teacher (JEPA EMA encoder)
-    #[arg(long, default_value = "student")]
-    checkpoint_key: String,
+    /// Which encoder of the checkpoint
+    #[arg(long, value_enum, default_value = "student")]
+    checkpoint_key: Key,
 }
 
 #[derive(Args, Clone)]
 pub struct RecipeArgs {
-    /// paper (D7: depth-1 classifier, no layer decay) or reference (HEAD: depth 2, layer decay 0.6, encoder warm-up)
-    #[arg(long, default_value = "paper")]
-    recipe: String,
+    /// The training recipe
+    #[arg(long, value_enum, default_value = "paper")]
+    recipe: Recipe,
+    /// Training epochs [default: the recipe's: 12 for encoders of the tiny presets' input, 400 otherwise]
     #[arg(long)]
     epochs: Option<usize>,
     /// TOML overrides of the downstream config (see the run folder's config.toml)
@@ -41,7 +43,7 @@ pub struct RecipeArgs {
     config: Option<PathBuf>,
     /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceSpec,
     /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
     #[arg(long)]
     precision: Option<PrecisionChoice>,
@@ -69,7 +71,11 @@ impl LabelArgs {
     /// Maps text labels over all `parts` at once, so every split numbers the classes alike, and
     /// says how.
     fn apply(&self, parts: &mut [&mut [ManifestRow]]) -> Result<Option<LabelMap>> {
-        let map = LabelMap::apply(parts, &self.labels)?;
+        let names: Vec<String> = self.labels.iter().map(|n| n.trim().to_string()).collect();
+        if names.iter().any(|n| n.is_empty()) {
+            bail!("--labels {}: an empty class name", self.labels.join(","));
+        }
+        let map = LabelMap::apply(parts, &names)?;
         if let Some(m) = &map {
             let how = if self.labels.is_empty() {
                 "names sorted; --labels sets the order"
@@ -121,7 +127,8 @@ impl SplitArgs {
                 let f = [self.fractions[0], self.fractions[1], self.fractions[2]];
                 let mut all = rows(m)?;
                 let map = self.labels.apply(&mut [&mut all])?;
-                let [train, val, test] = splits::train_val_test(&all, f, self.split_seed)?;
+                let [train, val, test] =
+                    splits::train_val_test(&all, f, self.split_seed).with_context(|| m.display().to_string())?;
                 (Splits { train, val, test }, map)
             }
             _ => bail!("give --train/--val/--test or --manifest"),
@@ -152,15 +159,17 @@ pub struct CvArgs {
     encoder: EncoderArgs,
     #[command(flatten)]
     recipe: RecipeArgs,
-    /// frozen (probe) or finetune
-    #[arg(long, default_value = "frozen")]
-    mode: String,
+    /// Frozen probe or fine-tuning
+    #[arg(long, value_enum, default_value = "frozen")]
+    mode: ModeChoice,
+    /// Scans to cross-validate (split by subject, stratified by label)
     #[arg(long)]
     manifest: PathBuf,
+    /// Number of folds; each is the test set once
     #[arg(long, default_value_t = 5)]
     folds: usize,
     /// Fraction of each fold's training subjects kept for validation
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = VAL_FRACTION)]
     val_fraction: f64,
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
@@ -189,7 +198,7 @@ fn encoder(a: &EncoderArgs, device: Device) -> Result<(Encoder, bool, PretrainCo
     match (&a.checkpoint, &a.from_scratch) {
         (Some(c), _) => {
             let m = brainssl_train::checkpoint::read_manifest(c)?;
-            let enc = Encoder::load(c, a.checkpoint_key.parse::<CheckpointKey>()?, device)?;
+            let enc = Encoder::load(c, a.checkpoint_key.key(), device)?;
             Ok((enc, true, m.config))
         }
         (None, Some(preset)) => {
@@ -203,10 +212,9 @@ fn encoder(a: &EncoderArgs, device: Device) -> Result<(Encoder, bool, PretrainCo
 /// The recipe sized like the encoder's pretraining input, with overrides.
 fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> Result<DownstreamConfig> {
     let tiny = pre.data.prep.size <= 64;
-    let mut c = match r.recipe.as_str() {
-        "paper" => DownstreamConfig::paper(mode, classes, tiny),
-        "reference" => DownstreamConfig::reference(mode, classes, tiny),
-        other => bail!("unknown recipe '{other}': use paper or reference"),
+    let mut c = match r.recipe {
+        Recipe::Paper => DownstreamConfig::paper(mode, classes, tiny),
+        Recipe::Reference => DownstreamConfig::reference(mode, classes, tiny),
     };
     c.prep.depth = pre.data.prep.depth;
     c.prep.size = pre.data.prep.size;
@@ -296,12 +304,12 @@ fn print_outcome(what: &str, o: &Outcome) {
 pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
     let (split, map) = a.data.splits()?;
     let _lock = claim_folder(&a.out, a.force, mode_command(mode))?;
-    let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
+    let base = a.recipe.device.device()?;
     let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
     let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
     let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
     cfg.class_names = class_names(map);
-    cfg.checkpoint_key = a.encoder.checkpoint_key.clone();
+    cfg.checkpoint_key = a.encoder.checkpoint_key.name().to_string();
     let o = run(
         &cfg,
         Downstream::new(&cfg, enc, pretrained)?,
@@ -315,16 +323,13 @@ pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
 }
 
 pub fn cv(a: CvArgs) -> Result<()> {
-    let mode = match a.mode.as_str() {
-        "frozen" | "probe" => Mode::Frozen,
-        "finetune" => Mode::Finetune,
-        other => bail!("unknown mode '{other}': use frozen or finetune"),
-    };
+    let mode = a.mode.mode();
     let _lock = claim_folder(&a.out, a.force, "cv")?;
     let mut all = rows(&a.manifest)?;
     let map = a.labels.apply(&mut [&mut all])?;
-    let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
-    let folds = splits::stratified_kfold(&all, a.folds, a.split_seed)?;
+    let base = a.recipe.device.device()?;
+    let folds =
+        splits::stratified_kfold(&all, a.folds, a.split_seed).with_context(|| a.manifest.display().to_string())?;
     let classes = classes_of(&[&all], map.as_ref())?;
     let names = class_names(map);
     let mut table = String::from("fold,accuracy_pct,macro_f1,f1_positive,auroc,best_epoch\n");
@@ -391,7 +396,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
     let md = format!(
         "| model | Acc (%) | F1 | AUROC |\n|---|---|---|---|\n| {} ({}) | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.3} ± {:.3} |\n",
         a.encoder.checkpoint.as_ref().map(|c| c.display().to_string()).unwrap_or_else(|| "from scratch".into()),
-        a.mode,
+        mode_command(mode),
         acc.0,
         acc.1,
         f1.0,
@@ -409,10 +414,10 @@ pub struct EmbedArgs {
     /// Pretraining checkpoint
     #[arg(long)]
     checkpoint: PathBuf,
-    /// student (context encoder) or teacher (JEPA EMA encoder)
-    #[arg(long, default_value = "student")]
-    checkpoint_key: String,
-    /// Scans to embed (SPEC 1.1 manifest)
+    /// Which encoder of the checkpoint
+    #[arg(long, value_enum, default_value = "student")]
+    checkpoint_key: Key,
+    /// Scans to embed (a manifest)
     #[arg(long, required_unless_present = "scans", conflicts_with = "scans")]
     manifest: Option<PathBuf>,
     /// Or scan files / DICOM folders directly (no labels: -1)
@@ -433,7 +438,7 @@ pub struct EmbedArgs {
     batch_size: usize,
     /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceSpec,
     /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
     #[arg(long, default_value = "auto")]
     precision: PrecisionChoice,
@@ -441,9 +446,9 @@ pub struct EmbedArgs {
 
 pub fn embed(a: EmbedArgs) -> Result<()> {
     claim_file(&a.out, a.force)?;
-    let base = a.device.parse::<DeviceSpec>()?.device()?;
+    let base = a.device.device()?;
     let m = brainssl_train::checkpoint::read_manifest(&a.checkpoint)?;
-    let enc = Encoder::load(&a.checkpoint, a.checkpoint_key.parse::<CheckpointKey>()?, base)?;
+    let enc = Encoder::load(&a.checkpoint, a.checkpoint_key.key(), base)?;
     let rows = match &a.manifest {
         Some(p) => {
             let mut r = rows(p)?;
@@ -514,7 +519,7 @@ pub struct PredictArgs {
     force: bool,
     /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceSpec,
     /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
     #[arg(long, default_value = "auto")]
     precision: PrecisionChoice,
@@ -523,14 +528,22 @@ pub struct PredictArgs {
 /// `brainssl predict`: a trained classifier on new scans.
 pub fn predict(a: PredictArgs) -> Result<()> {
     claim_file(&a.out, a.force)?;
-    let device = a.device.parse::<DeviceSpec>()?.device()?;
+    let device = a.device.device()?;
     let trained = brainssl_downstream::predict::Trained::load(&a.classifier, device)?;
     let names = &trained.cfg.class_names;
     let mut rows = match &a.manifest {
         Some(p) => rows(p)?,
         None => scan_rows(&a.scans),
     };
-    if rows.iter().any(|r| r.label_name.is_some()) {
+    if let Some(r) = rows.iter().find(|r| r.label_name.is_some()) {
+        if names.is_empty() {
+            bail!(
+                "{} has the text label '{}', but {} was trained on integer labels: give the labels as the integers it knows",
+                r.path.display(),
+                r.label_name.as_deref().unwrap_or_default(),
+                a.classifier.display()
+            );
+        }
         LabelMap::apply(&mut [&mut rows], names)?;
     }
     let classes = (0..trained.cfg.classifier.num_classes)
@@ -617,9 +630,10 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
     let mut all = rows(&a.manifest)?;
     let map = a.labels.apply(&mut [&mut all])?;
     let [pool, val, test] =
-        splits::train_val_test(&all, [a.fractions[0], a.fractions[1], a.fractions[2]], a.split_seed)?;
+        splits::train_val_test(&all, [a.fractions[0], a.fractions[1], a.fractions[2]], a.split_seed)
+            .with_context(|| a.manifest.display().to_string())?;
     splits::check_disjoint(&[("pool", &pool), ("val", &val), ("test", &test)])?;
-    let base = a.recipe.device.parse::<DeviceSpec>()?.device()?;
+    let base = a.recipe.device.device()?;
     let classes = classes_of(&[&all], map.as_ref())?;
     let class_names = class_names(map);
     let mut csv = String::from("model,k,draw,train_scans,test_auroc,test_accuracy,best_epoch\n");
@@ -728,8 +742,9 @@ pub struct BaselineArgs {
     /// TOML overrides of the downstream config
     #[arg(long)]
     config: Option<PathBuf>,
+    /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceSpec,
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -743,7 +758,7 @@ pub struct BaselineArgs {
 pub fn baseline(a: BaselineArgs) -> Result<()> {
     let (split, map) = a.data.splits()?;
     let _lock = claim_folder(&a.out, a.force, "baseline")?;
-    let base = a.device.parse::<DeviceSpec>()?.device()?;
+    let base = a.device.device()?;
     let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
     let mut cfg = DownstreamConfig::resnet(classes, a.size <= 64);
     (cfg.prep.depth, cfg.prep.size) = (a.depth, a.size);

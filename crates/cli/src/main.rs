@@ -4,6 +4,7 @@ mod analysis;
 mod bench;
 mod bench_train;
 mod checkpoints;
+mod choices;
 mod commands;
 mod demo;
 mod downstream;
@@ -66,7 +67,7 @@ enum Cmd {
     },
     /// Print a configuration as TOML: a pretraining preset's, or the data pipeline's without --preset
     PrintConfig {
-        #[arg(long)]
+        #[arg(long, value_parser = choices::preset())]
         preset: Option<String>,
     },
     /// Self-supervised pretraining (MAE, SL-MAE, JEPA, VCR-JEPA) with checkpoints and resume

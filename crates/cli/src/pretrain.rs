@@ -16,8 +16,8 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct PretrainArgs {
-    /// mae, sl-mae, jepa, vcr-jepa (reference sizes) or tiny-* (CPU sizes)
-    #[arg(long, required_unless_present = "resume")]
+    /// The pretraining preset: mae, sl-mae, jepa, vcr-jepa at the paper's sizes, tiny-* for CPUs
+    #[arg(long, required_unless_present = "resume", value_parser = crate::choices::preset())]
     preset: Option<String>,
     /// Manifest(s) of training scans (CSV: label, subject_id, contrast, nii_file_path); on resume
     /// the run's stored copy is used when left out
@@ -252,7 +252,8 @@ pub fn run(a: PretrainArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct ModelInfoArgs {
-    #[arg(long)]
+    /// The pretraining preset
+    #[arg(long, value_parser = crate::choices::preset())]
     preset: String,
     #[arg(long)]
     config: Option<PathBuf>,

@@ -474,7 +474,7 @@ fn text_labels_map_to_the_classes_they_name() {
         "--out",
         s(&d.join("bad")),
     ]);
-    assert!(e.contains("label 'AD' is not one of --labels CN,MCI"), "{e}");
+    assert!(e.contains("label 'AD' is not one of the classes CN,MCI"), "{e}");
     let e = fails(&[
         "probe",
         "--from-scratch",

@@ -56,7 +56,7 @@ impl LabelMap {
                 if let Some(name) = &r.label_name {
                     let Some(k) = names.iter().position(|n| n == name) else {
                         bail!(
-                            "{}: label '{name}' is not one of --labels {}",
+                            "{}: label '{name}' is not one of the classes {}",
                             r.path.display(),
                             names.join(",")
                         );

@@ -77,6 +77,26 @@ pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
     Ok(())
 }
 
+/// BLAKE3 of a scan's bytes, remembered per (path, size, modification time) for this process:
+/// cross-validation checks every fold, and each file is read once.
+fn content_hash(p: &std::path::Path) -> Option<blake3::Hash> {
+    use std::sync::{Mutex, OnceLock};
+    type Memo =
+        Mutex<std::collections::HashMap<(std::path::PathBuf, u64, Option<std::time::SystemTime>), blake3::Hash>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let meta = std::fs::metadata(p).ok()?;
+    let id = (p.to_path_buf(), meta.len(), meta.modified().ok());
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(h) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return Some(*h);
+    }
+    let mut h = blake3::Hasher::new();
+    crate::cache::hash_path(&mut h, p).ok()?;
+    let h = h.finalize();
+    memo.lock().unwrap_or_else(|e| e.into_inner()).insert(id, h);
+    Some(h)
+}
+
 /// Refuse two files with identical bytes in different parts (a copy of a scan under another name
 /// and subject). Only files whose sizes collide across parts are read, so this costs a stat per
 /// scan unless many scans have the same size (uncompressed NIfTI of one shape: then each of those
@@ -101,11 +121,11 @@ fn same_content_across(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
     };
     // (part index, row) by (size, frame)
     type Group<'a> = Vec<(usize, &'a ManifestRow)>;
-    let mut by_size: BTreeMap<(u64, Option<usize>), Group> = BTreeMap::new();
+    let mut by_size: BTreeMap<(u64, usize), Group> = BTreeMap::new();
     for (k, (_, rows)) in parts.iter().enumerate() {
         for r in rows.iter() {
             if let Some(n) = size(&r.path) {
-                by_size.entry((n, r.frame)).or_default().push((k, r));
+                by_size.entry((n, r.frame.unwrap_or(0))).or_default().push((k, r));
             }
         }
     }
@@ -114,18 +134,12 @@ fn same_content_across(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
         .filter(|g| g.iter().any(|(k, _)| *k != g[0].0))
         .flatten()
         .collect();
-    let hashes: Vec<Option<blake3::Hash>> = suspects
-        .par_iter()
-        .map(|(_, r)| {
-            let mut h = blake3::Hasher::new();
-            crate::cache::hash_path(&mut h, &r.path).ok().map(|_| h.finalize())
-        })
-        .collect();
-    let mut seen: std::collections::HashMap<(blake3::Hash, Option<usize>), (usize, &ManifestRow)> =
+    let hashes: Vec<Option<blake3::Hash>> = suspects.par_iter().map(|(_, r)| content_hash(&r.path)).collect();
+    let mut seen: std::collections::HashMap<(blake3::Hash, usize), (usize, &ManifestRow)> =
         std::collections::HashMap::new();
     for ((k, r), h) in suspects.iter().zip(hashes) {
         let Some(h) = h else { continue };
-        if let Some((k0, r0)) = seen.insert((h, r.frame), (*k, r)) {
+        if let Some((k0, r0)) = seen.insert((h, r.frame.unwrap_or(0)), (*k, r)) {
             if k0 != *k {
                 bail!(
                     "scan leak: {} ('{}', subject {}) and {} ('{}', subject {}) have identical content",
@@ -431,9 +445,11 @@ mod tests {
             e.contains("scan leak") && e.contains("subject S1") && e.contains("subject S2"),
             "{e}"
         );
-        // two frames of one 4-D file are two scans
+        // two frames of one 4-D file are two scans; no frame is frame 0
         two.frame = Some(1);
         assert!(check_disjoint(&[("train", &[one.clone()]), ("test", &[two.clone()])]).is_ok());
+        two.frame = Some(0);
+        assert!(check_disjoint(&[("train", &[one.clone()]), ("test", &[two.clone()])]).is_err());
         two.frame = None;
         // a copy under another name: same bytes; a file of the same size but other bytes is no leak
         let copy = dir.path().join("copy.nii");

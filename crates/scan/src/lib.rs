@@ -29,15 +29,28 @@ pub struct LoadOptions {
 /// Read any supported scan: `.nii`/`.nii.gz` (NIfTI-1 or -2), a `.dcm` file, or a DICOM series folder.
 pub fn load_scan(path: &Path, opts: LoadOptions) -> Result<Volume> {
     if path.is_dir() {
+        one_volume(path, opts)?;
         return dicom_io::read_dicom_dir(path);
     }
     if !path.exists() {
         return Err(ScanError::invalid(path, "no such file or folder"));
     }
     if dicom_io::looks_like_dicom(path) {
+        one_volume(path, opts)?;
         return dicom_io::read_dicom_file(path);
     }
     nifti_io::read_nifti(path, opts.frame)
+}
+
+/// A DICOM file or series is one volume: only frame 0 (or none) can be asked of it.
+fn one_volume(path: &Path, opts: LoadOptions) -> Result<()> {
+    match opts.frame {
+        Some(f) if f > 0 => Err(ScanError::invalid(
+            path,
+            format!("frame {f} requested, but a DICOM file or series is one volume (frame 0)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A fast check that `path` can be read as a scan, without reading its voxels: it exists, a NIfTI
@@ -46,6 +59,7 @@ pub fn load_scan(path: &Path, opts: LoadOptions) -> Result<Volume> {
 /// manifests.
 pub fn check_scan(path: &Path, opts: LoadOptions) -> Result<()> {
     if path.is_dir() {
+        one_volume(path, opts)?;
         let any = std::fs::read_dir(path)
             .map_err(|e| ScanError::io(path, e))?
             .flatten()
@@ -63,6 +77,7 @@ pub fn check_scan(path: &Path, opts: LoadOptions) -> Result<()> {
         return Err(ScanError::invalid(path, "no such file or folder"));
     }
     if dicom_io::looks_like_dicom(path) {
+        one_volume(path, opts)?;
         let meta = std::fs::metadata(path).map_err(|e| ScanError::io(path, e))?;
         return if meta.is_file() {
             Ok(())

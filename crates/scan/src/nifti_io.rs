@@ -172,6 +172,7 @@ pub fn read_header(path: &Path) -> Result<NiftiHeader> {
     };
     read.map_err(|e| ScanError::invalid(path, format!("cannot read the header ({e})")))?;
     let h = parse_header(path, &head)?;
+    nonzero_dims(path, &h)?;
     let (_, _, end) = layout(path, &h)?;
     let room = if gz {
         (meta.len() as usize).saturating_mul(MAX_GZIP_RATIO)
@@ -197,6 +198,17 @@ pub fn check_nifti(path: &Path, frame: Option<usize>) -> Result<()> {
     choose_frame(path, &h, frame).map(|_| ())
 }
 
+/// A header whose every axis has at least one voxel.
+fn nonzero_dims(path: &Path, h: &NiftiHeader) -> Result<()> {
+    if h.dims.is_empty() || h.dims.contains(&0) {
+        return Err(ScanError::invalid(
+            path,
+            format!("invalid dimensions {:?} (a zero or missing axis)", h.dims),
+        ));
+    }
+    Ok(())
+}
+
 /// Frames (volumes along the 4th axis) of a header; 1 for a 3-D file.
 pub fn frames_of(h: &NiftiHeader) -> usize {
     h.dims.get(3).copied().unwrap_or(1)
@@ -210,12 +222,15 @@ fn choose_frame(path: &Path, h: &NiftiHeader, frame: Option<usize>) -> Result<us
             path,
             format!(
                 "4-D file with {n} frames: choose one (0..{}) with --frame, or with a 'frame' column in a manifest",
-                n - 1
+                n.saturating_sub(1)
             ),
         )),
         (n, Some(f)) if f >= n => Err(ScanError::invalid(
             path,
-            format!("frame {f} requested but the file has {n} frames (0..{})", n - 1),
+            format!(
+                "frame {f} requested but the file has {n} frames (0..{})",
+                n.saturating_sub(1)
+            ),
         )),
         (_, Some(f)) => Ok(f),
     }
@@ -421,12 +436,7 @@ pub fn read_nifti(path: &Path, frame: Option<usize>) -> Result<Volume> {
     let h = parse_header(path, &bytes)?;
     let (dtname, width) =
         datatype_info(h.datatype).ok_or_else(|| ScanError::invalid(path, unsupported_datatype(h.datatype)))?;
-    if h.dims.is_empty() || h.dims.contains(&0) {
-        return Err(ScanError::invalid(
-            path,
-            format!("invalid dimensions {:?} (a zero or missing axis)", h.dims),
-        ));
-    }
+    nonzero_dims(path, &h)?;
     let mut dims3 = [1usize; 3];
     for (k, d) in h.dims.iter().take(3).enumerate() {
         dims3[k] = *d;
@@ -753,6 +763,18 @@ mod tests {
         std::fs::write(&p, &b).unwrap();
         let e = read_nifti(&p, None).unwrap_err().to_string();
         assert!(e.contains("zero"), "{e}");
+        // a 4-D header with 0 frames: the header check refuses it too (a fuzzer found it panicking
+        // while the frame message was formatted)
+        b[42..44].copy_from_slice(&2i16.to_le_bytes());
+        b[40..42].copy_from_slice(&4i16.to_le_bytes());
+        b[48..50].copy_from_slice(&0i16.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        for e in [
+            check_nifti(&p, None).unwrap_err().to_string(),
+            crate::frame_count(&p).unwrap_err().to_string(),
+        ] {
+            assert!(e.contains("z.nii") && e.contains("zero"), "{e}");
+        }
     }
 }
 
@@ -803,6 +825,13 @@ mod check_tests {
             .unwrap_err()
             .to_string()
             .contains("no files"));
+        // a DICOM series is one volume: frame 0 or none
+        std::fs::write(empty.join("slice.dcm"), b"x").unwrap();
+        let e = crate::check_scan(&empty, crate::LoadOptions { frame: Some(1) })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one volume"), "{e}");
+        crate::check_scan(&empty, crate::LoadOptions { frame: Some(0) }).unwrap();
     }
 }
 

@@ -182,10 +182,6 @@ pub fn import(src: &Path, cfg: &PretrainConfig, key: ReferenceEncoder, dst: &Pat
             .notes
             .push("head: no 'predictor' in the file, so it keeps its random initialisation".into()),
     }
-    let other_encoder = match key {
-        ReferenceEncoder::Encoder => "target_encoder",
-        ReferenceEncoder::TargetEncoder => "encoder",
-    };
     let mut tensors = store_tensors(&student.vs, "student.");
     if cfg.objective.needs_teacher() {
         let teacher = Teacher::copy_of(&cfg.encoder, &student.vs, "encoder.", Device::Cpu);
@@ -204,7 +200,6 @@ pub fn import(src: &Path, cfg: &PretrainConfig, key: ReferenceEncoder, dst: &Pat
     }
     let mut left: Vec<String> = parts
         .iter()
-        .filter(|(k, _)| k.as_str() != other_encoder || !cfg.objective.needs_teacher())
         .map(|(k, t)| format!("{k} ({} tensors)", t.len()))
         .collect();
     left.sort();

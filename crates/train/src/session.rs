@@ -113,12 +113,14 @@ impl RunPaths {
     }
 }
 
-/// BLAKE3 over (path, size, label) of every row: a resumed run must see the same data.
+/// BLAKE3 over (path, size, label, frame when set) of every row: a resumed run must see the same
+/// data (rows without a frame hash as before frames existed).
 pub fn data_hash(rows: &[ManifestRow]) -> String {
     let mut h = blake3::Hasher::new();
     for r in rows {
         let size = std::fs::metadata(&r.path).map(|m| m.len()).unwrap_or(0);
-        h.update(format!("{}|{size}|{}\n", r.path.display(), r.label).as_bytes());
+        let frame = r.frame.map(|f| format!("|frame {f}")).unwrap_or_default();
+        h.update(format!("{}|{size}|{}{frame}\n", r.path.display(), r.label).as_bytes());
     }
     h.finalize().to_hex()[..16].to_string()
 }

@@ -135,8 +135,11 @@ pub fn save(path: &Path, tensors: &[Entry], epoch: i64) -> Result<()> {
         z.finish()?.flush()?;
         Ok(())
     };
-    write().with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let done = write().and_then(|_| Ok(std::fs::rename(&tmp, path)?));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done.with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
