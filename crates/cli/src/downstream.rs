@@ -282,6 +282,17 @@ fn classes_of(parts: &[&[ManifestRow]], map: Option<&LabelMap>) -> Result<usize>
     Ok(c)
 }
 
+/// `print-config --recipe R`: the recipe at the paper's input size for a binary task (probe and
+/// finetune size the input like the encoder's pretraining and count the classes of the data).
+pub fn print_recipe(recipe: Recipe, mode: ModeChoice) -> Result<()> {
+    let c = match recipe {
+        Recipe::Paper => DownstreamConfig::paper(mode.mode(), 2, false),
+        Recipe::Reference => DownstreamConfig::reference(mode.mode(), 2, false),
+    };
+    print!("{}", toml::to_string_pretty(&c)?);
+    Ok(())
+}
+
 fn class_names(map: Option<LabelMap>) -> Vec<String> {
     map.map(|m| m.names).unwrap_or_default()
 }
@@ -559,7 +570,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         "{} scans → {} ({classes}; the classifier of epoch {})",
         rows.len(),
         a.out.display(),
-        trained.best_epoch + 1
+        trained.best_epoch
     );
     Ok(())
 }

@@ -65,10 +65,18 @@ enum Cmd {
         #[command(subcommand)]
         what: bench::BenchCmd,
     },
-    /// Print a configuration as TOML: a pretraining preset's, or the data pipeline's without --preset
+    /// Print a configuration as TOML: a pretraining preset's, a downstream recipe's, or the data
+    /// pipeline's with neither
     PrintConfig {
-        #[arg(long, value_parser = choices::preset())]
+        /// A pretraining preset
+        #[arg(long, value_parser = choices::preset(), conflicts_with = "recipe")]
         preset: Option<String>,
+        /// A downstream recipe (the keys `probe --config` / `finetune --config` override)
+        #[arg(long, value_enum)]
+        recipe: Option<choices::Recipe>,
+        /// With --recipe: frozen probe or fine-tuning
+        #[arg(long, value_enum, default_value = "frozen", requires = "recipe")]
+        mode: choices::ModeChoice,
     },
     /// Self-supervised pretraining (MAE, SL-MAE, JEPA, VCR-JEPA) with checkpoints and resume
     Pretrain(pretrain::PretrainArgs),
@@ -154,8 +162,11 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Synth(a) => commands::synth(a),
         Cmd::Bench { what } => bench::run(what),
         Cmd::Checkpoint { what } => checkpoints::run(what),
-        Cmd::PrintConfig { preset: None } => commands::print_config(),
-        Cmd::PrintConfig { preset: Some(p) } => pretrain::print_preset(&p),
+        Cmd::PrintConfig { preset: Some(p), .. } => pretrain::print_preset(&p),
+        Cmd::PrintConfig {
+            recipe: Some(r), mode, ..
+        } => downstream::print_recipe(r, mode),
+        Cmd::PrintConfig { .. } => commands::print_config(),
         Cmd::Pretrain(a) => pretrain::run(a),
         Cmd::ModelInfo(a) => pretrain::model_info(a),
         Cmd::Metrics(a) => metrics::run(a),

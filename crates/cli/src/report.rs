@@ -185,7 +185,7 @@ fn probe_section(r: &mut Report, dir: &Path) -> Result<()> {
     for (part, label) in [
         (
             "val",
-            format!("val (epoch {}{learned})", m["best_epoch"].as_u64().unwrap_or(0) + 1),
+            format!("val (epoch {}{learned})", m["best_epoch"].as_u64().unwrap_or(0)),
         ),
         ("test", "test".to_string()),
     ] {

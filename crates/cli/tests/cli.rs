@@ -155,6 +155,9 @@ fn bad_inputs_give_errors_naming_the_file() {
 
     let e = fails(&["info", dir.path().join("missing.nii").to_str().unwrap()]);
     assert!(e.contains("missing.nii"), "{e}");
+    // the path and the reason once each
+    assert_eq!(e.matches("missing.nii").count(), 1, "{e}");
+    assert_eq!(e.matches("No such file").count(), 1, "{e}");
 }
 
 /// `info` shows any header: a 4-D file without --frame shows frame 0 and says how many there are;
@@ -218,7 +221,7 @@ fn reference_checkpoints_import_export_and_init() {
     let imported = d.join("imported.safetensors");
     let src = fixture("reference_micro.pth.tar");
     let (src, cfg_s, out_s) = (src.to_str().unwrap(), cfg.to_str().unwrap(), imported.to_str().unwrap());
-    let said = ok(&[
+    let import = [
         "checkpoint",
         "import",
         src,
@@ -228,19 +231,11 @@ fn reference_checkpoints_import_export_and_init() {
         cfg_s,
         "--out",
         out_s,
-    ]);
+    ];
+    let said = ok(&import);
     assert!(said.contains("teacher: 16 tensors from 'target_encoder'"), "{said}");
-    let e = fails(&[
-        "checkpoint",
-        "import",
-        src,
-        "--preset",
-        "tiny-jepa",
-        "--config",
-        cfg_s,
-        "--out",
-        out_s,
-    ]);
+    // a second import into the same --out is refused
+    let e = fails(&import);
     assert!(e.contains("exists"), "{e}");
     let manifest = common::synth(d, 4);
     let said = ok(&[

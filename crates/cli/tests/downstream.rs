@@ -57,6 +57,14 @@ fn pretrain_probe_finetune_cv_embed() {
     assert_eq!(log.lines().count(), 4, "{log}");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(probe.join("metrics.json")).unwrap()).unwrap();
+    // epochs are counted from 1 in the log, metrics.json and on the console alike
+    let epochs: Vec<&str> = log.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(epochs, ["1", "2", "3"]);
+    let best = saved["best_epoch"].as_u64().unwrap();
+    assert!(
+        (1..=3).contains(&best) && out.contains(&format!("best epoch {best} ")),
+        "{best}: {out}"
+    );
     let again: serde_json::Value = serde_json::from_str(
         ok(&[
             "metrics",

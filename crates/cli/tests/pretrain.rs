@@ -180,15 +180,58 @@ fn model_info_and_print_config_for_presets() {
     );
     // choices are listed and bad values refused before a command starts
     let e = fails(&["print-config", "--preset", "nope"]);
-    assert!(e.contains("invalid value 'nope'") && e.contains("possible values: mae, sl-mae"), "{e}");
-    let e = fails(&["probe", "--from-scratch", "tiny-mae", "--manifest", "m.csv", "--out", "o", "--recipe", "hf"]);
-    assert!(e.contains("invalid value 'hf'") && e.contains("paper, reference"), "{e}");
-    let e = fails(&["cv", "--from-scratch", "tiny-mae", "--manifest", "m.csv", "--out", "o", "--mode", "x"]);
+    assert!(
+        e.contains("invalid value 'nope'") && e.contains("possible values: mae, sl-mae"),
+        "{e}"
+    );
+    let e = fails(&[
+        "probe",
+        "--from-scratch",
+        "tiny-mae",
+        "--manifest",
+        "m.csv",
+        "--out",
+        "o",
+        "--recipe",
+        "hf",
+    ]);
+    assert!(
+        e.contains("invalid value 'hf'") && e.contains("paper, reference"),
+        "{e}"
+    );
+    let e = fails(&[
+        "cv",
+        "--from-scratch",
+        "tiny-mae",
+        "--manifest",
+        "m.csv",
+        "--out",
+        "o",
+        "--mode",
+        "x",
+    ]);
     assert!(e.contains("frozen, finetune"), "{e}");
-    let e = fails(&["embed", "--checkpoint", "c", "--scans", "s", "--out", "o", "--device", "tpu"]);
+    let e = fails(&[
+        "embed",
+        "--checkpoint",
+        "c",
+        "--scans",
+        "s",
+        "--out",
+        "o",
+        "--device",
+        "tpu",
+    ]);
     assert!(e.contains("unknown device 'tpu'"), "{e}");
+    let recipe: toml::Value =
+        toml::from_str(&ok(&["print-config", "--recipe", "reference", "--mode", "finetune"])).unwrap();
+    assert_eq!(recipe["layer_decay"].as_float(), Some(0.6));
+    assert_eq!(recipe["mode"].as_str(), Some("finetune"));
     let help = ok(&["probe", "--help"]);
-    assert!(help.contains("- teacher: The EMA target encoder") && help.contains("[default: paper]"), "{help}");
+    assert!(
+        help.contains("- teacher: The EMA target encoder") && help.contains("[default: paper]"),
+        "{help}"
+    );
 }
 
 #[test]

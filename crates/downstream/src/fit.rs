@@ -286,7 +286,8 @@ pub fn fit<M: Classifier, S: Batches>(
         let train_loss = loss_sum / loss_n as f64;
         min_train_loss = min_train_loss.min(train_loss);
         log.push_str(&format!(
-            "{epoch},{train_loss:.6},{:.6},{:.6},{},{:.6},{lr:.4e},{:.2}\n",
+            "{},{train_loss:.6},{:.6},{:.6},{},{:.6},{lr:.4e},{:.2}\n",
+            epoch + 1,
             m.accuracy,
             m.macro_f1,
             m.f1_positive.map(|f| format!("{f:.6}")).unwrap_or_default(),
@@ -332,7 +333,8 @@ pub fn fit<M: Classifier, S: Batches>(
         ));
     }
     let json = serde_json::json!({
-        "best_epoch": best_epoch,
+        // epochs are counted from 1 in every file and message
+        "best_epoch": best_epoch + 1,
         "selection": cfg.selection,
         "val": outcome.val,
         "test": outcome.test,
@@ -359,7 +361,7 @@ pub fn save_weights<M: Classifier>(path: &Path, model: &M, cfg: &DownstreamConfi
     let meta = serde_json::json!({
         "config": cfg,
         "encoder": model.encoder_config(),
-        "best_epoch": epoch,
+        "best_epoch": epoch + 1,
         "brainssl_version": env!("CARGO_PKG_VERSION"),
     });
     brainssl_train::checkpoint::save_tensors(path, &tensors, &meta.to_string())

@@ -41,7 +41,7 @@ pub enum TrainedModel {
 pub struct Trained {
     pub cfg: DownstreamConfig,
     pub model: TrainedModel,
-    /// The selected epoch (0-based) whose weights these are.
+    /// The selected epoch (counted from 1) whose weights these are.
     pub best_epoch: usize,
 }
 

@@ -3,12 +3,10 @@ use std::path::{Path, PathBuf};
 /// Every failure names the file it concerns, so a bad scan in a folder of thousands is easy to find.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is part of the message, not a separate cause: printed with its causes
+    /// (`{:#}`), it would otherwise appear twice.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
 }
@@ -23,7 +21,7 @@ impl ScanError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ScanError::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         }
     }
 }
