@@ -13,6 +13,7 @@ pub struct TsneArgs {
     /// Embeddings CSV from `brainssl embed` (subject_id,path,label,e0,...)
     #[arg(long)]
     embeddings: PathBuf,
+    /// Output folder: tsne.csv, tsne.png and the clustering metrics
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -123,6 +124,7 @@ pub struct PsdArgs {
     /// Dataset names, comma-separated, in manifest order (default: file stems)
     #[arg(long, value_delimiter = ',')]
     pub names: Vec<String>,
+    /// Output folder: the per-dataset table, the ratio and the radial plot
     #[arg(long)]
     pub out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)

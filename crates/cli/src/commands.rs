@@ -128,7 +128,9 @@ fn write_prepared(out: &Path, p: &brainssl_prep::Prepared) -> Result<()> {
 
 #[derive(Args)]
 pub struct IndexArgs {
+    /// Folder of scans (NIfTI files and DICOM series folders, at any depth)
     pub dir: PathBuf,
+    /// The manifest to write (paths in it are relative to its folder)
     #[arg(long)]
     pub out: PathBuf,
     /// Regex whose first group (or whole match) in the file name is the subject id
@@ -190,8 +192,10 @@ pub fn index(a: IndexArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct SplitArgs {
+    /// The manifest to split (by subject, stratified by label)
     #[arg(long)]
     pub manifest: PathBuf,
+    /// Output folder for the split manifests
     #[arg(long)]
     pub out: PathBuf,
     /// Stratified k-fold: fold{i}_{train,val,test}.csv, test = fold i
@@ -302,10 +306,12 @@ pub fn split(a: SplitArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct SynthArgs {
+    /// Output folder: one folder per subject and manifest.csv
     #[arg(long)]
     pub out: PathBuf,
-    /// ad, mci, tumor-grade, tumor-grade-3 or none
-    #[arg(long, default_value = "ad")]
+    /// The label the brains carry: atrophy (ad), subtle atrophy (mci), tumour grade (2 or 3
+    /// classes), or none
+    #[arg(long, default_value = "ad", value_parser = clap::builder::PossibleValuesParser::new(["ad", "mci", "tumor-grade", "tumor-grade-3", "none"]))]
     pub task: String,
     #[arg(long, default_value_t = 20)]
     pub subjects: usize,

@@ -47,16 +47,22 @@ pub struct RecipeArgs {
     /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
     #[arg(long)]
     precision: Option<PrecisionChoice>,
-    /// Frozen probes: run the encoder once per scan (evaluation-mode input, no augmentation) and
-    /// train the classifier on the cached tokens; epochs then cost the classifier alone
-    #[arg(long)]
-    feature_cache: bool,
-    /// Frozen probes: standardise each token channel with the frozen encoder's training-set
-    /// mean and std (fixed, saved with the probe) before the classifier
-    #[arg(long)]
-    standardise_tokens: bool,
+    /// No progress bar
     #[arg(long)]
     quiet: bool,
+}
+
+/// Options of frozen probes only (`finetune` does not offer them).
+#[derive(Args, Clone, Default)]
+pub struct FrozenArgs {
+    /// Run the encoder once per scan (evaluation-mode input, no augmentation) and train the
+    /// classifier on the cached tokens; epochs then cost the classifier alone
+    #[arg(long)]
+    feature_cache: bool,
+    /// Standardise each token channel with the frozen encoder's training-set mean and std (fixed,
+    /// saved with the probe) before the classifier
+    #[arg(long)]
+    standardise_tokens: bool,
 }
 
 #[derive(Args, Clone)]
@@ -90,10 +96,13 @@ impl LabelArgs {
 
 #[derive(Args)]
 pub struct SplitArgs {
+    /// Training manifest (with --val and --test, instead of --manifest)
     #[arg(long, requires_all = ["val", "test"], conflicts_with = "manifest")]
     train: Option<PathBuf>,
+    /// Validation manifest: selects the reported epoch
     #[arg(long)]
     val: Option<PathBuf>,
+    /// Test manifest: the reported metrics
     #[arg(long)]
     test: Option<PathBuf>,
     /// One manifest split by subject into train/val/test with --fractions
@@ -145,7 +154,26 @@ pub struct ProbeArgs {
     #[command(flatten)]
     recipe: RecipeArgs,
     #[command(flatten)]
+    frozen: FrozenArgs,
+    #[command(flatten)]
     data: SplitArgs,
+    /// Output folder: config.toml, log.csv, metrics.json, test_predictions.csv, best.safetensors
+    #[arg(long)]
+    out: PathBuf,
+    /// Write into a non-empty --out, overwriting its files (others are kept)
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    encoder: EncoderArgs,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    #[command(flatten)]
+    data: SplitArgs,
+    /// Output folder: config.toml, log.csv, metrics.json, test_predictions.csv, best.safetensors
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -159,6 +187,9 @@ pub struct CvArgs {
     encoder: EncoderArgs,
     #[command(flatten)]
     recipe: RecipeArgs,
+    /// Frozen-probe options (with --mode frozen)
+    #[command(flatten)]
+    frozen: FrozenArgs,
     /// Frozen probe or fine-tuning
     #[arg(long, value_enum, default_value = "frozen")]
     mode: ModeChoice,
@@ -175,6 +206,7 @@ pub struct CvArgs {
     split_seed: u64,
     #[command(flatten)]
     labels: LabelArgs,
+    /// Output folder: one run folder per fold, cv.csv and cv.md
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -210,7 +242,13 @@ fn encoder(a: &EncoderArgs, device: Device) -> Result<(Encoder, bool, PretrainCo
 }
 
 /// The recipe sized like the encoder's pretraining input, with overrides.
-fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> Result<DownstreamConfig> {
+fn recipe(
+    r: &RecipeArgs,
+    f: &FrozenArgs,
+    mode: Mode,
+    classes: usize,
+    pre: &PretrainConfig,
+) -> Result<DownstreamConfig> {
     let tiny = pre.data.prep.size <= 64;
     let mut c = match r.recipe {
         Recipe::Paper => DownstreamConfig::paper(mode, classes, tiny),
@@ -219,8 +257,8 @@ fn recipe(r: &RecipeArgs, mode: Mode, classes: usize, pre: &PretrainConfig) -> R
     c.prep.depth = pre.data.prep.depth;
     c.prep.size = pre.data.prep.size;
     c.classifier.heads = pre.encoder.heads;
-    c.feature_cache |= r.feature_cache;
-    c.standardise_tokens |= r.standardise_tokens;
+    c.feature_cache |= f.feature_cache;
+    c.standardise_tokens |= f.standardise_tokens;
     let mut c = overrides(c, r.config.as_deref(), r.epochs)?;
     if let Some(p) = r.precision {
         c.precision = p;
@@ -312,24 +350,44 @@ fn print_outcome(what: &str, o: &Outcome) {
     );
 }
 
-pub fn probe(a: ProbeArgs, mode: Mode) -> Result<()> {
-    let (split, map) = a.data.splits()?;
-    let _lock = claim_folder(&a.out, a.force, mode_command(mode))?;
-    let base = a.recipe.device.device()?;
-    let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
-    let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
-    let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
-    cfg.class_names = class_names(map);
-    cfg.checkpoint_key = a.encoder.checkpoint_key.name().to_string();
-    let o = run(
-        &cfg,
-        Downstream::new(&cfg, enc, pretrained)?,
-        &split,
+/// `brainssl probe`.
+pub fn probe(a: ProbeArgs) -> Result<()> {
+    classify(&a.encoder, &a.recipe, &a.frozen, &a.data, &a.out, a.force, Mode::Frozen)
+}
+
+/// `brainssl finetune`.
+pub fn finetune(a: FinetuneArgs) -> Result<()> {
+    classify(
+        &a.encoder,
+        &a.recipe,
+        &FrozenArgs::default(),
+        &a.data,
         &a.out,
-        !a.recipe.quiet,
-    )?;
-    print_outcome(&a.out.display().to_string(), &o);
-    println!("predictions: {}", a.out.join("test_predictions.csv").display());
+        a.force,
+        Mode::Finetune,
+    )
+}
+
+fn classify(
+    enc_args: &EncoderArgs,
+    r: &RecipeArgs,
+    frozen: &FrozenArgs,
+    data: &SplitArgs,
+    out: &Path,
+    force: bool,
+    mode: Mode,
+) -> Result<()> {
+    let (split, map) = data.splits()?;
+    let _lock = claim_folder(out, force, mode_command(mode))?;
+    let base = r.device.device()?;
+    let (enc, pretrained, pre) = encoder(enc_args, base)?;
+    let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
+    let mut cfg = recipe(r, frozen, mode, classes, &pre)?;
+    cfg.class_names = class_names(map);
+    cfg.checkpoint_key = enc_args.checkpoint_key.name().to_string();
+    let o = run(&cfg, Downstream::new(&cfg, enc, pretrained)?, &split, out, !r.quiet)?;
+    print_outcome(&out.display().to_string(), &o);
+    println!("predictions: {}", out.join("test_predictions.csv").display());
     Ok(())
 }
 
@@ -364,7 +422,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
         };
         splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
         let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
-        let mut cfg = recipe(&a.recipe, mode, classes, &pre)?;
+        let mut cfg = recipe(&a.recipe, &a.frozen, mode, classes, &pre)?;
         cfg.class_names = names.clone();
         let dir = a.out.join(format!("fold{i}"));
         let o = run(
@@ -618,6 +676,7 @@ pub struct FewShotArgs {
     /// Also train the supervised ResNet-50 3-D on every draw (the paper's Figure 5 baseline)
     #[arg(long)]
     baseline: bool,
+    /// Output folder: one run folder per model, k and draw, fewshot.csv, fewshot.md, fewshot.png
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -679,7 +738,7 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                     Some(ckpt) => {
                         let mf = brainssl_train::checkpoint::read_manifest(ckpt)?;
                         let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
-                        let mut cfg = recipe(&a.recipe, Mode::Finetune, classes, &mf.config)?;
+                        let mut cfg = recipe(&a.recipe, &FrozenArgs::default(), Mode::Finetune, classes, &mf.config)?;
                         cfg.class_names = class_names.clone();
                         run(&cfg, Downstream::new(&cfg, enc, true)?, &split, &dir, !a.recipe.quiet)?
                     }
@@ -748,6 +807,7 @@ pub struct BaselineArgs {
     depth: usize,
     #[arg(long, default_value_t = 160)]
     size: usize,
+    /// Training epochs [default: the recipe's: 12 for inputs of 64 or less, 400 otherwise]
     #[arg(long)]
     epochs: Option<usize>,
     /// TOML overrides of the downstream config
@@ -756,11 +816,13 @@ pub struct BaselineArgs {
     /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
+    /// Output folder: config.toml, log.csv, metrics.json, test_predictions.csv, best.safetensors
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
     #[arg(long)]
     force: bool,
+    /// No progress bar
     #[arg(long)]
     quiet: bool,
 }

@@ -41,13 +41,14 @@ enum Cmd {
     /// Header and intensity summary of a scan (NIfTI file, DICOM file or DICOM series folder)
     Info {
         path: PathBuf,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
         /// Frame of a 4-D file
         #[arg(long)]
         frame: Option<usize>,
     },
-    /// Evaluation-mode preprocessing (SPEC 1.2) to a (T, S, S) float32 .npy, or .nii/.nii.gz for viewing
+    /// Evaluation-mode preprocessing (crop, resize, z-score) to a (T, S, S) float32 .npy, or .nii/.nii.gz for viewing
     Preprocess(commands::PreprocessArgs),
     /// Walk a folder of scans and write a manifest with foreground boxes
     Index(commands::IndexArgs),
@@ -83,7 +84,7 @@ enum Cmd {
     /// Frozen-encoder attentive probe: train the classifier, select by validation AUROC, test
     Probe(downstream::ProbeArgs),
     /// Fine-tune encoder and classifier, select by validation AUROC, test
-    Finetune(downstream::ProbeArgs),
+    Finetune(downstream::FinetuneArgs),
     /// Supervised 3-D ResNet-50 baseline trained from scratch, selected by validation AUROC
     Baseline(downstream::BaselineArgs),
     /// Subject-level k-fold cross-validation of probe or fine-tuning, per-fold rows and mean ± std
@@ -173,8 +174,8 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Tsne(a) => analysis::run(a),
         Cmd::Report(a) => report::run(a),
         Cmd::Psd(a) => analysis::psd(a),
-        Cmd::Probe(a) => downstream::probe(a, brainssl_downstream::Mode::Frozen),
-        Cmd::Finetune(a) => downstream::probe(a, brainssl_downstream::Mode::Finetune),
+        Cmd::Probe(a) => downstream::probe(a),
+        Cmd::Finetune(a) => downstream::finetune(a),
         Cmd::Cv(a) => downstream::cv(a),
         Cmd::Baseline(a) => downstream::baseline(a),
         Cmd::Embed(a) => downstream::embed(a),

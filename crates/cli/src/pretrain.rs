@@ -255,6 +255,7 @@ pub struct ModelInfoArgs {
     /// The pretraining preset
     #[arg(long, value_parser = crate::choices::preset())]
     preset: String,
+    /// TOML overrides of the preset
     #[arg(long)]
     config: Option<PathBuf>,
 }

@@ -279,6 +279,76 @@ fn reference_checkpoints_import_export_and_init() {
     assert!(said.contains("54 tensors"), "{said}");
 }
 
+/// Every option of every command has a description in `--help`, and help speaks without internal
+/// references (section numbers of design notes, "D7", "HEAD").
+#[test]
+fn every_option_is_documented_in_plain_words() {
+    let commands = [
+        "info",
+        "preprocess",
+        "synth",
+        "index",
+        "split",
+        "print-config",
+        "model-info",
+        "pretrain",
+        "probe",
+        "finetune",
+        "baseline",
+        "cv",
+        "fewshot",
+        "embed",
+        "predict",
+        "tsne",
+        "psd",
+        "metrics",
+        "report",
+        "devices",
+        "demo",
+        "bench preprocess",
+        "bench train",
+        "bench embed",
+        "bench parity",
+        "checkpoint import",
+        "checkpoint export",
+    ];
+    let mut undocumented = Vec::new();
+    for c in commands {
+        let mut args: Vec<&str> = c.split(' ').collect();
+        args.push("--help");
+        let help = ok(&args);
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            let indent = l.len() - t.len();
+            let Some(opt) = t
+                .strip_prefix("--")
+                .or_else(|| t.get(4..).and_then(|r| r.strip_prefix("--")))
+            else {
+                continue;
+            };
+            if !(2..=6).contains(&indent) || opt.starts_with("help") || opt.starts_with("version") {
+                continue;
+            }
+            // a description on the same line (after two spaces) or indented on the next
+            let after_name = opt.split_once(' ').map_or("", |x| x.1);
+            let same_line = after_name.contains("  ") && !after_name.trim().is_empty();
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            let next_line = next.len() - next.trim_start().len() >= 8 && !next.trim().is_empty();
+            if !same_line && !next_line {
+                undocumented.push(format!("{c} --{}", opt.split([' ', '=']).next().unwrap_or(opt)));
+            }
+        }
+        for word in ["SPEC", "PITFALLS", " D7", "HEAD"] {
+            assert!(!help.contains(word), "`{c} --help` mentions {word}:\n{help}");
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "options without a description: {undocumented:?}"
+    );
+}
+
 #[test]
 fn non_finite_voxels_are_zeroed_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();

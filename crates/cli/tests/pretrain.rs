@@ -227,7 +227,13 @@ fn model_info_and_print_config_for_presets() {
         toml::from_str(&ok(&["print-config", "--recipe", "reference", "--mode", "finetune"])).unwrap();
     assert_eq!(recipe["layer_decay"].as_float(), Some(0.6));
     assert_eq!(recipe["mode"].as_str(), Some("finetune"));
+    // only the flags a command accepts: the frozen-probe options are not offered by finetune
+    assert!(!ok(&["finetune", "--help"]).contains("--feature-cache"));
     let help = ok(&["probe", "--help"]);
+    assert!(
+        help.contains("--feature-cache") && help.contains("--standardise-tokens"),
+        "{help}"
+    );
     assert!(
         help.contains("- teacher: The EMA target encoder") && help.contains("[default: paper]"),
         "{help}"
