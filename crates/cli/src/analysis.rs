@@ -34,18 +34,22 @@ pub struct TsneArgs {
 pub fn run(a: TsneArgs) -> Result<()> {
     let _lock = crate::output::claim_folder(&a.out, a.force, "tsne")?;
     let mut r = csv::Reader::from_path(&a.embeddings).with_context(|| a.embeddings.display().to_string())?;
-    let header = r.headers()?.clone();
-    let label_col = header.iter().position(|h| h == "label").context("no 'label' column")?;
+    let named = |what: &str| format!("{}: {what}", a.embeddings.display());
+    let header = r.headers().with_context(|| named("no header"))?.clone();
+    let label_col = header
+        .iter()
+        .position(|h| h == "label")
+        .with_context(|| named("no 'label' column"))?;
     let first = header
         .iter()
         .position(|h| h == "e0")
-        .context("no embedding columns e0, e1, ...")?;
+        .with_context(|| named("no embedding columns e0, e1, ... (write them with `brainssl embed --out E.csv`)"))?;
     let (mut x, mut y, mut ids) = (Vec::new(), Vec::new(), Vec::new());
     for (i, rec) in r.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: line {}", a.embeddings.display(), i + 2))?;
         let l: i64 = rec[label_col]
             .parse()
-            .with_context(|| format!("line {}: bad label", i + 2))?;
+            .with_context(|| named(&format!("line {}: bad label", i + 2)))?;
         if l < 0 {
             bail!(
                 "{}: line {}: rows need labels for silhouette and NMI",
