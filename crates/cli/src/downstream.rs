@@ -147,14 +147,13 @@ impl SplitArgs {
     }
 }
 
+/// What `probe` and `finetune` share: the encoder, the recipe, the data and the output folder.
 #[derive(Args)]
-pub struct ProbeArgs {
+pub struct ClassifyArgs {
     #[command(flatten)]
     encoder: EncoderArgs,
     #[command(flatten)]
     recipe: RecipeArgs,
-    #[command(flatten)]
-    frozen: FrozenArgs,
     #[command(flatten)]
     data: SplitArgs,
     /// Output folder: config.toml, log.csv, metrics.json, test_predictions.csv, best.safetensors
@@ -166,19 +165,11 @@ pub struct ProbeArgs {
 }
 
 #[derive(Args)]
-pub struct FinetuneArgs {
+pub struct ProbeArgs {
     #[command(flatten)]
-    encoder: EncoderArgs,
+    run: ClassifyArgs,
     #[command(flatten)]
-    recipe: RecipeArgs,
-    #[command(flatten)]
-    data: SplitArgs,
-    /// Output folder: config.toml, log.csv, metrics.json, test_predictions.csv, best.safetensors
-    #[arg(long)]
-    out: PathBuf,
-    /// Write into a non-empty --out, overwriting its files (others are kept)
-    #[arg(long)]
-    force: bool,
+    frozen: FrozenArgs,
 }
 
 #[derive(Args)]
@@ -352,33 +343,18 @@ fn print_outcome(what: &str, o: &Outcome) {
 
 /// `brainssl probe`.
 pub fn probe(a: ProbeArgs) -> Result<()> {
-    classify(&a.encoder, &a.recipe, &a.frozen, &a.data, &a.out, a.force, Mode::Frozen)
+    classify(&a.run, &a.frozen, Mode::Frozen)
 }
 
 /// `brainssl finetune`.
-pub fn finetune(a: FinetuneArgs) -> Result<()> {
-    classify(
-        &a.encoder,
-        &a.recipe,
-        &FrozenArgs::default(),
-        &a.data,
-        &a.out,
-        a.force,
-        Mode::Finetune,
-    )
+pub fn finetune(a: ClassifyArgs) -> Result<()> {
+    classify(&a, &FrozenArgs::default(), Mode::Finetune)
 }
 
-fn classify(
-    enc_args: &EncoderArgs,
-    r: &RecipeArgs,
-    frozen: &FrozenArgs,
-    data: &SplitArgs,
-    out: &Path,
-    force: bool,
-    mode: Mode,
-) -> Result<()> {
-    let (split, map) = data.splits()?;
-    let _lock = claim_folder(out, force, mode_command(mode))?;
+fn classify(a: &ClassifyArgs, frozen: &FrozenArgs, mode: Mode) -> Result<()> {
+    let (enc_args, r, out) = (&a.encoder, &a.recipe, a.out.as_path());
+    let (split, map) = a.data.splits()?;
+    let _lock = claim_folder(out, a.force, mode_command(mode))?;
     let base = r.device.device()?;
     let (enc, pretrained, pre) = encoder(enc_args, base)?;
     let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;

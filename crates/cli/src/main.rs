@@ -84,7 +84,7 @@ enum Cmd {
     /// Frozen-encoder attentive probe: train the classifier, select by validation AUROC, test
     Probe(downstream::ProbeArgs),
     /// Fine-tune encoder and classifier, select by validation AUROC, test
-    Finetune(downstream::FinetuneArgs),
+    Finetune(downstream::ClassifyArgs),
     /// Supervised 3-D ResNet-50 baseline trained from scratch, selected by validation AUROC
     Baseline(downstream::BaselineArgs),
     /// Subject-level k-fold cross-validation of probe or fine-tuning, per-fold rows and mean ± std
