@@ -10,13 +10,13 @@ use brainssl_backend::tch::nn::VarStore;
 use brainssl_backend::{Device, Precision};
 use brainssl_data::ManifestRow;
 use brainssl_models::VitConfig;
-use brainssl_train::checkpoint::{load_store, load_tensors, HostTensors};
+use brainssl_train::checkpoint::{load_store, load_tensors, unexpected_tensors, HostTensors};
 use serde::Deserialize;
 
 use crate::baseline::ResNetClassifier;
 use crate::config::DownstreamConfig;
 use crate::encoder::Encoder;
-use crate::fit::{predict, Classifier, Part, Splits};
+use crate::fit::{predict, Part, Splits};
 use crate::probe::Downstream;
 use crate::source::ImageBatches;
 use crate::standardise::Moments;
@@ -46,23 +46,15 @@ pub struct Trained {
 }
 
 /// Copies every tensor into the variable that carries its name (`stores`: each var store with the
-/// prefix its variables are saved under); a variable without a tensor, a tensor without a variable
-/// or a shape that differs is an error naming it.
-fn load_exactly(
-    model: &dyn Classifier,
-    stores: &[(&VarStore, &str)],
-    tensors: &HostTensors,
-    path: &Path,
-) -> Result<()> {
-    let vars = model.variables();
-    let mut problems: Vec<String> = tensors
-        .keys()
-        .filter(|k| !vars.iter().any(|(n, _)| n == *k))
+/// prefix its variables are saved under, as `load_store` takes them); a variable without a tensor,
+/// a tensor without a variable or a shape that differs is an error naming it.
+fn load_exactly(stores: &[(&VarStore, &str, &str)], tensors: &HostTensors, path: &Path) -> Result<()> {
+    let mut problems: Vec<String> = unexpected_tensors(tensors, stores)
+        .into_iter()
         .map(|k| format!("unexpected tensor {k}"))
         .collect();
-    problems.sort();
-    for (vs, prefix) in stores {
-        if let Err(e) = load_store(vs, "", tensors, prefix) {
+    for (vs, under, prefix) in stores {
+        if let Err(e) = load_store(vs, under, tensors, prefix) {
             problems.push(e.to_string());
         }
     }
@@ -86,7 +78,7 @@ impl Trained {
         let classes = cfg.classifier.num_classes;
         let model = if tensors.keys().any(|k| k.starts_with("net.")) {
             let m = ResNetClassifier::new(classes, cfg.seed, device);
-            load_exactly(&m, &[(&m.vs, "")], &tensors, path)?;
+            load_exactly(&[(&m.vs, "", "")], &tensors, path)?;
             TrainedModel::ResNet(m)
         } else {
             let enc_cfg = meta.encoder.ok_or_else(|| {
@@ -99,7 +91,7 @@ impl Trained {
             if tensors.keys().any(|k| k.starts_with("standardise.")) {
                 m.set_standardiser(&Moments::new(enc_cfg.embed_dim));
             }
-            load_exactly(&m, &[(&m.encoder.vs, "encoder."), (&m.head, "")], &tensors, path)?;
+            load_exactly(&[(&m.encoder.vs, "", "encoder."), (&m.head, "", "")], &tensors, path)?;
             TrainedModel::Vit(Box::new(m))
         };
         Ok(Trained {

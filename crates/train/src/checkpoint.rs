@@ -65,32 +65,47 @@ pub fn store_tensors(vs: &VarStore, prefix: &str) -> Vec<(String, Vec<usize>, Ve
 }
 
 /// Overwrites every variable of `vs` whose path starts with `under` by the tensor named
-/// `prefix + path without under`; missing names and shape mismatches are errors (no silent partial
-/// loads). Returns how many variables were loaded.
+/// `prefix + path without under`; missing names and shape mismatches are errors, and then nothing
+/// is overwritten (no partial loads). Returns how many variables were loaded.
 pub fn load_store(vs: &VarStore, under: &str, tensors: &HostTensors, prefix: &str) -> Result<usize> {
     let mut errors = Vec::new();
-    let mut loaded = 0;
-    tch::no_grad(|| {
-        for (path, var) in named_params(vs) {
-            let Some(rest) = path.strip_prefix(under) else { continue };
-            let name = format!("{prefix}{rest}");
-            match tensors.get(&name) {
-                None => errors.push(format!("missing tensor {name}")),
-                Some((shape, _)) if *shape != dims(&var) => {
-                    errors.push(format!("{name}: shape {shape:?}, the model expects {:?}", dims(&var)))
-                }
-                Some((shape, values)) => {
-                    var.shallow_clone().copy_(&tensor(values, shape, Device::Cpu));
-                    loaded += 1;
-                }
+    let mut pairs = Vec::new();
+    for (path, var) in named_params(vs) {
+        let Some(rest) = path.strip_prefix(under) else { continue };
+        let name = format!("{prefix}{rest}");
+        match tensors.get(&name) {
+            None => errors.push(format!("missing tensor {name}")),
+            Some((shape, _)) if *shape != dims(&var) => {
+                errors.push(format!("{name}: shape {shape:?}, the model expects {:?}", dims(&var)))
             }
+            Some((shape, values)) => pairs.push((var, shape, values)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(anyhow!(errors.join("; ")));
+    }
+    tch::no_grad(|| {
+        for (var, shape, values) in &pairs {
+            var.shallow_clone().copy_(&tensor(values, shape, Device::Cpu));
         }
     });
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(anyhow!(errors.join("; ")))
-    }
+    Ok(pairs.len())
+}
+
+/// The tensors that no variable of `stores` would take, sorted: each store is (var store, `under`,
+/// `prefix`) as [`load_store`] reads it. A checkpoint with such tensors is not of this model.
+pub fn unexpected_tensors<'a>(tensors: &'a HostTensors, stores: &[(&VarStore, &str, &str)]) -> Vec<&'a String> {
+    let expected: std::collections::HashSet<String> = stores
+        .iter()
+        .flat_map(|(vs, under, prefix)| {
+            named_params(vs)
+                .into_iter()
+                .filter_map(move |(k, _)| k.strip_prefix(under).map(|rest| format!("{prefix}{rest}")))
+        })
+        .collect();
+    let mut out: Vec<&String> = tensors.keys().filter(|k| !expected.contains(*k)).collect();
+    out.sort();
+    out
 }
 
 /// Paths of a checkpoint called `stem` in `dir`: (`stem.safetensors`, `stem.json`).
@@ -267,8 +282,23 @@ mod tests {
         other.depth = 2;
         let c = VarStore::new(Device::Cpu);
         other.init(c.root(), &mut Rng::new(0));
+        let before = store_tensors(&c, "");
         let err = load_store(&c, "", &tensors, "student.encoder.").unwrap_err();
         assert!(err.to_string().contains("blocks.1"), "{err}");
+        // and nothing of it was overwritten: a failed load is no partial load
+        assert_eq!(store_tensors(&c, ""), before);
+        // every tensor of the checkpoint has a variable in the model it was saved from; the deeper
+        // model's extra block has none there
+        assert!(unexpected_tensors(&tensors, &[(&a, "", "student.")]).is_empty());
+        let deeper: HostTensors = store_tensors(&c, "student.encoder.")
+            .into_iter()
+            .map(|(k, s, v)| (k, (s, v)))
+            .collect();
+        let extra = unexpected_tensors(&deeper, &[(&a, "", "student.")]);
+        assert!(
+            !extra.is_empty() && extra.iter().all(|k| k.starts_with("student.encoder.blocks.1.")),
+            "{extra:?}"
+        );
         // corrupt files are named
         std::fs::write(dir.path().join("bad.safetensors"), b"nonsense").unwrap();
         assert!(load(&dir.path().join("bad.safetensors"))

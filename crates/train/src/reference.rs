@@ -12,12 +12,13 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use brainssl_backend::Device;
-use brainssl_models::named_params;
 use brainssl_models::pos_embed::sincos_3d;
 use brainssl_prep::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, load_store, store_tensors, CheckpointManifest, HostTensors, Progress, FORMAT};
+use crate::checkpoint::{
+    self, load_store, store_tensors, unexpected_tensors, CheckpointManifest, HostTensors, Progress, FORMAT,
+};
 use crate::config::PretrainConfig;
 use crate::ema::Teacher;
 use crate::step::Student;
@@ -128,12 +129,7 @@ fn take_pos_embed(part: &mut HostTensors, name: &str, grid: [usize; 3], dim: usi
 
 /// Loads `part` into the variables of `vs` under `under`, and refuses tensors no variable takes.
 fn load_part(vs: &brainssl_backend::tch::nn::VarStore, under: &str, part: &HostTensors, what: &str) -> Result<usize> {
-    let names: std::collections::HashSet<String> = named_params(vs)
-        .into_iter()
-        .filter_map(|(k, _)| k.strip_prefix(under).map(str::to_string))
-        .collect();
-    let mut unexpected: Vec<&String> = part.keys().filter(|k| !names.contains(*k)).collect();
-    unexpected.sort();
+    let unexpected = unexpected_tensors(part, &[(vs, under, "")]);
     if let Some(k) = unexpected.first() {
         bail!(
             "{what}.{k} (and {} more) has no place in the preset's model: wrong preset, or not a checkpoint of this architecture",

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use brainssl_backend::Device;
 use brainssl_data::ManifestRow;
-use brainssl_models::named_params;
 use brainssl_prep::Rng;
 
 use crate::checkpoint::{self, load_store, store_tensors, CheckpointManifest, Progress, FORMAT};
@@ -236,20 +235,12 @@ impl Session {
         let device = self.student.vs.device();
         let n = load_store(&self.student.vs, "encoder.", &tensors, "student.encoder.").with_context(named)?;
         let mut notes = vec![format!("encoder: {n} tensors")];
-        let head_fits = named_params(&self.student.vs).iter().all(|(k, t)| {
-            k.strip_prefix("head.").is_none_or(|rest| {
-                tensors
-                    .get(&format!("student.head.{rest}"))
-                    .is_some_and(|(shape, _)| *shape == brainssl_backend::dims(t))
-            })
-        });
-        if head_fits {
-            let n = load_store(&self.student.vs, "head.", &tensors, "student.head.").with_context(named)?;
-            notes.push(format!("head: {n} tensors"));
-        } else {
-            notes.push(
+        // the head is taken whole or not at all (a failed load overwrites nothing)
+        match load_store(&self.student.vs, "head.", &tensors, "student.head.") {
+            Ok(n) => notes.push(format!("head: {n} tensors")),
+            Err(_) => notes.push(
                 "head: not in the file with this objective's shapes, so it starts from its initialisation".into(),
-            );
+            ),
         }
         if self.teacher.is_some() {
             self.teacher = Some(Teacher::copy_of(
