@@ -2,7 +2,7 @@
 //! and refuses anything else before a command starts.
 
 use brainssl_downstream::encoder::CheckpointKey;
-use brainssl_downstream::Mode;
+use brainssl_downstream::{DownstreamConfig, Mode};
 use clap::builder::PossibleValuesParser;
 use clap::ValueEnum;
 
@@ -27,6 +27,16 @@ pub enum Key {
     Student,
     /// The EMA target encoder of JEPA runs
     Teacher,
+}
+
+impl Recipe {
+    /// The recipe's downstream config for `classes` classes (`tiny`: the tiny presets' input size).
+    pub fn config(self, mode: Mode, classes: usize, tiny: bool) -> DownstreamConfig {
+        match self {
+            Recipe::Paper => DownstreamConfig::paper(mode, classes, tiny),
+            Recipe::Reference => DownstreamConfig::reference(mode, classes, tiny),
+        }
+    }
 }
 
 impl Key {

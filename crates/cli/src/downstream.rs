@@ -237,14 +237,11 @@ fn recipe(
     r: &RecipeArgs,
     f: &FrozenArgs,
     mode: Mode,
-    classes: usize,
+    classes: &Classes,
     pre: &PretrainConfig,
 ) -> Result<DownstreamConfig> {
-    let tiny = pre.data.prep.size <= 64;
-    let mut c = match r.recipe {
-        Recipe::Paper => DownstreamConfig::paper(mode, classes, tiny),
-        Recipe::Reference => DownstreamConfig::reference(mode, classes, tiny),
-    };
+    let mut c = r.recipe.config(mode, classes.count, pre.data.prep.size <= 64);
+    c.class_names = classes.names.clone();
     c.prep.depth = pre.data.prep.depth;
     c.prep.size = pre.data.prep.size;
     c.classifier.heads = pre.encoder.heads;
@@ -278,10 +275,16 @@ fn overrides(mut c: DownstreamConfig, config: Option<&Path>, epochs: Option<usiz
 /// The most classes a classifier head is built for: a larger label is a mistake, not a task.
 const MAX_CLASSES: i64 = 1000;
 
-/// The number of classes C of labelled rows: labels must be 0..C-1 with every class present, and
-/// C at most [`MAX_CLASSES`]; the first offending scan is named. With text labels C is the number
-/// of names.
-fn classes_of(parts: &[&[ManifestRow]], map: Option<&LabelMap>) -> Result<usize> {
+/// The classes of a classification run: how many, and their names when the labels were text.
+#[derive(Debug)]
+struct Classes {
+    count: usize,
+    names: Vec<String>,
+}
+
+/// The classes C of labelled rows: labels must be 0..C-1 with every class present, and C at most
+/// [`MAX_CLASSES`]; the first offending scan is named. With text labels C is the number of names.
+fn classes_of(parts: &[&[ManifestRow]], map: Option<LabelMap>) -> Result<Classes> {
     let rows = || parts.iter().flat_map(|p| p.iter());
     if let Some(r) = rows().find(|r| r.label < 0 || r.label >= MAX_CLASSES) {
         bail!(
@@ -291,7 +294,7 @@ fn classes_of(parts: &[&[ManifestRow]], map: Option<&LabelMap>) -> Result<usize>
             MAX_CLASSES - 1
         );
     }
-    let c = match map {
+    let c = match &map {
         Some(m) => m.names.len().max(2),
         None => rows().map(|r| r.label as usize + 1).max().unwrap_or(2).max(2),
     };
@@ -300,7 +303,7 @@ fn classes_of(parts: &[&[ManifestRow]], map: Option<&LabelMap>) -> Result<usize>
         seen[r.label as usize] = true;
     }
     if let Some(missing) = seen.iter().position(|s| !s) {
-        match map.and_then(|m| m.names.get(missing)) {
+        match map.as_ref().and_then(|m| m.names.get(missing)) {
             Some(name) => bail!("class {missing} ('{name}') has no scan: every class needs scans"),
             None => bail!(
                 "labels run up to {} but class {missing} has no scan: labels must be 0..C-1 (relabel, e.g. 1/2 as 0/1)",
@@ -308,22 +311,18 @@ fn classes_of(parts: &[&[ManifestRow]], map: Option<&LabelMap>) -> Result<usize>
             ),
         }
     }
-    Ok(c)
+    Ok(Classes {
+        count: c,
+        names: map.map(|m| m.names).unwrap_or_default(),
+    })
 }
 
 /// `print-config --recipe R`: the recipe at the paper's input size for a binary task (probe and
 /// finetune size the input like the encoder's pretraining and count the classes of the data).
 pub fn print_recipe(recipe: Recipe, mode: ModeChoice) -> Result<()> {
-    let c = match recipe {
-        Recipe::Paper => DownstreamConfig::paper(mode.mode(), 2, false),
-        Recipe::Reference => DownstreamConfig::reference(mode.mode(), 2, false),
-    };
+    let c = recipe.config(mode.mode(), 2, false);
     print!("{}", toml::to_string_pretty(&c)?);
     Ok(())
-}
-
-fn class_names(map: Option<LabelMap>) -> Vec<String> {
-    map.map(|m| m.names).unwrap_or_default()
 }
 
 fn print_outcome(what: &str, o: &Outcome) {
@@ -357,9 +356,8 @@ fn classify(a: &ClassifyArgs, frozen: &FrozenArgs, mode: Mode) -> Result<()> {
     let _lock = claim_folder(out, a.force, mode_command(mode))?;
     let base = r.device.device()?;
     let (enc, pretrained, pre) = encoder(enc_args, base)?;
-    let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
-    let mut cfg = recipe(r, frozen, mode, classes, &pre)?;
-    cfg.class_names = class_names(map);
+    let classes = classes_of(&[&split.train, &split.val, &split.test], map)?;
+    let mut cfg = recipe(r, frozen, mode, &classes, &pre)?;
     cfg.checkpoint_key = enc_args.checkpoint_key.name().to_string();
     let o = run(&cfg, Downstream::new(&cfg, enc, pretrained)?, &split, out, !r.quiet)?;
     print_outcome(&out.display().to_string(), &o);
@@ -375,8 +373,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
     let base = a.recipe.device.device()?;
     let folds =
         splits::stratified_kfold(&all, a.folds, a.split_seed).with_context(|| a.manifest.display().to_string())?;
-    let classes = classes_of(&[&all], map.as_ref())?;
-    let names = class_names(map);
+    let classes = classes_of(&[&all], map)?;
     let mut table = String::from("fold,accuracy_pct,macro_f1,f1_positive,auroc,best_epoch\n");
     let mut results: Vec<Outcome> = Vec::new();
     for (i, test) in folds.iter().enumerate() {
@@ -398,8 +395,7 @@ pub fn cv(a: CvArgs) -> Result<()> {
         };
         splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
         let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
-        let mut cfg = recipe(&a.recipe, &a.frozen, mode, classes, &pre)?;
-        cfg.class_names = names.clone();
+        let cfg = recipe(&a.recipe, &a.frozen, mode, &classes, &pre)?;
         let dir = a.out.join(format!("fold{i}"));
         let o = run(
             &cfg,
@@ -680,8 +676,7 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
             .with_context(|| a.manifest.display().to_string())?;
     splits::check_disjoint(&[("pool", &pool), ("val", &val), ("test", &test)])?;
     let base = a.recipe.device.device()?;
-    let classes = classes_of(&[&all], map.as_ref())?;
-    let class_names = class_names(map);
+    let classes = classes_of(&[&all], map)?;
     let mut csv = String::from("model,k,draw,train_scans,test_auroc,test_accuracy,best_epoch\n");
     let mut names = names;
     if a.baseline {
@@ -714,18 +709,17 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
                     Some(ckpt) => {
                         let mf = brainssl_train::checkpoint::read_manifest(ckpt)?;
                         let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
-                        let mut cfg = recipe(&a.recipe, &FrozenArgs::default(), Mode::Finetune, classes, &mf.config)?;
-                        cfg.class_names = class_names.clone();
+                        let cfg = recipe(&a.recipe, &FrozenArgs::default(), Mode::Finetune, &classes, &mf.config)?;
                         run(&cfg, Downstream::new(&cfg, enc, true)?, &split, &dir, !a.recipe.quiet)?
                     }
                     None => {
                         // the baseline sees the same input size as the first SSL model
                         let mf = brainssl_train::checkpoint::read_manifest(&a.checkpoint[0])?;
-                        let mut cfg = DownstreamConfig::resnet(classes, mf.config.data.prep.size <= 64);
+                        let mut cfg = DownstreamConfig::resnet(classes.count, mf.config.data.prep.size <= 64);
                         (cfg.prep.depth, cfg.prep.size) = (mf.config.data.prep.depth, mf.config.data.prep.size);
                         let mut cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;
-                        cfg.class_names = class_names.clone();
-                        let model = ResNetClassifier::new(classes, cfg.seed, base);
+                        cfg.class_names = classes.names.clone();
+                        let model = ResNetClassifier::new(classes.count, cfg.seed, base);
                         train(&cfg, &model, &split, &dir, base, !a.recipe.quiet)?
                     }
                 };
@@ -808,12 +802,12 @@ pub fn baseline(a: BaselineArgs) -> Result<()> {
     let (split, map) = a.data.splits()?;
     let _lock = claim_folder(&a.out, a.force, "baseline")?;
     let base = a.device.device()?;
-    let classes = classes_of(&[&split.train, &split.val, &split.test], map.as_ref())?;
-    let mut cfg = DownstreamConfig::resnet(classes, a.size <= 64);
+    let classes = classes_of(&[&split.train, &split.val, &split.test], map)?;
+    let mut cfg = DownstreamConfig::resnet(classes.count, a.size <= 64);
     (cfg.prep.depth, cfg.prep.size) = (a.depth, a.size);
     let mut cfg = overrides(cfg, a.config.as_deref(), a.epochs)?;
-    cfg.class_names = class_names(map);
-    let model = ResNetClassifier::new(classes, cfg.seed, base);
+    cfg.class_names = classes.names;
+    let model = ResNetClassifier::new(classes.count, cfg.seed, base);
     let o = train(&cfg, &model, &split, &a.out, base, !a.quiet)?;
     print_outcome(&format!("{} (ResNet-50 3-D)", a.out.display()), &o);
     Ok(())
@@ -833,8 +827,8 @@ mod label_tests {
 
     #[test]
     fn labels_must_be_zero_to_c_minus_one_and_sane() {
-        assert_eq!(classes_of(&[&rows(&[0, 1, 1]), &rows(&[0])], None).unwrap(), 2);
-        assert_eq!(classes_of(&[&rows(&[0, 2, 1])], None).unwrap(), 3);
+        assert_eq!(classes_of(&[&rows(&[0, 1, 1]), &rows(&[0])], None).unwrap().count, 2);
+        assert_eq!(classes_of(&[&rows(&[0, 2, 1])], None).unwrap().count, 3);
         let e = classes_of(&[&rows(&[1, 2, 2])], None).unwrap_err().to_string();
         assert!(e.contains("class 0 has no scan"), "{e}");
         let e = classes_of(&[&rows(&[0, 1_000_000])], None).unwrap_err().to_string();
@@ -845,8 +839,9 @@ mod label_tests {
         let three = LabelMap {
             names: ["CN", "MCI", "AD"].map(String::from).to_vec(),
         };
-        assert_eq!(classes_of(&[&rows(&[0, 2, 1])], Some(&three)).unwrap(), 3);
-        let e = classes_of(&[&rows(&[0, 1])], Some(&three)).unwrap_err().to_string();
+        let named = classes_of(&[&rows(&[0, 2, 1])], Some(three.clone())).unwrap();
+        assert_eq!((named.count, named.names), (3, three.names.clone()));
+        let e = classes_of(&[&rows(&[0, 1])], Some(three)).unwrap_err().to_string();
         assert!(e.contains("class 2 ('AD')"), "{e}");
     }
 }
