@@ -110,7 +110,8 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<(Vec<ScanAndMask>, 
                 continue;
             }
             let mut kind = e.file_type()?;
-            if kind.is_symlink() {
+            let linked = kind.is_symlink();
+            if linked {
                 if !opts.follow_links {
                     left_out.push(format!(
                         "{}: a symbolic link (not followed; --follow-links follows links)",
@@ -151,15 +152,18 @@ pub fn find_scans(dir: &Path, opts: &IndexOptions) -> Result<(Vec<ScanAndMask>, 
                     continue;
                 }
                 // one path per file: the real one rather than a link to it
-                let linked = e.file_type().is_ok_and(|t| t.is_symlink());
-                match listed.get(&canonical(&p)).cloned() {
-                    Some((first, first_linked)) if first_linked && !linked => {
-                        left_out.push(format!("{}: the same file as {}", first.display(), p.display()));
-                        listed.insert(canonical(&p), (p, linked));
+                match listed.entry(canonical(&p)) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((p, linked));
                     }
-                    Some((first, _)) => left_out.push(format!("{}: the same file as {}", p.display(), first.display())),
-                    None => {
-                        listed.insert(canonical(&p), (p, linked));
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        let (first, first_linked) = o.get();
+                        if *first_linked && !linked {
+                            left_out.push(format!("{}: the same file as {}", first.display(), p.display()));
+                            o.insert((p, linked));
+                        } else {
+                            left_out.push(format!("{}: the same file as {}", p.display(), first.display()));
+                        }
                     }
                 }
             }

@@ -48,6 +48,11 @@ impl ManifestRow {
     pub fn load_options(&self) -> brainssl_scan::LoadOptions {
         brainssl_scan::LoadOptions { frame: self.frame }
     }
+
+    /// The volume this row is: its frame, 0 when it names none (a 3-D scan is frame 0 of itself).
+    pub fn frame_index(&self) -> usize {
+        self.frame.unwrap_or(0)
+    }
 }
 
 /// The label of a row that has none (or whose text label is not mapped yet).

@@ -37,7 +37,7 @@ pub fn check_disjoint(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
     let key = |r: &ManifestRow| {
         (
             std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone()),
-            r.frame,
+            r.frame_index(),
         )
     };
     let mut seen: std::collections::HashMap<_, (&str, &str)> = std::collections::HashMap::new();
@@ -125,7 +125,7 @@ fn same_content_across(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
     for (k, (_, rows)) in parts.iter().enumerate() {
         for r in rows.iter() {
             if let Some(n) = size(&r.path) {
-                by_size.entry((n, r.frame.unwrap_or(0))).or_default().push((k, r));
+                by_size.entry((n, r.frame_index())).or_default().push((k, r));
             }
         }
     }
@@ -139,7 +139,7 @@ fn same_content_across(parts: &[(&str, &[ManifestRow])]) -> Result<()> {
         std::collections::HashMap::new();
     for ((k, r), h) in suspects.iter().zip(hashes) {
         let Some(h) = h else { continue };
-        if let Some((k0, r0)) = seen.insert((h, r.frame.unwrap_or(0)), (*k, r)) {
+        if let Some((k0, r0)) = seen.insert((h, r.frame_index()), (*k, r)) {
             if k0 != *k {
                 bail!(
                     "scan leak: {} ('{}', subject {}) and {} ('{}', subject {}) have identical content",

@@ -10,7 +10,7 @@ use std::io::Write;
 use brainssl_scan::geometry::IDENTITY;
 use brainssl_scan::nifti_io::write_nifti;
 use brainssl_scan::{check_scan, load_scan, LoadOptions};
-use brainssl_testkit::{battery_size, keep, peak_rss_mib, Rng};
+use brainssl_testkit::{battery_size, keep, mutate_bytes, peak_rss_mib, Rng};
 
 /// Values that break naive arithmetic, as bytes of each width.
 fn extreme(rng: &mut Rng, width: usize) -> Vec<u8> {
@@ -23,77 +23,30 @@ fn extreme(rng: &mut Rng, width: usize) -> Vec<u8> {
     }
 }
 
+/// A NIfTI file mutated: byte flips, extreme values over header fields, truncation, junk appended.
 fn mutate(base: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut b = base.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(5) {
-            // a random byte anywhere
-            0 => {
-                let k = rng.below(b.len());
-                b[k] = rng.next_u64() as u8;
-            }
-            // an extreme value over a header field
-            1 | 2 => {
-                let width = [2, 4, 8][rng.below(3)];
-                let at = rng.below(348 - width);
-                let v = extreme(rng, width);
-                if at + v.len() <= b.len() {
-                    b[at..at + v.len()].copy_from_slice(&v);
-                }
-            }
-            // truncated
-            3 => {
-                let n = rng.below(b.len());
-                b.truncate(n);
-            }
-            // junk appended
-            _ => {
-                for _ in 0..rng.below(2000) {
-                    b.push(rng.next_u64() as u8);
-                }
-            }
+    mutate_bytes(base, rng, 4, 5, 2000, |b, rng| {
+        let width = [2, 4, 8][rng.below(3)];
+        let at = rng.below(348 - width);
+        let v = extreme(rng, width);
+        if at + v.len() <= b.len() {
+            b[at..at + v.len()].copy_from_slice(&v);
         }
-        if b.is_empty() {
-            break;
-        }
-    }
-    b
+    })
 }
 
 /// A DICOM file mutated: extreme values anywhere (element lengths live anywhere), byte flips,
 /// truncation, junk appended.
 fn mutate_dicom(base: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut b = base.to_vec();
-    for _ in 0..1 + rng.below(3) {
-        match rng.below(4) {
-            0 => {
-                let k = rng.below(b.len());
-                b[k] = rng.next_u64() as u8;
-            }
-            1 => {
-                let width = [2, 4][rng.below(2)];
-                let at = 132 + rng.below(b.len().saturating_sub(132 + width));
-                let v: [u32; 6] = [0xFFFF_FFFF, 0xFFFF_FFF0, 0x7FFF_FFFF, 0, 1, 0x0001_0000];
-                let v = v[rng.below(6)].to_le_bytes();
-                if at + width <= b.len() {
-                    b[at..at + width].copy_from_slice(&v[..width]);
-                }
-            }
-            2 => {
-                let n = rng.below(b.len());
-                b.truncate(n);
-            }
-            _ => {
-                for _ in 0..rng.below(1000) {
-                    b.push(rng.next_u64() as u8);
-                }
-            }
+    mutate_bytes(base, rng, 3, 4, 1000, |b, rng| {
+        let width = [2, 4][rng.below(2)];
+        let at = 132 + rng.below(b.len().saturating_sub(132 + width));
+        let v: [u32; 6] = [0xFFFF_FFFF, 0xFFFF_FFF0, 0x7FFF_FFFF, 0, 1, 0x0001_0000];
+        let v = v[rng.below(6)].to_le_bytes();
+        if at + width <= b.len() {
+            b[at..at + width].copy_from_slice(&v[..width]);
         }
-        if b.is_empty() {
-            break;
-        }
-    }
-    b
+    })
 }
 
 /// Reads `p` with `load_scan` and `check_scan`: a panic fails the battery, an error must name the

@@ -53,6 +53,43 @@ pub fn peak_rss_mib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb / 1024)
 }
 
+/// A binary file mutated `1 + below(max_rounds)` times, each time by one of `ops` (at least 4)
+/// kinds drawn uniformly: a random byte anywhere (kind 0), `field` (kinds 1 to `ops - 3`: an
+/// extreme value where the format keeps its numbers), truncation (`ops - 2`), or up to `max_junk`
+/// random bytes appended (`ops - 1`).
+pub fn mutate_bytes(
+    base: &[u8],
+    rng: &mut Rng,
+    max_rounds: usize,
+    ops: usize,
+    max_junk: usize,
+    mut field: impl FnMut(&mut Vec<u8>, &mut Rng),
+) -> Vec<u8> {
+    let mut b = base.to_vec();
+    for _ in 0..1 + rng.below(max_rounds) {
+        match rng.below(ops) {
+            0 => {
+                let k = rng.below(b.len());
+                b[k] = rng.next_u64() as u8;
+            }
+            k if k == ops - 2 => {
+                let n = rng.below(b.len());
+                b.truncate(n);
+            }
+            k if k == ops - 1 => {
+                for _ in 0..rng.below(max_junk) {
+                    b.push(rng.next_u64() as u8);
+                }
+            }
+            _ => field(&mut b, rng),
+        }
+        if b.is_empty() {
+            break;
+        }
+    }
+    b
+}
+
 /// Text that breaks naive CSV and number handling.
 const PIECES: [&str; 20] = [
     ",",

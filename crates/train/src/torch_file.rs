@@ -113,10 +113,8 @@ pub fn save(path: &Path, tensors: &[Entry], epoch: i64) -> Result<()> {
     p.op(b'u');
     p.op(b'.');
 
-    let tmp = path.with_extension("tmp-write");
-    let write = || -> Result<()> {
-        let file = std::fs::File::create(&tmp)?;
-        let mut z = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let zipped = || -> zip::result::ZipResult<Vec<u8>> {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         // storages 64-byte aligned, as torch.save writes them (mmap-friendly)
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
@@ -132,14 +130,12 @@ pub fn save(path: &Path, tensors: &[Entry], epoch: i64) -> Result<()> {
         }
         z.start_file("archive/version", opts)?;
         z.write_all(b"3\n")?;
-        z.finish()?.flush()?;
-        Ok(())
+        Ok(z.finish()?.into_inner())
     };
-    let done = write().and_then(|_| Ok(std::fs::rename(&tmp, path)?));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done.with_context(|| format!("cannot write {}", path.display()))
+    let bytes = zipped().with_context(|| format!("cannot write {}", path.display()))?;
+    // through a temporary file and a rename, like every file brainssl writes
+    brainssl_scan::atomic_write(path, &bytes)?;
+    Ok(())
 }
 
 #[cfg(test)]
