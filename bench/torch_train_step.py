@@ -1,15 +1,15 @@
 """PyTorch baseline for `brainssl bench train`: the same 3D-ViT pretraining step, same shapes.
 
-Builds the models of SPEC 3.1-3.3 (Conv3d tubelet embedding, fixed sin-cos positions, pre-norm
-blocks, mask-token predictor/decoder), draws reference masks (int(0.75 N) one-token blocks with
-replacement, shared by the batch), and times forward + backward + global-norm clipping per module
-+ AdamW (+ EMA for JEPA). SL-MAE steps are all spectral, as on the Rust side.
+Builds the models of docs/method.md#model (Conv3d tubelet embedding, fixed sin-cos positions,
+pre-norm blocks, mask-token predictor/decoder), draws reference masks (int(0.75 N) one-token
+blocks with replacement, shared by the batch), and times forward + backward + global-norm clipping
+per module + AdamW (+ EMA for JEPA). SL-MAE steps are all spectral, as on the Rust side.
 
 With --mode embed it times the encoder's forward pass alone (no gradients) on whole volumes, the
 cost of `brainssl embed` and of caching a frozen probe's tokens.
 
 Prints one JSON line: {"ms": [...], "median_ms": ..., "peak_rss_mb": ..., "torch": version}.
-Written for this project from SPEC.md; not taken from the reference code.
+Written for this project from the descriptions in docs/method.md; not taken from the reference code.
 """
 import argparse
 import json

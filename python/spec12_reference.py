@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Independent reference of SPEC 1.2 evaluation-mode preprocessing (with D3, D9, D10), written with
-nibabel, numpy and scipy only. Used two ways:
+"""Independent reference of evaluation-mode preprocessing (docs/preprocessing.md#steps), written
+with nibabel, numpy and scipy only. Used two ways:
 
   spec12_reference.py one INPUT OUT.npy --depth T --size S [--margin 6] [--mask MASK]
   spec12_reference.py bench --depth T --size S --threads N --repeat R FILE...   (prints JSON timing)

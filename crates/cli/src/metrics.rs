@@ -1,4 +1,4 @@
-//! `brainssl metrics`: accuracy, F1 and AUROC of a prediction file (D4).
+//! `brainssl metrics`: accuracy, F1 and AUROC of a prediction file (docs/evaluation.md#metrics).
 
 use std::path::PathBuf;
 
@@ -18,6 +18,7 @@ pub struct MetricsArgs {
     /// Bootstrap resamples of subjects for 95 % intervals (0: none)
     #[arg(long, default_value_t = 0)]
     bootstrap: usize,
+    /// Seed of the bootstrap resamples
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// A second model's predictions on the same test rows: paired bootstrap of the AUROC difference

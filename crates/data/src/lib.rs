@@ -1,4 +1,4 @@
-//! Datasets for brainssl: manifests (SPEC 1.1), folder indexing, subject-level splits (SPEC 9),
+//! Datasets for brainssl: manifests, folder indexing, subject-level splits (docs/preprocessing.md),
 //! the cached, multi-threaded batch loader, and synthetic brains for demos and tests.
 
 pub mod cache;

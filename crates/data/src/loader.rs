@@ -19,7 +19,7 @@ pub struct LoaderConfig {
     pub batch_size: usize,
     pub shuffle: bool,
     pub drop_last: bool,
-    /// Training mode: random layout and crop (SPEC 1.2) and augmentation (SPEC 1.3).
+    /// Training mode: random layout and crop and augmentation (docs/preprocessing.md#steps).
     pub training: bool,
     pub workers: usize,
     /// Batches built ahead of the consumer.

@@ -1,7 +1,8 @@
-//! The CSV manifest of SPEC 1.1: `label, subject_id, contrast, nii_file_path, xmin..zmax`, an
-//! optional `frame` (the volume of a 4-D file to use), other columns kept as they are. Box columns
-//! hold inclusive foreground extremes in RAS+ axis order (x, y, z) after reorientation (D10); -1 or
-//! empty means "compute from the scan".
+//! The CSV manifest (docs/preprocessing.md#manifest): `label, subject_id, contrast, nii_file_path,
+//! xmin..zmax`, an optional `frame` (the volume of a 4-D file to use), other columns kept as they
+//! are. Box columns hold inclusive foreground extremes in RAS+ axis order (x, y, z) after
+//! reorientation (docs/preprocessing.md#foreground-box-and-margin); -1 or empty means "compute from
+//! the scan".
 //!
 //! Labels are integers 0..C-1, text (`CN`, `AD`: mapped to integers by [`crate::labels::LabelMap`]
 //! once every manifest of a run is read), or empty / absent for unlabelled scans, which
@@ -191,7 +192,7 @@ impl Manifest {
         Ok(Manifest { rows, extra_columns })
     }
 
-    /// Concatenate manifests in order (SPEC 1.1: the loader reads a list of CSVs).
+    /// Concatenate manifests in order (the reference's loader reads a list of CSVs).
     pub fn read_many(paths: &[PathBuf]) -> Result<Manifest> {
         let mut out = Manifest::default();
         for p in paths {

@@ -1,5 +1,5 @@
-//! The supervised baseline of SPEC 3.6 / 5.8: a 3-D ResNet-50 trained from scratch with the same
-//! data pipeline, loop and selection rule (validation AUROC) as the probes.
+//! The supervised baseline (docs/evaluation.md#resnet-50-baseline): a 3-D ResNet-50 trained from
+//! scratch with the same data pipeline, loop and selection rule (validation AUROC) as the probes.
 
 use brainssl_backend::tch::nn::VarStore;
 use brainssl_backend::{Device, Kind, Tensor};

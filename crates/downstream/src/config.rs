@@ -1,4 +1,5 @@
-//! Downstream recipes (SPEC 5.2, 5.6, D7): the paper's default and the reference HEAD preset.
+//! Downstream recipes (docs/evaluation.md#recipes): the paper's default and the reference HEAD
+//! preset.
 
 use brainssl_backend::PrecisionChoice;
 use brainssl_models::ClassifierConfig;
@@ -68,8 +69,9 @@ pub struct DownstreamConfig {
 }
 
 impl DownstreamConfig {
-    /// The paper's recipe (D7): depth-1 classifier, no layer decay, no encoder warm-up. Sizes are
-    /// the reference's 144×160×160; `tiny` shrinks the input to the tiny pretraining presets'.
+    /// The paper's recipe (docs/deviations.md#downstream-recipe): depth-1 classifier, no layer
+    /// decay, no encoder warm-up. Sizes are the reference's 144×160×160; `tiny` shrinks the input
+    /// to the tiny pretraining presets'.
     pub fn paper(mode: Mode, num_classes: usize, tiny: bool) -> Self {
         let (depth, size, batch, epochs) = if tiny { (32, 64, 4, 12) } else { (144, 160, 24, 400) };
         let (start_lr, lr, final_lr) = match mode {
@@ -129,8 +131,9 @@ impl DownstreamConfig {
         c
     }
 
-    /// The ResNet-50 baseline's recipe (SPEC 5.8, historical config): lr 1e-6 → 1e-4 → 1e-7, warm-up
-    /// 5 epochs (1 at tiny size), batch 16 (4), no accumulation, clipping 1.0 after warm-up.
+    /// The ResNet-50 baseline's recipe (docs/evaluation.md#resnet-50-baseline, the reference's
+    /// historical config): lr 1e-6 → 1e-4 → 1e-7, warm-up 5 epochs (1 at tiny size), batch 16 (4),
+    /// no accumulation, clipping 1.0 after warm-up.
     pub fn resnet(num_classes: usize, tiny: bool) -> Self {
         let mut c = Self::paper(Mode::Finetune, num_classes, tiny);
         (c.start_lr, c.lr, c.final_lr) = (1e-6, 1e-4, 1e-7);

@@ -1,4 +1,5 @@
-//! Mean-pooled token embeddings of scans (SPEC 5.9) from a frozen encoder, evaluation-mode input.
+//! Mean-pooled token embeddings of scans (docs/evaluation.md#representation-analysis) from a frozen
+//! encoder, evaluation-mode input.
 
 use std::sync::Arc;
 

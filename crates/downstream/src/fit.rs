@@ -1,7 +1,9 @@
-//! The supervised training loop shared by probes, fine-tuning and the ResNet baseline (SPEC 5.2-5.3):
-//! cross-entropy, AdamW, warm-up + cosine schedules, clipping after warm-up, validation on the full
-//! validation set every epoch, the best epoch chosen by validation AUROC, test metrics from that
-//! epoch's weights (D4). What a batch is (scans or cached tokens) is up to a [`Batches`] source.
+//! The supervised training loop shared by probes, fine-tuning and the ResNet baseline
+//! (docs/evaluation.md#training-loop): cross-entropy, AdamW, warm-up + cosine schedules, clipping
+//! after warm-up, validation on the full validation set every epoch, the best epoch chosen by
+//! validation AUROC, test metrics from that epoch's weights, pooled over the split
+//! (docs/evaluation.md#metrics). What a batch is (scans or cached tokens) is up to a [`Batches`]
+//! source.
 
 use std::path::Path;
 use std::time::Instant;
@@ -92,10 +94,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Whether the reported classifier fitted its training data at all. A loss that never leaves the
-    /// chance level ln C means the outputs barely depend on the input (SPEC 3.4's probe does this on
-    /// tiny encoders when the signal lies in a few tokens): probabilities near 1/C, accuracy and F1
-    /// at chance, and an AUROC that ranks by tiny differences.
+    /// Whether the reported classifier fitted its training data at all. A loss that never leaves
+    /// the chance level ln C means the outputs barely depend on the input (the attentive probe does
+    /// this on tiny encoders when the signal lies in a few tokens): probabilities near 1/C,
+    /// accuracy and F1 at chance, and an AUROC that ranks by tiny differences.
     pub fn learned(&self, num_classes: usize) -> bool {
         left_chance(self.train_loss, num_classes)
     }
@@ -272,7 +274,8 @@ pub fn fit<M: Classifier, S: Batches>(
                 pending = 0;
             }
         }
-        // leftover accumulation carries into the next epoch, as in the reference (SPEC 5.2)
+        // leftover accumulation carries into the next epoch, as in the reference
+        // (docs/method.md#accumulation-and-clipping)
         let m = metrics_of(&splits.val, &predict(model, source, Part::Val, device, precision)?)?;
         if loss_n == 0 {
             rep.finish();

@@ -1,5 +1,6 @@
-//! The encoder + attentive classifier of SPEC 3.4-3.5 as frozen probe or fine-tuned model, and the
-//! entry points that train it: on scans, or for a frozen probe on cached encoder tokens.
+//! The encoder + attentive classifier (docs/method.md#attentive-classifier) as frozen probe or
+//! fine-tuned model (docs/evaluation.md#frozen-and-fine-tuned), and the entry points that train it:
+//! on scans, or for a frozen probe on cached encoder tokens.
 
 use std::path::Path;
 use std::time::Instant;
@@ -32,7 +33,8 @@ pub struct Downstream {
 
 impl Downstream {
     /// A fresh classifier on `encoder` for `cfg`; without a pretrained encoder the encoder warm-up
-    /// is 0 (SPEC 5.2). A frozen probe's encoder takes no gradients.
+    /// is 0 (docs/evaluation.md#frozen-and-fine-tuned). A frozen probe's encoder takes no
+    /// gradients.
     pub fn new(cfg: &DownstreamConfig, mut encoder: Encoder, pretrained: bool) -> Result<Self> {
         let d = encoder.vit.embed_dim();
         cfg.validate(d)?;
@@ -112,7 +114,8 @@ impl Classifier for Downstream {
     }
 }
 
-/// Layer id for layer-wise lr decay (SPEC 5.2): patch embedding 0, block i → i+1, the rest depth+1.
+/// Layer id for layer-wise lr decay (docs/method.md#parameter-groups): patch embedding 0, block
+/// i → i+1, the rest depth+1.
 fn layer_id(path: &str, depth: usize) -> usize {
     let rest = path.strip_prefix("encoder.").unwrap_or(path);
     if rest.starts_with("patch_embed") {

@@ -1,6 +1,7 @@
-//! Which epoch a run reports (SPEC 5.3 chooses by validation AUROC). On a small validation set an
-//! epoch whose classifier never left the chance loss can still win on AUROC by tiny differences
-//! between near-½ probabilities; the default rule only considers epochs that learned.
+//! Which epoch a run reports (docs/evaluation.md#selection; the reference chooses by validation
+//! AUROC). On a small validation set an epoch whose classifier never left the chance loss can still
+//! win on AUROC by tiny differences between near-½ probabilities; the default rule only considers
+//! epochs that learned.
 
 use serde::{Deserialize, Serialize};
 

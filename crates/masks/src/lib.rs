@@ -1,4 +1,4 @@
-//! Token masks for pretraining (SPEC 2, D2). A mask splits the token indices of a
+//! Token masks for pretraining (docs/method.md#masks). A mask splits the token indices of a
 //! (T/tubelet) × (S/patch) × (S/patch) grid, flattened in (t, h, w) order, into an ascending
 //! context set (seen by the encoder) and an ascending target set (predicted or reconstructed).
 //!
@@ -108,7 +108,8 @@ impl BatchMasks {
     }
 }
 
-/// The multi-block mask generator of SPEC 2.2 and the paper's per-volume alternative.
+/// The reference's multi-block mask generator and the paper's per-volume alternative
+/// (docs/method.md#masks).
 #[derive(Debug, Clone)]
 pub struct MultiBlockMasker {
     pub config: MaskConfig,
@@ -214,7 +215,8 @@ mod tests {
             .collect();
         let mean = fr.iter().sum::<f64>() / fr.len() as f64;
         let sd = (fr.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / (fr.len() - 1) as f64).sqrt();
-        // E = 1 − (1 − 1/N)^6000 = 0.52770; simulated std ≈ 0.0035 (SPEC 2.2)
+        // E = 1 − (1 − 1/N)^6000 = 0.52770; simulated std ≈ 0.0035
+        // (docs/method.md#reference-mode)
         let expect = 1.0 - (1.0 - 1.0 / 8000f64).powi(6000);
         assert!((mean - expect).abs() < 0.0015, "mean {mean} vs {expect}");
         assert!((sd - 0.0035).abs() < 0.0012, "sd {sd}");

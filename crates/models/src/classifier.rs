@@ -1,5 +1,6 @@
-//! The attentive classifier of SPEC 3.4 (D7): one learned query cross-attends to the encoder's
-//! tokens, optional self-attention blocks refine it, and a 3-layer MLP maps it to class logits.
+//! The attentive classifier (docs/method.md#attentive-classifier): one learned query cross-attends
+//! to the encoder's tokens, optional self-attention blocks refine it, and a 3-layer MLP maps it to
+//! class logits.
 
 use brainssl_backend::tch::nn::Path;
 use brainssl_backend::Tensor;

@@ -1,5 +1,5 @@
-//! Transformer building blocks shared by the encoder, predictor, decoder and classifier (SPEC 3.1),
-//! with PyTorch's parameter names and layouts (Linear weight [out, in]).
+//! Transformer building blocks shared by the encoder, predictor, decoder and classifier
+//! (docs/method.md#encoder), with PyTorch's parameter names and layouts (Linear weight [out, in]).
 //!
 //! Matrix products run in the scope's compute kind ([`brainssl_backend::autocast`]); layer norms run
 //! in float32 and return float32, so the residual stream stays float32 as under torch autocast.
@@ -10,7 +10,7 @@ use brainssl_prep::rng::Rng;
 
 use crate::init::{constant, param, trunc_normal};
 
-/// Standard deviation of every Linear weight at initialisation (SPEC 3.1).
+/// Standard deviation of every Linear weight at initialisation (docs/method.md#encoder).
 pub const INIT_STD: f64 = 0.02;
 
 /// `x` in the compute kind of the current scope.
@@ -77,7 +77,7 @@ impl LayerNorm {
     }
 }
 
-/// LayerNorm without parameters (the extra normalisation of JEPA targets, SPEC 4.4).
+/// LayerNorm without parameters (the extra normalisation of JEPA targets, docs/method.md#jepa).
 pub fn layer_norm_plain(x: &Tensor, eps: f64) -> Tensor {
     let d = *x.size().last().expect("a tensor with dimensions");
     full(x).layer_norm([d], None::<&Tensor>, None::<&Tensor>, eps, true)
@@ -176,7 +176,8 @@ pub struct Block {
 }
 
 impl Block {
-    /// `layer_id` is 1-based: the output projections are divided by sqrt(2·layer_id) (SPEC 3.1).
+    /// `layer_id` is 1-based: the output projections are divided by sqrt(2·layer_id)
+    /// (docs/method.md#encoder).
     pub fn new(p: Path, shape: BlockShape, layer_id: usize, rng: &mut Rng) -> Self {
         let BlockShape {
             dim,

@@ -1,6 +1,6 @@
-//! Models of SPEC 3 on libtorch: the 3D Vision Transformer encoder, the two mask-token heads that sit
-//! on it during pretraining (the JEPA predictor and the MAE decoder), the attentive classifier and
-//! the ResNet-50 3-D baseline.
+//! Models on libtorch (docs/method.md#model): the 3D Vision Transformer encoder, the two mask-token
+//! heads that sit on it during pretraining (the JEPA predictor and the MAE decoder), the attentive
+//! classifier and the ResNet-50 3-D baseline.
 //!
 //! Modules hold handles to variables of a `tch::nn::VarStore`, created under a path with the
 //! reference implementation's names, so a state dict maps to and from the reference by a prefix.

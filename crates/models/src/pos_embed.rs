@@ -1,4 +1,5 @@
-//! Fixed 3-D sin-cos positional embedding (SPEC 3.1), rebuilt for any token grid.
+//! Fixed 3-D sin-cos positional embedding (docs/method.md#positional-embedding), rebuilt for any
+//! token grid.
 //!
 //! Columns are [depth | height | width]; each part is all sines then all cosines. With "uniform
 //! power" every axis gets 2·ceil(D/6) columns and the concatenation is truncated to D.

@@ -1,5 +1,5 @@
-//! The mask-token heads of SPEC 3.2 (JEPA predictor) and 3.3 (MAE decoder): one structure, two
-//! output widths.
+//! The mask-token heads (docs/method.md#jepa-predictor, docs/method.md#mae-decoder): the JEPA
+//! predictor and the MAE decoder, one structure, two output widths.
 
 use brainssl_backend::tch::nn::Path;
 use brainssl_backend::Tensor;
@@ -22,7 +22,7 @@ pub struct PredictorConfig {
 }
 
 impl PredictorConfig {
-    /// SPEC 3.2 / 3.3: 384 wide, 6 heads; depth 6 (JEPA predictor) or 8 (MAE decoder).
+    /// The reference's heads: 384 wide, 6 heads; depth 6 (JEPA predictor) or 8 (MAE decoder).
     pub fn reference(depth: usize) -> Self {
         PredictorConfig {
             depth,

@@ -1,7 +1,8 @@
-//! The supervised baseline of SPEC 3.6: a 3-D ResNet-50 (bottleneck blocks [3, 4, 6, 3], expansion
-//! 4), trained from scratch. PyTorch's default initialisation (uniform ±1/sqrt(fan_in) for
-//! convolutions and the linear head, BatchNorm (1, 0)), drawn on the host from the seeded generator.
-//! Names follow torchvision's ResNet (`conv1`, `bn1`, `layer1.0.conv1`, `…downsample.0`, `fc`).
+//! The supervised baseline (docs/method.md#resnet-50-baseline): a 3-D ResNet-50 (bottleneck blocks
+//! [3, 4, 6, 3], expansion 4), trained from scratch. PyTorch's default initialisation (uniform
+//! ±1/sqrt(fan_in) for convolutions and the linear head, BatchNorm (1, 0)), drawn on the host from
+//! the seeded generator. Names follow torchvision's ResNet (`conv1`, `bn1`, `layer1.0.conv1`,
+//! `…downsample.0`, `fc`).
 
 use brainssl_backend::tch::nn::Path;
 use brainssl_backend::{tensor, Device, Tensor};

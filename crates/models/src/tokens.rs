@@ -1,4 +1,5 @@
-//! Volumes ↔ token sequences (SPEC 4.1) and token selection by mask indices (SPEC 2.4).
+//! Volumes ↔ token sequences (docs/method.md#mae-decoder) and token selection by mask indices
+//! (docs/method.md#masks).
 
 use brainssl_backend::{indices, Tensor};
 

@@ -1,4 +1,4 @@
-//! 3D Vision Transformer encoder (SPEC 3.1).
+//! 3D Vision Transformer encoder (docs/method.md#encoder).
 
 use brainssl_backend::tch::nn::Path;
 use brainssl_backend::Tensor;
@@ -35,7 +35,8 @@ impl VitSize {
     }
 }
 
-/// Encoder hyperparameters. `tubelet` must equal `patch` (SPEC 4.1: patchify uses one size).
+/// Encoder hyperparameters. `tubelet` must equal `patch` (the MAE target's patchify uses one size;
+/// docs/method.md#patch-embedding).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VitConfig {
@@ -139,7 +140,8 @@ impl PatchEmbed {
     }
 }
 
-/// Tubelet embedding, fixed sin-cos positions, pre-norm blocks and a final LayerNorm (SPEC 3.1).
+/// Tubelet embedding, fixed sin-cos positions, pre-norm blocks and a final LayerNorm
+/// (docs/method.md#encoder).
 #[derive(Debug)]
 pub struct VisionTransformer3d {
     pub patch_embed: PatchEmbed,

@@ -1,5 +1,6 @@
-//! Parameter counts of SPEC 3.1-3.6, names in the reference layout, and the layers against
-//! independent formulas (convolution as patches × weights, attention as materialised softmax).
+//! Parameter counts (docs/method.md#parameter-counts), names in the reference layout, and the
+//! layers against independent formulas (convolution as patches × weights, attention as materialised
+//! softmax).
 
 use brainssl_backend::tch::nn::VarStore;
 use brainssl_backend::{autocast, scalar, tensor, to_vec, Device, Kind, Precision, Tensor};
@@ -36,7 +37,7 @@ fn reference_parameter_counts() {
     assert_eq!(count_params(&vs, "predictor."), 11_238_912);
     PredictorConfig::reference(8).init(vs.root() / "decoder", 768, 512, &mut rng);
     assert_eq!(count_params(&vs, "decoder."), 14_689_280);
-    // SPEC 3.4: attentive classifier on ViT-Base, 2 classes
+    // attentive classifier on ViT-Base, 2 classes (docs/method.md#attentive-classifier)
     for (depth, want) in [(1, 7_255_010), (2, 14_342_882)] {
         let vs = store();
         let c = ClassifierConfig {
@@ -53,7 +54,8 @@ fn reference_parameter_counts() {
 fn resnet50_3d_matches_pytorch_parameter_count_and_shapes() {
     let vs = store();
     let m = ResNet3d::resnet50(vs.root(), 2, &mut Rng::new(0));
-    // the same network built in PyTorch from SPEC 3.6 (1 channel, 2 classes, Conv3d/BatchNorm3d)
+    // the same network built in PyTorch from docs/method.md#resnet-50-baseline (1 channel,
+    // 2 classes, Conv3d/BatchNorm3d)
     assert_eq!(count_params(&vs, ""), 46_159_170);
     let names: Vec<String> = named_params(&vs).into_iter().map(|(k, _)| k).collect();
     for k in [

@@ -1,4 +1,5 @@
-//! JEPA targets and the power loss shared by MAE (e = 2) and JEPA (e = 1) (SPEC 4.1, 4.4).
+//! JEPA targets and the power loss shared by MAE (e = 2) and JEPA (e = 1) (docs/method.md#mae,
+//! docs/method.md#jepa).
 
 use brainssl_backend::{Kind, Tensor};
 use brainssl_models::layers::{full, layer_norm_plain};

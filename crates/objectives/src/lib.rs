@@ -1,4 +1,4 @@
-//! Pretraining losses of SPEC 4: MAE (4.1), the spectral loss of SL-MAE (4.2), JEPA (4.4) and VCR (4.5).
+//! Pretraining losses (docs/method.md#objectives): MAE, the spectral loss of SL-MAE, JEPA and VCR.
 //!
 //! Pure tensor functions of model outputs, computed in float32 whatever the matrix-product precision;
 //! schedules, caching and weighting live in the trainer.

@@ -1,4 +1,5 @@
-//! MAE targets and the mosaic reconstruction of SPEC 4.1-4.2.
+//! MAE targets (docs/method.md#mae) and the mosaic reconstruction of the spectral loss
+//! (docs/method.md#spectral-loss).
 
 use brainssl_backend::{indices, Tensor};
 use brainssl_models::layers::full;
@@ -10,7 +11,7 @@ pub fn mae_targets(x: &Tensor, patch: usize, tgt: &TokenIndex) -> Tensor {
 }
 
 /// A volume whose visible tokens are the input's patches and whose masked tokens are the predictions
-/// (SPEC 4.2 step 1); gradients reach only the predictions.
+/// (docs/method.md#spectral-loss, step 1); gradients reach only the predictions.
 pub fn mosaic(x: &Tensor, pred: &Tensor, ctx: &TokenIndex, tgt: &TokenIndex, patch: usize) -> Tensor {
     let s = x.size();
     let b = s[0] as usize;

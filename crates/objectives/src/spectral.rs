@@ -1,6 +1,6 @@
-//! The spectral loss of SL-MAE (SPEC 4.2, D5): per-sample z-score, unnormalised 3-D FFT
-//! (`torch.fft.fftn`, any length, with autograd), hard radial high-pass mask, log(1 + |F| + 1e-6),
-//! mean squared difference over all bins, in float32.
+//! The spectral loss of SL-MAE (docs/method.md#spectral-loss): per-sample z-score, unnormalised 3-D
+//! FFT (`torch.fft.fftn`, any length, with autograd), hard radial high-pass mask, log(1 + |F| +
+//! 1e-6), mean squared difference over all bins, in float32.
 
 use brainssl_backend::{tensor, Device, Kind, Tensor};
 use brainssl_models::layers::full;

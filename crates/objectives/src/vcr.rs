@@ -1,4 +1,4 @@
-//! Variance-covariance regulariser of VCR-JEPA (SPEC 4.5, D6), computed in float32.
+//! Variance-covariance regulariser of VCR-JEPA (docs/method.md#vcr-jepa), computed in float32.
 
 use brainssl_backend::{Kind, Tensor};
 use brainssl_models::layers::full;

@@ -1,4 +1,5 @@
-//! Training augmentations of SPEC 1.3, on a C-order [T, S, S] volume of clipped raw intensities.
+//! Training augmentations (docs/preprocessing.md#augmentation), on a C-order [T, S, S] volume of
+//! clipped raw intensities.
 //!
 //! Two one-of blocks as in the reference (torchio): spatial {random affine, left-right flip,
 //! identity} then intensity {gamma, noise, blur, identity}, each child picked by normalised weight.
@@ -30,7 +31,7 @@ pub struct AugmentConfig {
 }
 
 impl Default for AugmentConfig {
-    /// The pretraining values of SPEC 1.3.
+    /// The reference's pretraining values (docs/preprocessing.md#augmentation).
     fn default() -> Self {
         AugmentConfig {
             spatial_weights: [0.3, 0.3, 0.4],
@@ -46,7 +47,8 @@ impl Default for AugmentConfig {
 }
 
 impl AugmentConfig {
-    /// Downstream training (SPEC 1.3): no scaling, the rest as in pretraining.
+    /// Downstream training (docs/preprocessing.md#augmentation): no scaling, the rest as in
+    /// pretraining.
     pub fn downstream() -> Self {
         AugmentConfig {
             scale_range: (1.0, 1.0),

@@ -1,4 +1,4 @@
-//! Foreground bounding box and the margin crop of SPEC D10.
+//! Foreground bounding box and the margin crop (docs/preprocessing.md#foreground-box-and-margin).
 
 use brainssl_scan::{AxisCodes, Volume};
 
@@ -56,7 +56,8 @@ pub fn box_to_ras(b: BoxIncl, dims: [usize; 3], codes: &AxisCodes) -> BoxIncl {
     out
 }
 
-/// D10: [max(0, lo − m), min(n, hi + 1 + m)) per axis.
+/// [max(0, lo − m), min(n, hi + 1 + m)) per axis: a symmetric margin
+/// (docs/deviations.md#foreground-margin).
 pub fn margin_crop(b: BoxIncl, shape: [usize; 3], margin: usize) -> [(usize, usize); 3] {
     let mut out = [(0, 0); 3];
     for a in 0..3 {

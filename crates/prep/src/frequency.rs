@@ -1,5 +1,6 @@
-//! Discrete Fourier frequencies of a volume's grid, shared by the spectral loss (SPEC 4.2) and the
-//! PSD analysis (SPEC 5.10), so both use one definition of the normalised radius.
+//! Discrete Fourier frequencies of a volume's grid, shared by the spectral loss
+//! (docs/method.md#spectral-loss) and the PSD analysis (docs/evaluation.md#psd-analysis), so both
+//! use one definition of the normalised radius.
 
 /// numpy's `fftfreq(n)`: k/n for k < ceil(n/2), then (k − n)/n, in cycles per sample.
 pub fn fftfreq(n: usize) -> Vec<f64> {

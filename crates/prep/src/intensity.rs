@@ -181,7 +181,8 @@ pub fn mean_std(data: &[f32]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// SPEC 1.2 step 10: (x − mean)/(std + 1e-8), with std < 1e-8 replaced by 1.
+/// The z-score (docs/preprocessing.md#z-score): (x − mean)/(std + 1e-8), with std < 1e-8
+/// replaced by 1.
 pub fn zscore(data: &mut [f32]) {
     let (mean, mut std) = mean_std(data);
     if std < 1e-8 {

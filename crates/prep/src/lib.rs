@@ -1,4 +1,4 @@
-//! Preprocessing of SPEC 1.2 and augmentations of SPEC 1.3, on plain `f32` buffers.
+//! Preprocessing and augmentations (docs/preprocessing.md), on plain `f32` buffers.
 //! Every random draw comes from [`rng::Rng`], seeded by the caller.
 
 pub mod augment;

@@ -1,5 +1,5 @@
-//! SPEC 1.2 in order, split in two stages:
-//! - [`crop_foreground`] (deterministic, cacheable): RAS+ reorientation and the D10 margin crop;
+//! The preprocessing steps in order (docs/preprocessing.md#steps), split in two stages:
+//! - [`crop_foreground`] (deterministic, cacheable): RAS+ reorientation and the margin crop;
 //! - [`finish`]: depth-axis choice, square in-plane crop, percentile clip, trilinear resize to
 //!   [T, S, S], augmentation (training only) and the per-volume z-score.
 
@@ -23,7 +23,8 @@ pub struct PrepConfig {
     pub depth: usize,
     /// S: in-plane size after the square crop and resize.
     pub size: usize,
-    /// Voxels added on each side of the foreground box (D10).
+    /// Voxels added on each side of the foreground box
+    /// (docs/preprocessing.md#foreground-box-and-margin).
     pub margin: usize,
     /// Training mode picks a random depth axis when max/min crop extent is below this.
     pub isotropy_threshold: f64,
@@ -73,7 +74,8 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// Permutation of the crop's (x, y, z) axes giving [depth, h, w] (SPEC 1.2 step 4).
+    /// Permutation of the crop's (x, y, z) axes giving [depth, h, w]
+    /// (docs/preprocessing.md#depth-axis).
     pub fn order(self) -> [usize; 3] {
         match self {
             Layout::Axial => [2, 0, 1],
@@ -83,7 +85,8 @@ impl Layout {
     }
 }
 
-/// Evaluation or training mode (SPEC 1.2, D3).
+/// Evaluation or training mode (docs/preprocessing.md#steps;
+/// docs/deviations.md#evaluation-mode-crop).
 pub enum Mode<'a> {
     Eval,
     Train {
@@ -113,8 +116,8 @@ pub struct Prepared {
     pub clip: (f64, f64),
 }
 
-/// SPEC 1.2 steps 1-3 with D9 and D10 as a view on the volume's buffer: RAS+ axes, cropped to `fg`
-/// (inclusive, RAS order) plus margin, and the crop's affine.
+/// Steps 1-3 (docs/preprocessing.md#steps) as a view on the volume's buffer: RAS+ axes, cropped to
+/// `fg` (inclusive, RAS order) plus margin, and the crop's affine.
 pub fn crop_view(vol: &Volume, fg: BoxIncl, margin: usize) -> Result<(View3, Affine), String> {
     let (view, affine) = vol.ras_view();
     for a in 0..3 {
@@ -139,8 +142,8 @@ pub fn crop_foreground(vol: &Volume, fg: BoxIncl, margin: usize) -> Result<Cropp
     })
 }
 
-/// SPEC 1.2 step 4: the depth axis is the shortest extent (first on ties) unless training on a
-/// near-isotropic crop, where it is uniform over the three layouts.
+/// Step 4 (docs/preprocessing.md#depth-axis): the depth axis is the shortest extent (first on ties)
+/// unless training on a near-isotropic crop, where it is uniform over the three layouts.
 pub fn choose_layout(shape: [usize; 3], threshold: f64, rng: Option<&mut Rng>) -> Layout {
     // P = [Z, X, Y]
     let p = [shape[2], shape[0], shape[1]];

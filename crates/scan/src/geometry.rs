@@ -1,5 +1,6 @@
 //! Voxel-to-world geometry: affines, orientation codes and the axis permutation + flips that bring a
-//! volume to RAS+ (SPEC D9). Reorientation never resamples, so voxel values are untouched.
+//! volume to RAS+ (docs/preprocessing.md#orientation). Reorientation never resamples, so voxel
+//! values are untouched.
 
 /// Row-major 4x4 voxel (i, j, k, 1) → world (x, y, z, 1) matrix in millimetres, RAS+ world.
 pub type Affine = [[f64; 4]; 4];

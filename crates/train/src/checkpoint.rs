@@ -26,7 +26,7 @@ pub struct Progress {
     pub epochs_done: usize,
     pub micro_steps: usize,
     pub optimizer_steps: usize,
-    /// SL-MAE: the cached spectral loss value and λ_eff (SPEC 4.3).
+    /// SL-MAE: the cached spectral loss value and λ_eff (docs/method.md#spectral-schedule).
     pub spectral: SpectralState,
     pub nonfinite_losses: usize,
     /// Mean training loss of the last completed epoch.

@@ -1,4 +1,5 @@
-//! Pretraining configuration: typed, validated, printable as TOML, with the presets of SPEC 4.8 / D8.
+//! Pretraining configuration: typed, validated, printable as TOML, with the presets of
+//! docs/method.md#pretraining-presets.
 
 use anyhow::Context;
 use brainssl_backend::PrecisionChoice;
@@ -38,7 +39,8 @@ impl Objective {
         }
     }
 
-    /// Whether gradients are clipped in `epoch` (SPEC 4.7): MAE from the warm-up's end, JEPA after it.
+    /// Whether gradients are clipped in `epoch` (docs/method.md#accumulation-and-clipping): MAE
+    /// from the warm-up's end, JEPA after it.
     pub fn clips_in(self, epoch: usize, warmup_epochs: usize) -> bool {
         if self.is_mae() {
             epoch >= warmup_epochs
@@ -71,7 +73,7 @@ impl Objective {
     }
 }
 
-/// Data pipeline of a run (SPEC 1.2-1.4).
+/// Data pipeline of a run (docs/preprocessing.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
@@ -84,7 +86,8 @@ pub struct DataConfig {
     pub cache_dir: String,
 }
 
-/// Optimisation (SPEC 4.7): AdamW, warm-up + cosine lr, cosine weight decay, accumulation, clipping.
+/// Optimisation (docs/method.md#optimisation): AdamW, warm-up + cosine lr, cosine weight decay,
+/// accumulation, clipping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
@@ -108,7 +111,7 @@ pub struct OptimConfig {
     pub ipe_scale: f64,
 }
 
-/// EMA teacher momentum, linear from `start` to `end` over the run (SPEC 4.6).
+/// EMA teacher momentum, linear from `start` to `end` over the run (docs/method.md#ema-teacher).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmaConfig {
@@ -116,7 +119,7 @@ pub struct EmaConfig {
     pub end: f64,
 }
 
-/// When and how strongly the spectral loss acts (SPEC 4.3, D5).
+/// When and how strongly the spectral loss acts (docs/method.md#spectral-schedule).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpectralSchedule {
@@ -130,7 +133,7 @@ pub struct SpectralSchedule {
     pub loss: SpectralLoss,
 }
 
-/// VCR regulariser (SPEC 4.5, D6); `reg_coeff` 0 logs it without training on it.
+/// VCR regulariser (docs/method.md#vcr-jepa); `reg_coeff` 0 logs it without training on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VcrConfig {
@@ -251,8 +254,8 @@ impl PretrainConfig {
         .map_err(anyhow::Error::msg)
     }
 
-    /// A named preset. Reference presets carry SPEC 4.8's values (ViT-Base, 160³ JEPA, 144³ MAE);
-    /// tiny presets run the same code at CPU size.
+    /// A named preset. Reference presets carry the reference code's values (ViT-Base, 160³ JEPA,
+    /// 144³ MAE; docs/method.md#pretraining-presets); tiny presets run the same code at CPU size.
     pub fn preset(name: &str) -> anyhow::Result<Self> {
         let (tiny, base) = match name.strip_prefix("tiny-") {
             Some(b) => (true, b),

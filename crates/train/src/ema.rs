@@ -1,5 +1,5 @@
-//! The EMA target encoder of JEPA (SPEC 4.6): its own frozen variable store, updated in place from
-//! the student's encoder after every micro-step.
+//! The EMA target encoder of JEPA (docs/method.md#ema-teacher): its own frozen variable store,
+//! updated in place from the student's encoder after every micro-step.
 
 use brainssl_backend::tch::nn::VarStore;
 use brainssl_backend::{tch, Device, Tensor};

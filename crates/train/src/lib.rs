@@ -1,5 +1,5 @@
-//! Self-supervised pretraining (SPEC 4, 6): configuration and presets, AdamW with the reference's
-//! groups and clipping, schedules, the EMA teacher, checkpoints and the training loop.
+//! Self-supervised pretraining (docs/method.md): configuration and presets, AdamW with the
+//! reference's groups and clipping, schedules, the EMA teacher, checkpoints and the training loop.
 //!
 //! The loop (`trainer`) reads as the reference's order of operations; starting and resuming
 //! (`session`), data (`data`), the amortised spectral term (`spectral_state`), progress (`reporter`)

@@ -1,6 +1,7 @@
-//! The per-micro-step CSV log of SPEC 6 (columns per objective, plus lr, wd and status) and, beside
-//! it, `timing.csv` (ms per step, volumes/s): the log holds only what a run computes, so identical
-//! runs (and a resumed run against an uninterrupted one) have byte-identical logs.
+//! The per-micro-step CSV log (docs/method.md#run-logs; columns per objective, plus lr, wd and
+//! status) and, beside it, `timing.csv` (ms per step, volumes/s): the log holds only what a run
+//! computes, so identical runs (and a resumed run against an uninterrupted one) have byte-identical
+//! logs.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};

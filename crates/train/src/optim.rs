@@ -1,5 +1,5 @@
 //! AdamW as PyTorch computes it, with the reference's parameter groups and global-norm clipping
-//! (SPEC 4.7), on libtorch tensors.
+//! (docs/method.md#optimisation), on libtorch tensors.
 //!
 //! Written here rather than taken from libtorch's optimiser because the reference needs three
 //! things together: a weight-decay value that changes every step, decay switched off by parameter

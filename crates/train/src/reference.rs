@@ -1,11 +1,11 @@
-//! Checkpoints of the reference implementation in and out. The reference saves, with
-//! `torch.save`, a dict with `encoder`, `predictor` and `target_encoder` state dicts (keys behind
-//! `module.` and `backbone.` prefixes, a fixed `pos_embed` among them), `opt`, `epoch` and
-//! scalars. brainssl's names below those prefixes are the reference's (see the README), so an
-//! import is a change of prefix plus checks: every variable of the preset's model must be found
-//! with its shape, every tensor of the imported parts must find a variable, and a stored
-//! `pos_embed` must be the fixed sin-cos table the model rebuilds (a table left at zero, or made
-//! for another input size, is an error, not a silent mismatch).
+//! Checkpoints of the reference implementation in and out. The reference saves, with `torch.save`,
+//! a dict with `encoder`, `predictor` and `target_encoder` state dicts (keys behind `module.` and
+//! `backbone.` prefixes, a fixed `pos_embed` among them), `opt`, `epoch` and scalars. brainssl's
+//! names below those prefixes are the reference's (docs/method.md#checkpoint-layout), so an import
+//! is a change of prefix plus checks: every variable of the preset's model must be found with its
+//! shape, every tensor of the imported parts must find a variable, and a stored `pos_embed` must be
+//! the fixed sin-cos table the model rebuilds (a table left at zero, or made for another input
+//! size, is an error, not a silent mismatch).
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,4 +1,5 @@
-//! Per-micro-step schedules of SPEC 4.3, 4.6 and 4.7.
+//! Per-micro-step schedules (docs/method.md#schedules, docs/method.md#ema-teacher,
+//! docs/method.md#spectral-schedule).
 
 use std::f64::consts::PI;
 
@@ -85,7 +86,7 @@ pub fn ema_momentum(start: f64, end: f64, i: usize, total: usize) -> f64 {
     (start + i as f64 * (end - start) / total.max(1) as f64).min(end.max(start))
 }
 
-/// λ_eff of SPEC 4.3: λ·min(1, (epoch − min_epoch + 1)/ramp).
+/// λ_eff (docs/method.md#spectral-schedule): λ·min(1, (epoch − min_epoch + 1)/ramp).
 pub fn spectral_weight(coeff: f64, epoch: usize, min_epoch: usize, ramp_epochs: usize) -> f64 {
     if epoch < min_epoch {
         return 0.0;

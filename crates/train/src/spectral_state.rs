@@ -1,5 +1,5 @@
-//! The amortised spectral term of SL-MAE (SPEC 4.3): which micro-steps compute it, with what
-//! weight, and the cached value that other steps log.
+//! The amortised spectral term of SL-MAE (docs/method.md#spectral-schedule): which micro-steps
+//! compute it, with what weight, and the cached value that other steps log.
 
 use serde::{Deserialize, Serialize};
 

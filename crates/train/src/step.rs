@@ -1,4 +1,5 @@
-//! One micro-step of each objective: forward, loss, backward (SPEC 4.1-4.5, 7).
+//! One micro-step of each objective: forward, loss, backward (docs/method.md#objectives,
+//! docs/method.md#micro-step-order).
 
 use brainssl_backend::tch::nn::VarStore;
 use brainssl_backend::{autocast, scalar, tch, Device, Precision, Tensor};
@@ -60,7 +61,8 @@ pub struct LossParts {
     pub target_spread: Option<Spread>,
     /// Whether the loss was finite and its gradient was accumulated.
     pub backward: bool,
-    /// A spectral value that was NaN, infinite or above 1e3 and was replaced by 0 (SPEC 4.2 step 8).
+    /// A spectral value that was NaN, infinite or above 1e3 and was replaced by 0
+    /// (docs/method.md#spectral-loss).
     pub spectral_replaced: Option<f64>,
 }
 
@@ -94,7 +96,8 @@ pub fn micro_step(
                         let recon = mosaic(x, &pred, plan.ctx, plan.tgt, p);
                         let l_spec = cfg.spectral.loss.forward(&recon, x);
                         let v = scalar(&l_spec);
-                        // SPEC 4.2 step 8: NaN, ±Inf or > 1e3 is replaced by a constant 0
+                        // NaN, ±Inf or > 1e3 is replaced by a constant 0
+                        // (docs/method.md#spectral-loss)
                         if v.is_finite() && v <= 1e3 {
                             parts.spectral = v;
                             parts.total = parts.main + w * v;
@@ -125,7 +128,7 @@ pub fn micro_step(
                     return l_main;
                 }
                 // VCR on [context ; detached targets] in float32, computed and logged even at
-                // coefficient 0 (SPEC 4.5)
+                // coefficient 0 (docs/method.md#vcr-jepa)
                 let trained = cfg.vcr.reg_coeff > 0.0;
                 // logged only: no graph through the context embeddings
                 let z = if trained { z } else { z.detach() };
