@@ -26,7 +26,9 @@ if [[ ! -e "$corpus/nifti/seed.nii.gz" ]]; then
   gzip -dc "$first" >"$corpus/nifti/seed.nii"
   cp "$tmp/syn/manifest.csv" "$corpus/manifest/seed.csv"
   printf 'label,p0,p1,subject_id\n0,0.9,0.1,a\n1,0.2,0.8,b\n1,0.5,0.5,c\n' >"$corpus/predictions/seed.csv"
-  for f in ../shared/data/real/dicom/mr_small.dcm ../shared/data/real/dicom/pd_series/brain_001.dcm; do
+  # the repository's DICOM fixture, plus a real series slice when the optional real-data folder is there
+  real=${BRAINSSL_REAL_DATA:-../shared/data/real}
+  for f in tests/fixtures/mr_small.dcm "$real/dicom/pd_series/brain_001.dcm"; do
     [[ -f $f ]] && tail -c +133 "$f" >"$corpus/dicom/$(basename "$f")"
   done
   rm -rf "$tmp"

@@ -18,11 +18,13 @@ pub enum BenchCmd {
     Parity(crate::bench_train::ParityArgs),
     /// Volumes/s of evaluation-mode preprocessing, brainssl vs the Python baseline
     Preprocess {
-        /// Folder of NIfTI scans (default: ../shared/data/real)
-        #[arg(long, default_value = "../shared/data/real")]
+        /// Folder of NIfTI scans to time (its label, mask and 4-D files are left out)
+        #[arg(long)]
         data: PathBuf,
+        /// Slices of the output volume
         #[arg(long, default_value_t = 144)]
         depth: usize,
+        /// Height and width of the output volume
         #[arg(long, default_value_t = 160)]
         size: usize,
         /// Threads on both sides (brainssl: rayon pool; Python: worker processes)
