@@ -47,8 +47,10 @@ pub struct BenchArgs {
     /// Volumes per step on both sides (default: the preset's batch size; 1 for embed)
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Timed steps per preset (the median is reported)
     #[arg(long, default_value_t = 20)]
     steps: usize,
+    /// Untimed steps first (allocator and kernel warm-up)
     #[arg(long, default_value_t = 3)]
     warmup: usize,
     /// Threads on both sides (CPU)

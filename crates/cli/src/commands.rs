@@ -65,6 +65,7 @@ pub struct PreprocessArgs {
     /// S: output in-plane size
     #[arg(long, default_value_t = 160)]
     pub size: usize,
+    /// Voxels kept around the brain's bounding box before the square crop
     #[arg(long, default_value_t = 6)]
     pub margin: usize,
     /// Brain mask (> 0 is foreground); default: voxels != 0
@@ -216,6 +217,7 @@ pub struct SplitArgs {
     /// Extra scan_uid regex tried before the defaults (repeatable)
     #[arg(long)]
     pub uid_regex: Vec<String>,
+    /// Seed of the subject shuffle behind every split
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
@@ -249,21 +251,11 @@ pub fn split(a: SplitArgs) -> Result<()> {
     }
     if let Some(k) = a.kfold {
         let named = || a.manifest.display().to_string();
-        let folds = splits::stratified_kfold(&m.rows, k, a.seed).with_context(named)?;
-        for i in 0..k {
-            let rest: Vec<_> = folds
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .flat_map(|(_, f)| f.clone())
-                .collect();
-            let [train, val, _] =
-                splits::train_val_test(&rest, [1.0 - a.val_fraction, a.val_fraction, 0.0], a.seed + i as u64)
-                    .with_context(named)?;
-            splits::check_disjoint(&[("train", &train), ("val", &val), ("test", &folds[i])])?;
+        let splits = splits::cv_splits(&m.rows, k, a.val_fraction, a.seed).with_context(named)?;
+        for (i, [train, val, test]) in splits.into_iter().enumerate() {
             write_rows(&m, train, &a.out.join(format!("fold{i}_train.csv")))?;
             write_rows(&m, val, &a.out.join(format!("fold{i}_val.csv")))?;
-            write_rows(&m, folds[i].clone(), &a.out.join(format!("fold{i}_test.csv")))?;
+            write_rows(&m, test, &a.out.join(format!("fold{i}_test.csv")))?;
         }
     } else if let Some(f) = a.fractions {
         if f.len() != 3 {
@@ -313,13 +305,16 @@ pub struct SynthArgs {
     /// classes), or none
     #[arg(long, default_value = "ad", value_parser = clap::builder::PossibleValuesParser::new(["ad", "mci", "tumor-grade", "tumor-grade-3", "none"]))]
     pub task: String,
+    /// Number of synthetic subjects (classes alternate)
     #[arg(long, default_value_t = 20)]
     pub subjects: usize,
+    /// Scans per subject (sessions of one anatomy, each with its own noise and bias field)
     #[arg(long, default_value_t = 1)]
     pub sessions: usize,
     /// In-plane matrix size
     #[arg(long, default_value_t = 64)]
     pub size: usize,
+    /// Seed of every random draw of the generator
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Write whole heads instead of skull-stripped brains

@@ -4,10 +4,9 @@
 //! frozen attentive probes on each encoder and on a random one, fine-tuned probes, a supervised
 //! ResNet-50 → embeddings, t-SNE, silhouette and NMI → PSD → a summary table and an HTML report.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use brainssl_backend::{Device, Precision};
 use brainssl_data::splits;
 use brainssl_data::synth::{generate, SynthConfig, SynthTask};
@@ -17,14 +16,15 @@ use brainssl_downstream::embed::{embed_rows, EmbedPlan};
 use brainssl_downstream::encoder::{CheckpointKey, Encoder};
 use brainssl_downstream::fit::{Outcome, Splits};
 use brainssl_downstream::probe::{run, train, Downstream};
+use brainssl_downstream::study::{NOT_LEARNED, NOT_LEARNED_NOTE};
 use brainssl_downstream::{DownstreamConfig, Mode};
-use brainssl_eval::cluster::{kmeans, nmi, silhouette, tsne, TsneConfig};
-use brainssl_eval::plot::scatter_png;
-use brainssl_eval::{paired_auroc, Metrics, Predictions};
+use brainssl_eval::cluster::{Separation, TsneConfig};
+use brainssl_eval::{paired_auroc, Metrics, Predictions, Table};
 use brainssl_train::session::Start;
 use brainssl_train::trainer::{pretrain, TrainOptions};
 use brainssl_train::PretrainConfig;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 
 use crate::commands::progress;
 
@@ -35,6 +35,7 @@ pub struct DemoArgs {
     /// Output folder
     #[arg(long, default_value = "demo-out")]
     pub out: PathBuf,
+    /// Seed of the synthetic data, the splits and every run
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Subjects of the atrophy dataset (half of them atrophied)
@@ -60,11 +61,25 @@ pub struct DemoArgs {
 /// One labelled synthetic dataset and its subject-level split.
 struct Task {
     name: &'static str,
+    /// Names of classes 0 and 1.
+    classes: [&'static str; 2],
     manifest: PathBuf,
     split: Splits,
 }
 
-fn synth_task(a: &DemoArgs, name: &'static str, task: SynthTask, subjects: usize, seed: u64) -> Result<Task> {
+impl Task {
+    fn class_names(&self) -> Vec<String> {
+        self.classes.iter().map(|c| c.to_string()).collect()
+    }
+}
+
+fn synth_task(
+    a: &DemoArgs,
+    (name, classes): (&'static str, [&'static str; 2]),
+    task: SynthTask,
+    subjects: usize,
+    seed: u64,
+) -> Result<Task> {
     let dir = a.out.join(format!("synth-{name}"));
     let cfg = SynthConfig {
         task,
@@ -97,13 +112,21 @@ fn synth_task(a: &DemoArgs, name: &'static str, task: SynthTask, subjects: usize
     );
     Ok(Task {
         name,
+        classes,
         manifest: dir.join("manifest.csv"),
         split: Splits { train, val, test },
     })
 }
 
-/// Silhouette, NMI (k-means) and 2-D t-SNE silhouette of `rows`' pooled embeddings; saves the map.
-fn analyse(name: &str, enc: &Encoder, rows: &[ManifestRow], cfg: &DownstreamConfig, dir: &Path) -> Result<[f64; 3]> {
+/// Separation of the classes in `rows`' pooled embeddings; saves the t-SNE map as `dir/tsne-{name}.svg`.
+fn analyse(
+    name: &str,
+    task: &Task,
+    enc: &Encoder,
+    rows: &[ManifestRow],
+    cfg: &DownstreamConfig,
+    dir: &Path,
+) -> Result<Separation> {
     let plan = EmbedPlan {
         prep: &cfg.prep,
         batch_size: 4,
@@ -112,14 +135,16 @@ fn analyse(name: &str, enc: &Encoder, rows: &[ManifestRow], cfg: &DownstreamConf
     let (pooled, _) = embed_rows(enc, rows, plan, false)?;
     let x: Vec<Vec<f64>> = pooled.iter().map(|e| e.iter().map(|&v| v as f64).collect()).collect();
     let y: Vec<usize> = rows.iter().map(|r| r.label as usize).collect();
-    let map = tsne(&x, &TsneConfig::default());
-    scatter_png(&dir.join(format!("tsne-{name}.png")), &map, &y, 512).map_err(|e| anyhow!(e))?;
-    let flat: Vec<Vec<f64>> = map.iter().map(|p| p.to_vec()).collect();
-    Ok([
-        silhouette(&x, &y),
-        nmi(&y, &kmeans(&x, 2, 42, 10)),
-        silhouette(&flat, &y),
-    ])
+    let sep = Separation::compute(&x, &y, &TsneConfig::default()).map_err(|e| anyhow!(e))?;
+    let svg = crate::figures::tsne(
+        &sep.map,
+        &y,
+        &task.class_names(),
+        &format!("{name}: t-SNE of {} held-out scans", sep.n),
+    )?;
+    let path = dir.join(format!("tsne-{name}.svg"));
+    brainssl_plot::save(&path, &svg).with_context(|| path.display().to_string())?;
+    Ok(sep)
 }
 
 /// The verdict line of one task: each pretrained encoder's test AUROC minus the random encoder's
@@ -153,26 +178,63 @@ fn versus_random(task: &Task, probes: &[(String, PathBuf)], seed: u64) -> Result
     ))
 }
 
-/// Marks a model whose training loss never left chance (see `Outcome::learned`).
-const NOT_LEARNED: &str = " (†)";
-
-fn row(md: &mut String, name: &str, o: &Outcome, extra: &str) {
-    let mark = if o.learned(2) { "" } else { NOT_LEARNED };
-    let _ = writeln!(
-        md,
-        "| {name}{mark} | {:.3} | {:.3} | {:.1} | {:.3} |{extra}",
-        o.val.auroc,
-        o.test.auroc,
-        100.0 * o.test.accuracy,
-        o.test.macro_f1
-    );
+/// The demo's summary: what it ran, the verdict per task, and its tables. Written as
+/// `summary.md` for readers and `summary.json` for `brainssl report`.
+#[derive(Serialize, Deserialize)]
+pub struct DemoSummary {
+    pub intro: String,
+    pub verdicts: Vec<String>,
+    pub tables: Vec<Table>,
 }
+
+impl DemoSummary {
+    pub fn to_markdown(&self) -> String {
+        let mut s = format!("{}\n\n", self.intro);
+        for v in &self.verdicts {
+            s.push_str(&format!("- {v}\n"));
+        }
+        for t in &self.tables {
+            s.push('\n');
+            s.push_str(&t.to_markdown());
+        }
+        s
+    }
+}
+
+/// A table row of one classifier: validation and test AUROC, test accuracy and macro F1, marked
+/// when the classifier never left the chance loss.
+fn row(t: &mut Table, name: &str, o: &Outcome, extra: &[String]) {
+    let mark = if o.learned(2) { "" } else { NOT_LEARNED };
+    let mut r = vec![
+        format!("{name}{mark}"),
+        format!("{:.3}", o.val.auroc),
+        format!("{:.3}", o.test.auroc),
+        format!("{:.1}", 100.0 * o.test.accuracy),
+        format!("{:.3}", o.test.macro_f1),
+    ];
+    r.extend(extra.iter().cloned());
+    t.push(r);
+}
+
+const CLASSIFIER_COLUMNS: [&str; 5] = ["model", "val AUROC", "test AUROC", "test acc (%)", "test macro F1"];
 
 pub fn demo(a: DemoArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let tasks = [
-        synth_task(&a, "atrophy", SynthTask::Ad, a.atrophy_subjects, a.seed)?,
-        synth_task(&a, "tumour", SynthTask::TumorGrade, a.tumour_subjects, a.seed + 1)?,
+        synth_task(
+            &a,
+            ("atrophy", ["normal", "atrophy"]),
+            SynthTask::Ad,
+            a.atrophy_subjects,
+            a.seed,
+        )?,
+        synth_task(
+            &a,
+            ("tumour", ["low grade", "high grade"]),
+            SynthTask::TumorGrade,
+            a.tumour_subjects,
+            a.seed + 1,
+        )?,
     ];
 
     // pretraining sees the training subjects of both datasets, without labels
@@ -232,20 +294,19 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     dcfg.standardise_tokens = true;
     let analysis = a.out.join("analysis");
     std::fs::create_dir_all(&analysis)?;
-    let mut md = String::new();
+    let mut tables = Vec::new();
     let mut verdicts = Vec::new();
+    let mut columns = CLASSIFIER_COLUMNS.to_vec();
+    columns.extend(["silhouette", "NMI", "silhouette (t-SNE)"]);
     for task in &tasks {
         let heldout: Vec<ManifestRow> = task.split.val.iter().chain(&task.split.test).cloned().collect();
-        let _ = write!(
-            md,
-            "\n### {} (synthetic), frozen probes\n\n| encoder | val AUROC | test AUROC | test acc (%) | test macro F1 | silhouette | NMI | silhouette (t-SNE) |\n|---|---|---|---|---|---|---|---|\n",
-            task.name
-        );
+        let mut t = Table::new(format!("{} (synthetic), frozen probes", task.name), &columns);
         let mut outcomes = Vec::new();
         for (name, enc, pretrained) in encoders()? {
             dcfg.classifier.heads = enc.cfg.heads;
+            dcfg.class_names = task.class_names();
             let dir = a.out.join(format!("{}-probe-{name}", task.name));
-            let [sil, n, sil2] = analyse(&format!("{}-{name}", task.name), &enc, &heldout, &dcfg, &analysis)?;
+            let sep = analyse(&format!("{}-{name}", task.name), task, &enc, &heldout, &dcfg, &analysis)?;
             let o = run(
                 &dcfg,
                 Downstream::new(&dcfg, enc, pretrained)?,
@@ -261,23 +322,23 @@ pub fn demo(a: DemoArgs) -> Result<()> {
                 o.best_epoch + 1,
                 dir.display()
             );
-            row(&mut md, &name, &o, &format!(" {sil:.3} | {n:.3} | {sil2:.3} |"));
+            let extra = [sep.silhouette_raw, sep.nmi_raw, sep.silhouette_tsne].map(|v| format!("{v:.3}"));
+            row(&mut t, &name, &o, &extra);
             outcomes.push((name, dir));
         }
+        tables.push(t);
         verdicts.push(versus_random(task, &outcomes, a.seed)?);
     }
 
     // fine-tuning (paper recipe, the encoder trains) and the supervised baseline
-    let _ = write!(
-        md,
-        "\n### Fine-tuned and supervised\n\n| model | val AUROC | test AUROC | test acc (%) | test macro F1 |\n|---|---|---|---|---|\n"
-    );
+    let mut t = Table::new("fine-tuned and supervised", &CLASSIFIER_COLUMNS);
     let mut fcfg = DownstreamConfig::paper(Mode::Finetune, 2, true);
     fcfg.epochs = a.finetune_epochs;
     fcfg.warmup_epochs = fcfg.warmup_epochs.min(fcfg.epochs);
     for task in &tasks {
         let mae = Encoder::load(&checkpoints[0].1, CheckpointKey::Student, device)?;
         fcfg.classifier.heads = mae.cfg.heads;
+        fcfg.class_names = task.class_names();
         let dir = a.out.join(format!("{}-finetune-mae", task.name));
         let o = run(&fcfg, Downstream::new(&fcfg, mae, true)?, &task.split, &dir, true)?;
         eprintln!(
@@ -286,9 +347,10 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             o.test.auroc,
             dir.display()
         );
-        row(&mut md, &format!("{}: mae, fine-tuned", task.name), &o, "");
+        row(&mut t, &format!("{}: mae, fine-tuned", task.name), &o, &[]);
     }
     let mut rcfg = DownstreamConfig::resnet(2, true);
+    rcfg.class_names = tasks[0].class_names();
     rcfg.epochs = a.baseline_epochs;
     rcfg.warmup_epochs = rcfg.warmup_epochs.min(rcfg.epochs);
     let rdir = a.out.join("atrophy-baseline-resnet50");
@@ -305,9 +367,16 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         o.test.auroc,
         rdir.display()
     );
-    row(&mut md, "atrophy: ResNet-50 3-D (supervised, from scratch)", &o, "");
+    row(&mut t, "atrophy: ResNet-50 3-D (supervised, from scratch)", &o, &[]);
+    tables.push(t);
+    if tables
+        .iter()
+        .any(|t| t.rows.iter().any(|r| r[0].ends_with(NOT_LEARNED)))
+    {
+        tables.last_mut().expect("tables").note(NOT_LEARNED_NOTE);
+    }
 
-    // spectral content of the two synthetic datasets (SPEC 5.10, Figure 3)
+    // spectral content of the two synthetic datasets (docs/evaluation.md#psd-analysis, the paper's Figure 3)
     crate::analysis::psd(crate::analysis::PsdArgs {
         manifest: tasks.iter().map(|t| t.manifest.clone()).collect(),
         names: tasks.iter().map(|t| t.name.to_string()).collect(),
@@ -320,21 +389,22 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         bins: 40,
     })?;
 
-    let summary = format!(
-        "Validation and test AUROC of frozen probes (cached, standardised tokens) on every encoder, \
-         fine-tuned MAE probes and a supervised ResNet-50. Silhouette and NMI: pooled embeddings of \
-         the held-out (val + test) scans.\n\n{}\n{md}{}",
-        verdicts.iter().map(|v| format!("- {v}\n")).collect::<String>(),
-        if md.contains(NOT_LEARNED) {
-            "\n(†) the training loss never left chance (ln 2): this classifier did not fit its training \
-             data. Its probabilities stay near ½, so its accuracy and F1 are at chance, and its AUROC \
-             rests on tiny differences between them.\n"
-        } else {
-            ""
-        }
-    );
-    brainssl_scan::atomic_write(&a.out.join("summary.md"), summary.as_bytes())?;
-    println!("{summary}");
+    let summary = DemoSummary {
+        intro: "Validation and test AUROC of frozen probes (cached, standardised tokens) on every encoder, \
+                fine-tuned MAE probes and a supervised ResNet-50. Silhouette and NMI: pooled embeddings of \
+                the held-out (val + test) scans. One pretraining seed on a small synthetic test set: read \
+                the verdicts' intervals, not the ranking."
+            .into(),
+        verdicts,
+        tables,
+    };
+    let md = summary.to_markdown();
+    brainssl_scan::atomic_write(&a.out.join("summary.md"), md.as_bytes())?;
+    brainssl_scan::atomic_write(
+        &a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!("{md}");
     let html = a.out.join("report.html");
     crate::report::run(crate::report::ReportArgs {
         runs: vec![a.out.clone()],

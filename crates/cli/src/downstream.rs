@@ -1,9 +1,8 @@
-//! `brainssl probe`, `finetune` and `cv`: attentive-probe classification from a pretraining
-//! checkpoint (or from scratch), with selection by validation AUROC and test metrics (SPEC 5).
+//! `brainssl probe`, `finetune`, `cv`, `fewshot`, `embed`, `predict` and `baseline`: the arguments
+//! of downstream classification, parsed into the library's configs and studies, and their outputs.
 
 use crate::choices::{self, Key, ModeChoice, Recipe, VAL_FRACTION};
 use crate::output::{claim_file, claim_folder};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +12,7 @@ use brainssl_downstream::baseline::ResNetClassifier;
 use brainssl_downstream::encoder::{CheckpointKey, Encoder};
 use brainssl_downstream::fit::{Outcome, Splits};
 use brainssl_downstream::probe::{run, train, Downstream};
+use brainssl_downstream::study::{CrossValidation, FewShot};
 use brainssl_downstream::{DownstreamConfig, Mode};
 use brainssl_train::PretrainConfig;
 use clap::Args;
@@ -108,8 +108,11 @@ pub struct SplitArgs {
     /// One manifest split by subject into train/val/test with --fractions
     #[arg(long, required_unless_present = "train")]
     manifest: Option<PathBuf>,
+    /// Train, validation and test shares of --manifest's subjects (stratified by label)
+    /// Pool, validation and test shares of the manifest's subjects (stratified by label)
     #[arg(long, value_delimiter = ',', default_value = "0.6,0.2,0.2")]
     fractions: Vec<f64>,
+    /// Seed of the subject split
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
     #[command(flatten)]
@@ -193,11 +196,12 @@ pub struct CvArgs {
     /// Fraction of each fold's training subjects kept for validation
     #[arg(long, default_value_t = VAL_FRACTION)]
     val_fraction: f64,
+    /// Seed of the folds and of each fold's validation draw
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
     #[command(flatten)]
     labels: LabelArgs,
-    /// Output folder: one run folder per fold, cv.csv and cv.md
+    /// Output folder: one run folder per fold, cv.csv (per fold), cv.json and summary.{md,csv,json}
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -371,82 +375,40 @@ pub fn cv(a: CvArgs) -> Result<()> {
     let mut all = rows(&a.manifest)?;
     let map = a.labels.apply(&mut [&mut all])?;
     let base = a.recipe.device.device()?;
-    let folds =
-        splits::stratified_kfold(&all, a.folds, a.split_seed).with_context(|| a.manifest.display().to_string())?;
+    let splits = splits::cv_splits(&all, a.folds, a.val_fraction, a.split_seed)
+        .with_context(|| a.manifest.display().to_string())?;
     let classes = classes_of(&[&all], map)?;
-    let mut table = String::from("fold,accuracy_pct,macro_f1,f1_positive,auroc,best_epoch\n");
-    let mut results: Vec<Outcome> = Vec::new();
-    for (i, test) in folds.iter().enumerate() {
-        let rest: Vec<ManifestRow> = folds
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .flat_map(|(_, f)| f.clone())
-            .collect();
-        let [train_rows, val, _] = splits::train_val_test(
-            &rest,
-            [1.0 - a.val_fraction, a.val_fraction, 0.0],
-            a.split_seed + i as u64,
-        )?;
-        let split = Splits {
-            train: train_rows,
-            val,
-            test: test.clone(),
-        };
-        splits::check_disjoint(&[("train", &split.train), ("val", &split.val), ("test", &split.test)])?;
-        let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
-        let cfg = recipe(&a.recipe, &a.frozen, mode, &classes, &pre)?;
-        let dir = a.out.join(format!("fold{i}"));
-        let o = run(
-            &cfg,
-            Downstream::new(&cfg, enc, pretrained)?,
-            &split,
-            &dir,
-            !a.recipe.quiet,
-        )?;
-        print_outcome(&format!("fold {i}"), &o);
-        table.push_str(&format!(
-            "{i},{:.2},{:.4},{},{:.4},{}\n",
-            100.0 * o.test.accuracy,
-            o.test.macro_f1,
-            o.test.f1_positive.map(|f| format!("{f:.4}")).unwrap_or_default(),
-            o.test.auroc,
-            o.best_epoch + 1
-        ));
-        results.push(o);
-    }
-    // mean ± population std over folds, as the reference's aggregation script
-    let stat = |f: &dyn Fn(&Outcome) -> f64| {
-        let v: Vec<f64> = results.iter().map(f).collect();
-        let m = v.iter().sum::<f64>() / v.len() as f64;
-        (
-            m,
-            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt(),
-        )
-    };
-    let (acc, f1, auc) = (
-        stat(&|o| 100.0 * o.test.accuracy),
-        stat(&|o| o.test.macro_f1),
-        stat(&|o| o.test.auroc),
-    );
-    table.push_str(&format!(
-        "mean,{:.2},{:.4},,{:.4},\nstd,{:.2},{:.4},,{:.4},\n",
-        acc.0, f1.0, auc.0, acc.1, f1.1, auc.1
-    ));
-    brainssl_scan::atomic_write(&a.out.join("cv.csv"), table.as_bytes())?;
-    let md = format!(
-        "| model | Acc (%) | F1 | AUROC |\n|---|---|---|---|\n| {} ({}) | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.3} ± {:.3} |\n",
-        a.encoder.checkpoint.as_ref().map(|c| c.display().to_string()).unwrap_or_else(|| "from scratch".into()),
+    let model = a
+        .encoder
+        .checkpoint
+        .as_ref()
+        .map(|c| c.display().to_string())
+        .unwrap_or_else(|| "from scratch".into());
+    let study = CrossValidation::run(
+        &model,
         mode_command(mode),
-        acc.0,
-        acc.1,
-        f1.0,
-        f1.1,
-        auc.0,
-        auc.1
-    );
-    brainssl_scan::atomic_write(&a.out.join("cv.md"), md.as_bytes())?;
-    print!("{md}");
+        splits,
+        classes.count,
+        &a.out,
+        |i, split, dir| {
+            let (enc, pretrained, pre) = encoder(&a.encoder, base)?;
+            let cfg = recipe(&a.recipe, &a.frozen, mode, &classes, &pre)?;
+            let o = run(
+                &cfg,
+                Downstream::new(&cfg, enc, pretrained)?,
+                split,
+                dir,
+                !a.recipe.quiet,
+            )?;
+            print_outcome(&format!("fold {i}"), &o);
+            Ok(o)
+        },
+    )?;
+    brainssl_scan::atomic_write(&a.out.join("cv.csv"), study.folds_table().to_csv().as_bytes())?;
+    brainssl_scan::atomic_write(&a.out.join("cv.json"), serde_json::to_string_pretty(&study)?.as_bytes())?;
+    let summary = study.summary_table();
+    crate::output::write_table(&a.out, "summary", &summary)?;
+    print!("{}", summary.to_markdown());
     Ok(())
 }
 
@@ -475,6 +437,7 @@ pub struct EmbedArgs {
     /// Also write each scan's token grid [N, D] as .npy into this folder
     #[arg(long)]
     tokens: Option<PathBuf>,
+    /// Scans per forward pass
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
     /// cpu or cuda:N
@@ -633,6 +596,7 @@ pub struct FewShotArgs {
     /// One manifest: split by subject into a training pool, validation and test (--fractions)
     #[arg(long)]
     manifest: PathBuf,
+    /// Pool, validation and test shares of the manifest's subjects (stratified by label)
     #[arg(long, value_delimiter = ',', default_value = "0.6,0.2,0.2")]
     fractions: Vec<f64>,
     /// Subjects per class drawn from the pool
@@ -641,6 +605,7 @@ pub struct FewShotArgs {
     /// Draws per k (seeds split_seed + k + i, as random_state = seed + k in the reference)
     #[arg(long, default_value_t = 3)]
     seeds: usize,
+    /// Seed of the pool/val/test split; the draws use split_seed + k + i
     #[arg(long, default_value_t = 42)]
     split_seed: u64,
     #[command(flatten)]
@@ -648,7 +613,7 @@ pub struct FewShotArgs {
     /// Also train the supervised ResNet-50 3-D on every draw (the paper's Figure 5 baseline)
     #[arg(long)]
     baseline: bool,
-    /// Output folder: one run folder per model, k and draw, fewshot.csv, fewshot.md, fewshot.png
+    /// Output folder: one run folder per model, k and draw, fewshot.csv (per run), fewshot.json, summary.{md,csv,json}, fewshot.svg
     #[arg(long)]
     out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -657,13 +622,13 @@ pub struct FewShotArgs {
 }
 
 /// `brainssl fewshot`: fine-tune each SSL encoder on k subjects per class (several draws), test AUROC
-/// per k on the full validation-selected test split (SPEC 5.7, Figure 5).
+/// per k on the full validation-selected test split (the paper's Figure 5).
 pub fn fewshot(a: FewShotArgs) -> Result<()> {
     if a.fractions.len() != 3 {
         bail!("--fractions takes three numbers: pool,val,test");
     }
     let _lock = claim_folder(&a.out, a.force, "fewshot")?;
-    let names = crate::commands::names_or(&a.names, &a.checkpoint, "checkpoints", |c| {
+    let mut names = crate::commands::names_or(&a.names, &a.checkpoint, "checkpoints", |c| {
         c.ancestors()
             .nth(2)
             .and_then(|p| p.file_name())
@@ -677,94 +642,75 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
     splits::check_disjoint(&[("pool", &pool), ("val", &val), ("test", &test)])?;
     let base = a.recipe.device.device()?;
     let classes = classes_of(&[&all], map)?;
-    let mut csv = String::from("model,k,draw,train_scans,test_auroc,test_accuracy,best_epoch\n");
-    let mut names = names;
+    // each checkpoint's manifest once (its header only: no tensors are decoded)
+    let manifests = a
+        .checkpoint
+        .iter()
+        .map(|c| brainssl_train::checkpoint::read_manifest(c))
+        .collect::<Result<Vec<_>>>()?;
     if a.baseline {
         names.push("resnet50".into());
     }
-    let mut means: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    let mut ks_done = Vec::new();
+    let mut draws = Vec::new();
     for &k in &a.k {
-        let draws: Vec<Vec<ManifestRow>> = match (0..a.seeds)
-            .map(|i| splits::few_shot(&pool, k, a.split_seed + k as u64 + i as u64))
-            .collect::<Result<Vec<_>>>()
-        {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("warning: k = {k} skipped: {e:#}");
-                continue;
-            }
-        };
-        ks_done.push(k as f64);
-        for (m, name) in names.iter().enumerate() {
-            let mut aucs = Vec::new();
-            for (i, train_rows) in draws.iter().enumerate() {
-                let split = Splits {
-                    train: train_rows.clone(),
-                    val: val.clone(),
-                    test: test.clone(),
-                };
-                let dir = a.out.join(format!("{name}-k{k}-draw{i}"));
-                let o = match a.checkpoint.get(m) {
-                    Some(ckpt) => {
-                        let mf = brainssl_train::checkpoint::read_manifest(ckpt)?;
-                        let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
-                        let cfg = recipe(&a.recipe, &FrozenArgs::default(), Mode::Finetune, &classes, &mf.config)?;
-                        run(&cfg, Downstream::new(&cfg, enc, true)?, &split, &dir, !a.recipe.quiet)?
-                    }
-                    None => {
-                        // the baseline sees the same input size as the first SSL model
-                        let mf = brainssl_train::checkpoint::read_manifest(&a.checkpoint[0])?;
-                        let mut cfg = DownstreamConfig::resnet(classes.count, mf.config.data.prep.size <= 64);
-                        (cfg.prep.depth, cfg.prep.size) = (mf.config.data.prep.depth, mf.config.data.prep.size);
-                        let mut cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;
-                        cfg.class_names = classes.names.clone();
-                        let model = ResNetClassifier::new(classes.count, cfg.seed, base);
-                        train(&cfg, &model, &split, &dir, base, !a.recipe.quiet)?
-                    }
-                };
-                let _ = writeln!(
-                    csv,
-                    "{name},{k},{i},{},{:.4},{:.4},{}",
-                    train_rows.len(),
-                    o.test.auroc,
-                    o.test.accuracy,
-                    o.best_epoch + 1
-                );
-                aucs.push(o.test.auroc);
-            }
-            let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
-            println!("{name} k = {k}: test AUROC {mean:.3} (mean of {} draws)", aucs.len());
-            means[m].push(mean);
+        match splits::few_shot_draws(&pool, k, a.seeds, a.split_seed) {
+            Ok(d) => draws.push((k, d)),
+            Err(e) => eprintln!("warning: k = {k} skipped: {e:#}"),
         }
     }
-    if ks_done.is_empty() {
+    if draws.is_empty() {
         bail!("no k could be drawn from the pool ({} scans)", pool.len());
     }
+    let study = FewShot::run(
+        &names,
+        &draws,
+        &val,
+        &test,
+        classes.count,
+        &a.out,
+        |m, split, dir| match a.checkpoint.get(m) {
+            Some(ckpt) => {
+                let enc = Encoder::load(ckpt, CheckpointKey::Student, base)?;
+                let cfg = recipe(
+                    &a.recipe,
+                    &FrozenArgs::default(),
+                    Mode::Finetune,
+                    &classes,
+                    &manifests[m].config,
+                )?;
+                run(&cfg, Downstream::new(&cfg, enc, true)?, split, dir, !a.recipe.quiet)
+            }
+            None => {
+                // the baseline sees the same input size as the first SSL model
+                let prep = &manifests[0].config.data.prep;
+                let mut cfg = DownstreamConfig::resnet(classes.count, prep.size <= 64);
+                (cfg.prep.depth, cfg.prep.size) = (prep.depth, prep.size);
+                let mut cfg = overrides(cfg, a.recipe.config.as_deref(), a.recipe.epochs)?;
+                cfg.class_names = classes.names.clone();
+                let model = ResNetClassifier::new(classes.count, cfg.seed, base);
+                train(&cfg, &model, split, dir, base, !a.recipe.quiet)
+            }
+        },
+        |r| {
+            println!(
+                "{} k = {} draw {}: test AUROC {:.3}",
+                r.model, r.k, r.draw, r.result.auroc
+            )
+        },
+    )?;
     std::fs::create_dir_all(&a.out)?;
-    brainssl_scan::atomic_write(&a.out.join("fewshot.csv"), csv.as_bytes())?;
-    let mut md = format!(
-        "| model | {} |\n|---|{}\n",
-        ks_done
-            .iter()
-            .map(|k| format!("k = {k}"))
-            .collect::<Vec<_>>()
-            .join(" | "),
-        "---|".repeat(ks_done.len())
-    );
-    for (name, m) in names.iter().zip(&means) {
-        let _ = writeln!(
-            md,
-            "| {name} | {} |",
-            m.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(" | ")
-        );
+    brainssl_scan::atomic_write(&a.out.join("fewshot.csv"), study.runs_table().to_csv().as_bytes())?;
+    brainssl_scan::atomic_write(
+        &a.out.join("fewshot.json"),
+        serde_json::to_string_pretty(&study)?.as_bytes(),
+    )?;
+    let summary = study.summary_table();
+    crate::output::write_table(&a.out, "summary", &summary)?;
+    if study.ks.len() >= 2 {
+        let svg = crate::figures::fewshot(&study)?;
+        brainssl_plot::save(&a.out.join("fewshot.svg"), &svg).with_context(|| a.out.display().to_string())?;
     }
-    brainssl_scan::atomic_write(&a.out.join("fewshot.md"), md.as_bytes())?;
-    if ks_done.len() >= 2 {
-        brainssl_eval::plot::lines_png(&a.out.join("fewshot.png"), &ks_done, &means, 512, false)
-            .map_err(anyhow::Error::msg)?;
-    }
-    print!("{md}");
+    print!("{}", summary.to_markdown());
     Ok(())
 }
 
@@ -775,6 +721,7 @@ pub struct BaselineArgs {
     /// Input depth and in-plane size (the paper's downstream input is 144 x 160 x 160)
     #[arg(long, default_value_t = 144)]
     depth: usize,
+    /// Height and width of the input (the paper's 160)
     #[arg(long, default_value_t = 160)]
     size: usize,
     /// Training epochs [default: the recipe's: 12 for inputs of 64 or less, 400 otherwise]

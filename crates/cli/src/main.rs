@@ -8,6 +8,7 @@ mod choices;
 mod commands;
 mod demo;
 mod downstream;
+mod figures;
 mod metrics;
 mod output;
 mod pretrain;

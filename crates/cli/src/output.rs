@@ -32,3 +32,11 @@ pub fn claim_file(path: &Path, force: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Writes `table` as `dir/{stem}.md`, `.csv` and `.json` (the report reads the JSON).
+pub fn write_table(dir: &Path, stem: &str, table: &brainssl_eval::Table) -> Result<()> {
+    brainssl_scan::atomic_write(&dir.join(format!("{stem}.md")), table.to_markdown().as_bytes())?;
+    brainssl_scan::atomic_write(&dir.join(format!("{stem}.csv")), table.to_csv().as_bytes())?;
+    brainssl_scan::atomic_write(&dir.join(format!("{stem}.json")), table.to_json().as_bytes())?;
+    Ok(())
+}

@@ -1,162 +1,264 @@
-//! `brainssl report RUN_DIR...`: one self-contained HTML page (images inlined) plus the same tables
-//! as Markdown, from the folders that `pretrain`, `probe`/`finetune`, `cv`, `tsne`, `psd` and `demo`
-//! write. Each folder is recognised by its files; a demo folder is expanded into its runs.
+//! `brainssl report RUN_DIR...`: one self-contained HTML page (figures inlined as SVG) and the same
+//! content as Markdown, from the folders that `pretrain`, `probe`/`finetune`/`baseline`, `cv`,
+//! `fewshot`, `tsne`, `psd` and `demo` write. Each folder is recognised by its files; a demo folder
+//! is expanded into its runs. The page starts with a summary and a table of contents; every figure
+//! sits under the heading of the run it belongs to. The figures the report draws itself go to
+//! `<report>.figures/`, and the Markdown links to every figure relative to the report file.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use brainssl_downstream::study::{CrossValidation, FewShot, NOT_LEARNED_NOTE};
+use brainssl_eval::spectrum::PsdStudy;
+use brainssl_eval::table::escape_html;
+use brainssl_eval::Table;
 use clap::Args;
+
+use crate::demo::DemoSummary;
+use crate::figures::{self, Figure};
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Run folders (pretraining runs, probe/finetune runs, cv, tsne or psd outputs, a demo folder)
+    /// Run folders (pretraining runs, classifier runs, cv, fewshot, tsne or psd outputs, a demo folder)
     #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
-    /// The HTML file; report.md is written beside it
+    /// The HTML file; report.md is written beside it, the figures it draws into <name>.figures/
     #[arg(long, default_value = "report.html")]
     pub out: PathBuf,
 }
 
-#[derive(Default)]
-struct Report {
+/// One heading of the report with what follows it.
+struct Section {
+    level: usize,
+    title: String,
+    id: String,
     html: String,
     md: String,
 }
 
+struct Report {
+    sections: Vec<Section>,
+    /// The report's own figures.
+    figures: PathBuf,
+    /// The folder of the report file, which Markdown links are relative to.
+    base: PathBuf,
+    /// One row per run: what it is and its headline result.
+    overview: Table,
+    /// Runs by kind, for the count printed at the end.
+    kinds: Vec<&'static str>,
+}
+
 impl Report {
-    fn heading(&mut self, text: &str) {
-        let _ = writeln!(self.html, "<h2>{}</h2>", escape(text));
-        let _ = write!(self.md, "\n## {text}\n\n");
+    fn section(&mut self, level: usize, title: String) {
+        let mut id: String = title
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { '-' })
+            .collect();
+        id = id.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+        if self.sections.iter().any(|s| s.id == id) {
+            id = format!("{id}-{}", self.sections.len());
+        }
+        self.sections.push(Section {
+            level,
+            title,
+            id,
+            html: String::new(),
+            md: String::new(),
+        });
+    }
+    fn current(&mut self) -> &mut Section {
+        self.sections.last_mut().expect("a section is open")
     }
     fn para(&mut self, text: &str) {
-        let _ = writeln!(self.html, "<p>{}</p>", escape(text));
-        let _ = writeln!(self.md, "{text}\n");
+        let s = self.current();
+        let _ = writeln!(s.html, "<p>{}</p>", escape_html(text));
+        let _ = writeln!(s.md, "{text}\n");
     }
-    /// A Markdown table, also rendered as an HTML table.
-    fn table(&mut self, md: &str) {
-        let _ = writeln!(self.md, "{}\n", md.trim_end());
-        self.html.push_str("<table>\n");
-        for (i, line) in md.lines().filter(|l| l.starts_with('|')).enumerate() {
-            if i == 1 {
-                continue; // the |---| separator
-            }
-            let tag = if i == 0 { "th" } else { "td" };
-            self.html.push_str("<tr>");
-            for cell in line.trim().trim_matches('|').split('|') {
-                let _ = write!(self.html, "<{tag}>{}</{tag}>", escape(cell.trim()));
-            }
-            self.html.push_str("</tr>\n");
+    fn list(&mut self, items: &[String]) {
+        let s = self.current();
+        s.html.push_str("<ul>");
+        for i in items {
+            let _ = write!(s.html, "<li>{}</li>", escape_html(i));
+            let _ = writeln!(s.md, "- {i}");
         }
-        self.html.push_str("</table>\n");
+        s.html.push_str("</ul>\n");
+        s.md.push('\n');
     }
-    /// Markdown of paragraphs, `###` headings, `-` items and tables, as written by the demo.
-    fn markdown(&mut self, md: &str) {
-        for block in md.split("\n\n").map(str::trim).filter(|b| !b.is_empty()) {
-            if block.starts_with('|') {
-                self.table(block);
-            } else if let Some(h) = block.strip_prefix("### ") {
-                let _ = writeln!(self.html, "<h3>{}</h3>", escape(h));
-                let _ = write!(self.md, "### {h}\n\n");
-            } else {
-                for line in block.lines() {
-                    self.para(line.trim_start_matches("- "));
-                }
-            }
-        }
+    fn table(&mut self, t: &Table) {
+        let s = self.current();
+        s.html.push_str(&t.to_html());
+        let _ = writeln!(s.md, "{}", t.to_markdown());
     }
-    fn image(&mut self, path: &Path, caption: &str) -> Result<()> {
+    /// A figure drawn by the report: saved into the figures folder, inlined in the HTML.
+    fn figure(&mut self, run: &str, fig: Figure) -> Result<()> {
+        let path = self.figures.join(format!("{}-{}.svg", slug(run), fig.name));
+        brainssl_plot::save(&path, &fig.svg).with_context(|| path.display().to_string())?;
+        self.embed(&path, &fig.svg, &fig.caption)
+    }
+    /// A figure file a run wrote (SVG, or PNG from older runs).
+    fn figure_file(&mut self, path: &Path, caption: &str) -> Result<()> {
         let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        if path.extension().is_some_and(|e| e == "svg") {
+            let svg = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 SVG", path.display()))?;
+            self.embed(path, &svg, caption)
+        } else {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let link = relative_link(path, &self.base);
+            let s = self.current();
+            let _ = writeln!(
+                s.html,
+                "<figure><img src=\"data:image/png;base64,{b64}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+                escape_html(caption),
+                escape_html(caption)
+            );
+            let _ = writeln!(s.md, "![{caption}]({link})\n");
+            Ok(())
+        }
+    }
+    fn embed(&mut self, path: &Path, svg: &str, caption: &str) -> Result<()> {
+        let link = relative_link(path, &self.base);
+        let body = svg.trim_start_matches(|c| c != '<');
+        let body = body
+            .strip_prefix("<?xml")
+            .map_or(body, |rest| &rest[rest.find("?>").map_or(0, |i| i + 2)..]);
+        let s = self.current();
         let _ = writeln!(
-            self.html,
-            "<figure><img src=\"data:image/png;base64,{b64}\"><figcaption>{}</figcaption></figure>",
-            escape(caption)
+            s.html,
+            "<figure>{}<figcaption>{}</figcaption></figure>",
+            body.trim(),
+            escape_html(caption)
         );
-        let _ = writeln!(self.md, "![{caption}]({})\n", path.display());
+        let _ = writeln!(s.md, "![{caption}]({link})\n\n*{caption}*\n");
         Ok(())
     }
+    fn overview_row(&mut self, kind: &'static str, run: &Path, headline: String) {
+        let id = self.current().id.clone();
+        self.overview
+            .push(vec![format!("{}#{id}", run.display()), kind.into(), headline]);
+        self.kinds.push(kind);
+    }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// Per-epoch means of column `col` of a pretraining log.
-fn epoch_means(log: &Path, col: usize) -> Result<Vec<f64>> {
-    let text = std::fs::read_to_string(log).with_context(|| log.display().to_string())?;
-    let mut sums: Vec<(f64, usize)> = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(e), Some(v)) = (
-            f.first().and_then(|e| e.parse::<usize>().ok()),
-            f.get(col).and_then(|v| v.parse::<f64>().ok()),
-        ) else {
-            continue;
-        };
-        if sums.len() <= e {
-            sums.resize(e + 1, (0.0, 0));
-        }
-        if v.is_finite() && v >= 0.0 {
-            sums[e].0 += v;
-            sums[e].1 += 1;
-        }
-    }
-    Ok(sums
-        .iter()
-        .map(|(s, n)| if *n > 0 { s / *n as f64 } else { f64::NAN })
-        .collect())
-}
-
-fn pretrain_section(r: &mut Report, dir: &Path, scratch: &Path) -> Result<()> {
-    let config = std::fs::read_to_string(dir.join("config.toml"))?;
-    let objective = config
-        .lines()
-        .find(|l| l.starts_with("objective"))
-        .unwrap_or("objective = ?")
-        .to_string();
-    r.heading(&format!("Pretraining: {} ({objective})", dir.display()));
-    let log = dir.join("log.csv");
-    let main = epoch_means(&log, 3)?;
-    let x: Vec<f64> = (1..=main.len()).map(|e| e as f64).collect();
-    let mut rows = String::from("| epoch | main loss |\n|---|---|\n");
-    for (e, v) in main.iter().enumerate() {
-        let _ = writeln!(rows, "| {} | {v:.4} |", e + 1);
-    }
-    if main.len() >= 2 {
-        let png = scratch.join(format!("curve-{}.png", sanitize(dir)));
-        brainssl_eval::plot::lines_png(&png, &x, std::slice::from_ref(&main), 400, false)
-            .map_err(anyhow::Error::msg)?;
-        r.image(&png, "per-epoch mean of the main loss (½·MSE for MAE, L1 for JEPA)")?;
-    }
-    r.table(&rows);
-    let previews = dir.join("previews");
-    if let Ok(rd) = std::fs::read_dir(&previews) {
-        let mut pngs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        pngs.sort();
-        if let Some(last) = pngs.last() {
-            r.image(
-                last,
-                "rows: input, masked input, reconstruction; columns: three mid-planes",
-            )?;
-        }
-    }
-    Ok(())
-}
-
-fn sanitize(p: &Path) -> String {
-    p.display()
-        .to_string()
-        .chars()
+fn slug(s: &str) -> String {
+    s.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
 }
 
-fn probe_section(r: &mut Report, dir: &Path) -> Result<()> {
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json"))?)?;
-    r.heading(&format!("Classification: {}", dir.display()));
-    let f = |k: &str, part: &str| {
+/// `target` as a link relative to folder `base`: both made absolute and normalised, then the
+/// shared prefix dropped and the rest of `base` climbed with `..`.
+pub fn relative_link(target: &Path, base: &Path) -> String {
+    let abs = |p: &Path| -> Vec<String> {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(p));
+        let mut parts: Vec<String> = Vec::new();
+        for c in p.components() {
+            match c {
+                Component::Normal(n) => parts.push(n.to_string_lossy().into_owned()),
+                Component::ParentDir => {
+                    parts.pop();
+                }
+                _ => {}
+            }
+        }
+        parts
+    };
+    let (t, b) = (abs(target), abs(base));
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
+    parts.extend(t[common..].iter().cloned());
+    parts
+        .iter()
+        .map(|p| p.replace(' ', "%20").replace('(', "%28").replace(')', "%29"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not the JSON brainssl writes there", path.display()))
+}
+
+fn name_of(dir: &Path) -> String {
+    dir.file_name()
+        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn pretrain_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
+    let config = std::fs::read_to_string(dir.join("config.toml"))
+        .with_context(|| dir.join("config.toml").display().to_string())?;
+    let value = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim_start().strip_prefix('=')))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    let objective = value("objective");
+    let name = name_of(dir);
+    r.section(level, format!("Pretraining: {name}"));
+    r.para(&format!(
+        "Folder {}; objective {objective}; the run's settings are in its config.toml.",
+        dir.display()
+    ));
+    let figs = figures::pretraining(&dir.join("log.csv"), &format!("{name} ({objective})"))?;
+    let epochs = figs
+        .iter()
+        .find(|f| f.name == "loss-per-epoch")
+        .and_then(|f| {
+            f.caption
+                .split_once("from ")
+                .map(|(_, rest)| rest.split(" (").next().unwrap_or(rest).replace(" to ", " → "))
+        })
+        .map(|e| format!("mean loss per epoch {e}"))
+        .unwrap_or_else(|| "one epoch".into());
+    for f in figs {
+        r.figure(&name, f)?;
+    }
+    if let Ok(rd) = std::fs::read_dir(dir.join("previews")) {
+        let mut previews: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        previews.sort();
+        if let Some(last) = previews.last() {
+            r.figure_file(
+                last,
+                "The last epoch's preview: rows input, masked input (masked patches black) and the model's reconstruction (MAE) or the input with its predicted patches (JEPA predicts features, so its row shows the context only); columns the three mid-planes.",
+            )?;
+        }
+    }
+    r.overview_row("pretraining", dir, format!("{objective}: {epochs}"));
+    Ok(())
+}
+
+fn classifier_section(r: &mut Report, dir: &Path, level: usize, tsne: Option<PathBuf>) -> Result<()> {
+    let m: serde_json::Value = read_json(&dir.join("metrics.json"))?;
+    let name = name_of(dir);
+    r.section(level, format!("Classifier: {name}"));
+    let names: Vec<String> = m["class_names"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let learned = m["learned"].as_bool().unwrap_or(true);
+    let epoch = m["best_epoch"].as_u64().unwrap_or(0);
+    r.para(&format!(
+        "Folder {}; reported epoch {epoch} (chosen on the validation split){}.",
+        dir.display(),
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; classes {}",
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| format!("{k} = {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    ));
+    let f = |part: &str, k: &str| {
         m[part][k]
             .as_f64()
             .map(|v| format!("{v:.3}"))
@@ -165,142 +267,321 @@ fn probe_section(r: &mut Report, dir: &Path) -> Result<()> {
     let ci = |k: &str| {
         m["test_bootstrap_95"][k]
             .as_array()
-            .map(|a| {
-                format!(
-                    "[{:.3}, {:.3}]",
-                    a[0].as_f64().unwrap_or(f64::NAN),
-                    a[1].as_f64().unwrap_or(f64::NAN)
-                )
-            })
+            .and_then(|a| Some(format!("[{:.3}, {:.3}]", a.first()?.as_f64()?, a.get(1)?.as_f64()?)))
             .unwrap_or_default()
     };
-    let mut t = String::from(
-        "| split | accuracy | balanced accuracy | sensitivity | specificity | macro F1 | positive F1 | AUROC | AUROC 95 % CI |\n|---|---|---|---|---|---|---|---|---|\n",
+    let mut t = Table::new(
+        "",
+        &[
+            "split",
+            "accuracy",
+            "balanced accuracy",
+            "sensitivity",
+            "specificity",
+            "macro F1",
+            "positive F1",
+            "AUROC",
+            "AUROC 95 % CI",
+        ],
     );
-    let learned = if m["learned"].as_bool().unwrap_or(true) {
-        ""
-    } else {
-        ", did not leave the chance loss (†)"
-    };
-    for (part, label) in [
-        (
-            "val",
-            format!("val (epoch {}{learned})", m["best_epoch"].as_u64().unwrap_or(0)),
-        ),
-        ("test", "test".to_string()),
-    ] {
-        let _ = writeln!(
-            t,
-            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            f("accuracy", part),
-            f("balanced_accuracy", part),
-            f("sensitivity", part),
-            f("specificity", part),
-            f("macro_f1", part),
-            f("f1_positive", part),
-            f("auroc", part),
-            if part == "test" { ci("auroc") } else { String::new() }
-        );
+    for part in ["val", "test"] {
+        let label = if part == "val" {
+            format!("val (epoch {epoch}{})", if learned { "" } else { " †" })
+        } else {
+            "test".into()
+        };
+        t.push(vec![
+            label,
+            f(part, "accuracy"),
+            f(part, "balanced_accuracy"),
+            f(part, "sensitivity"),
+            f(part, "specificity"),
+            f(part, "macro_f1"),
+            f(part, "f1_positive"),
+            f(part, "auroc"),
+            if part == "test" { ci("auroc") } else { String::new() },
+        ]);
+    }
+    if !learned {
+        t.note(NOT_LEARNED_NOTE);
     }
     r.table(&t);
-    if let Some(cm) = m["test"]["confusion_matrix"].as_array() {
-        let c = cm.len();
-        let mut t = format!(
-            "| test: true class ↓, predicted → | {} |\n|---|{}\n",
-            (0..c).map(|k| k.to_string()).collect::<Vec<_>>().join(" | "),
-            "---|".repeat(c)
-        );
-        for (k, row) in cm.iter().enumerate() {
-            let cells: Vec<String> = row
-                .as_array()
-                .map(|r| r.iter().map(|v| v.to_string()).collect())
-                .unwrap_or_default();
-            let _ = writeln!(t, "| {k} | {} |", cells.join(" | "));
-        }
-        r.table(&t);
+    r.figure(&name, figures::roc(&dir.join("test_predictions.csv"), &names, &name)?)?;
+    if let Some(c) = figures::confusion(&m, &names, &name)? {
+        r.figure(&name, c)?;
+    }
+    if let Some(p) = tsne {
+        r.figure_file(
+            &p,
+            "t-SNE map of this encoder's pooled embeddings of the held-out (validation and test) scans, coloured by class.",
+        )?;
+    }
+    r.overview_row(
+        "classifier",
+        dir,
+        format!(
+            "test AUROC {} {}{}",
+            f("test", "auroc"),
+            ci("auroc"),
+            if learned {
+                ""
+            } else {
+                " † did not leave the chance loss"
+            }
+        ),
+    );
+    Ok(())
+}
+
+fn cv_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
+    let cv: CrossValidation = read_json(&dir.join("cv.json"))?;
+    r.section(level, format!("Cross-validation: {}", name_of(dir)));
+    r.para(&format!(
+        "Folder {}; one classifier run per fold in fold0, fold1, ...",
+        dir.display()
+    ));
+    let summary = cv.summary_table();
+    r.table(&summary);
+    r.table(&cv.folds_table());
+    r.overview_row("cross-validation", dir, format!("AUROC {}", summary.rows[0][4]));
+    Ok(())
+}
+
+fn fewshot_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
+    let fs: FewShot = read_json(&dir.join("fewshot.json"))?;
+    r.section(level, format!("Few-shot: {}", name_of(dir)));
+    r.para(&format!("Folder {}; models {}.", dir.display(), fs.models.join(", ")));
+    r.table(&fs.summary_table());
+    if dir.join("fewshot.svg").exists() {
+        r.figure_file(
+            &dir.join("fewshot.svg"),
+            "Mean test AUROC over the draws against the number of labelled subjects per class.",
+        )?;
+    }
+    r.overview_row("few-shot", dir, format!("{} models × k = {:?}", fs.models.len(), fs.ks));
+    Ok(())
+}
+
+fn tsne_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
+    let t: Table = read_json(&dir.join("table.json"))?;
+    r.section(level, format!("Representations: {}", name_of(dir)));
+    r.table(&t);
+    r.figure_file(&dir.join("tsne.svg"), "t-SNE map of the embeddings, coloured by class.")?;
+    let headline = t
+        .rows
+        .first()
+        .map(|row| format!("silhouette {} (raw)", row[2]))
+        .unwrap_or_default();
+    r.overview_row("representations", dir, headline);
+    Ok(())
+}
+
+fn psd_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
+    let study: PsdStudy = read_json(&dir.join("psd.json"))?;
+    r.section(level, format!("Spectral analysis: {}", name_of(dir)));
+    r.table(&study.table());
+    r.figure_file(
+        &dir.join("radial_psd.svg"),
+        "Mean radial power spectral density per dataset against normalised radial frequency (log scale); the dashed line is the cut-off above which power counts as high frequency.",
+    )?;
+    let ratios = study
+        .ratios()
+        .iter()
+        .map(|(n, v)| format!("{v:.3} vs {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    r.overview_row("spectral analysis", dir, format!("high-frequency PSD ratio {ratios}"));
+    Ok(())
+}
+
+/// The demo's summary, then each of its runs one level down.
+fn demo_section(r: &mut Report, dir: &Path) -> Result<()> {
+    let summary: DemoSummary = read_json(&dir.join("summary.json"))?;
+    r.section(2, format!("Demo: {}", name_of(dir)));
+    r.para(&summary.intro);
+    r.list(&summary.verdicts);
+    for t in &summary.tables {
+        r.table(t);
+    }
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| dir.display().to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    // the order of the pipeline: pretraining, probes, fine-tuning, the baseline, then analyses
+    let rank = |p: &PathBuf| {
+        let n = name_of(p);
+        ["pretrain-", "-probe-", "-finetune-", "-baseline-", ""]
+            .iter()
+            .position(|k| n.contains(k))
+            .unwrap_or(4)
+    };
+    subs.sort_by_key(|p| (rank(p), p.clone()));
+    for s in subs {
+        // a probe folder `{task}-probe-{encoder}` owns the t-SNE map `analysis/tsne-{task}-{encoder}.svg`
+        let tsne = name_of(&s)
+            .split_once("-probe-")
+            .map(|(task, enc)| dir.join("analysis").join(format!("tsne-{task}-{enc}.svg")))
+            .filter(|p| p.exists());
+        run_section(r, &s, 3, tsne)?;
     }
     Ok(())
 }
 
-fn section(r: &mut Report, dir: &Path, scratch: &Path) -> Result<bool> {
+/// Adds the sections of `dir`; false when it is no brainssl output folder.
+fn run_section(r: &mut Report, dir: &Path, level: usize, tsne: Option<PathBuf>) -> Result<bool> {
     let has = |f: &str| dir.join(f).exists();
-    if has("config.toml") && has("log.csv") && has("checkpoints") {
-        pretrain_section(r, dir, scratch)?;
+    if has("summary.json") && level == 2 && has("analysis") {
+        demo_section(r, dir)?;
+    } else if has("config.toml") && has("log.csv") && has("checkpoints") {
+        pretrain_section(r, dir, level)?;
     } else if has("metrics.json") && has("test_predictions.csv") {
-        probe_section(r, dir)?;
-    } else if has("cv.md") {
-        r.heading(&format!("Cross-validation: {}", dir.display()));
-        r.table(&std::fs::read_to_string(dir.join("cv.md"))?);
-    } else if has("tsne.png") && has("table.md") {
-        r.heading(&format!("Representations: {}", dir.display()));
-        r.table(&std::fs::read_to_string(dir.join("table.md"))?);
-        r.image(&dir.join("tsne.png"), "t-SNE map coloured by label")?;
-    } else if has("radial_psd.png") {
-        r.heading(&format!("Spectral analysis: {}", dir.display()));
-        r.para(&std::fs::read_to_string(dir.join("psd.csv"))?.replace('\n', "; "));
-        r.image(
-            &dir.join("radial_psd.png"),
-            "mean radial PSD per dataset (log scale), manifest order: blue, orange, green",
-        )?;
-    } else if has("summary.md") {
-        r.heading(&format!("Demo: {}", dir.display()));
-        r.markdown(&std::fs::read_to_string(dir.join("summary.md"))?);
-        let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
-        subs.sort();
-        for s in subs {
-            section(r, &s, scratch)?;
-        }
-        let analysis = dir.join("analysis");
-        if let Ok(rd) = std::fs::read_dir(&analysis) {
-            let mut pngs: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "png"))
-                .collect();
-            pngs.sort();
-            for p in pngs {
-                let name = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
-                r.image(&p, &format!("{name}: held-out embeddings coloured by label"))?;
-            }
-        }
+        classifier_section(r, dir, level, tsne)?;
+    } else if has("cv.json") {
+        cv_section(r, dir, level)?;
+    } else if has("fewshot.json") {
+        fewshot_section(r, dir, level)?;
+    } else if has("tsne.svg") && has("table.json") {
+        tsne_section(r, dir, level)?;
+    } else if has("psd.json") {
+        psd_section(r, dir, level)?;
     } else {
         return Ok(false);
     }
     Ok(true)
 }
 
+const STYLE: &str = "body{font-family:sans-serif;max-width:62em;margin:2em auto;padding:0 1em;line-height:1.4}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.3em .6em;text-align:right}\
+td:first-child,th:first-child{text-align:left}caption{text-align:left;font-weight:bold;padding:.3em 0}\
+figure{margin:1.5em 0}figure svg,figure img{max-width:100%;height:auto}figcaption{color:#444;font-size:90%}\
+p.note{color:#555;font-size:90%}nav li{margin:.1em 0}h2{border-bottom:1px solid #ddd;margin-top:2em}";
+
 pub fn run(a: ReportArgs) -> Result<()> {
-    let scratch = a.out.with_extension("figures");
-    std::fs::create_dir_all(&scratch).with_context(|| scratch.display().to_string())?;
-    let mut r = Report::default();
-    r.md.push_str("# brainssl report\n");
-    let mut used = 0;
+    let figures_dir = a.out.with_extension("figures");
+    std::fs::create_dir_all(&figures_dir).with_context(|| figures_dir.display().to_string())?;
+    let base = a
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut r = Report {
+        sections: Vec::new(),
+        figures: figures_dir,
+        base,
+        overview: Table::new("", &["run", "kind", "headline result"]),
+        kinds: Vec::new(),
+    };
     for dir in &a.runs {
         if !dir.is_dir() {
             bail!("{}: not a folder", dir.display());
         }
-        if section(&mut r, dir, &scratch)? {
-            used += 1;
-        } else {
+        if !run_section(&mut r, dir, 2, None)? {
             eprintln!("warning: {}: not a brainssl output folder, skipped", dir.display());
         }
     }
-    if used == 0 {
+    if r.kinds.is_empty() {
         bail!("none of the folders holds brainssl outputs");
     }
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>brainssl report</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:right}}img{{max-width:100%}}figcaption{{color:#555;font-size:90%}}</style></head><body><h1>brainssl report</h1>\n<p>brainssl {}</p>\n{}</body></html>\n",
-        env!("CARGO_PKG_VERSION"),
-        r.html
+    // the summary first: every run with its headline, linked to its section
+    let mut html = String::new();
+    let mut md = String::from("# brainssl report\n\n");
+    let _ = write!(html, "<h1>brainssl report</h1>\n<p>brainssl {}</p>\n<h2 id=\"summary\">Summary</h2>\n<table><thead><tr><th>run</th><th>kind</th><th>headline result</th></tr></thead><tbody>\n", env!("CARGO_PKG_VERSION"));
+    let mut summary = r.overview.clone();
+    for row in &r.overview.rows {
+        let (run, id) = row[0].rsplit_once('#').expect("run#id");
+        let _ = writeln!(
+            html,
+            "<tr><td><a href=\"#{id}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+            escape_html(run),
+            escape_html(&row[1]),
+            escape_html(&row[2])
+        );
+    }
+    for row in &mut summary.rows {
+        let (run, id) = row[0]
+            .rsplit_once('#')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .expect("run#id");
+        row[0] = format!("[{run}](#{id})");
+    }
+    html.push_str("</tbody></table>\n");
+    let _ = write!(md, "## Summary\n\n{}\n", summary.to_markdown());
+    // the table of contents
+    html.push_str("<nav><h2 id=\"contents\">Contents</h2>\n<ul>\n");
+    md.push_str("## Contents\n\n");
+    for s in &r.sections {
+        let indent = if s.level > 2 { "  " } else { "" };
+        let _ = writeln!(
+            html,
+            "<li style=\"margin-left:{}em\"><a href=\"#{}\">{}</a></li>",
+            2 * (s.level - 2),
+            s.id,
+            escape_html(&s.title)
+        );
+        let _ = writeln!(md, "{indent}- [{}](#{})", s.title, s.id);
+    }
+    html.push_str("</ul></nav>\n");
+    md.push('\n');
+    for s in &r.sections {
+        let _ = writeln!(
+            html,
+            "<h{l} id=\"{}\">{}</h{l}>\n{}",
+            s.id,
+            escape_html(&s.title),
+            s.html,
+            l = s.level
+        );
+        let _ = write!(
+            md,
+            "<a id=\"{}\"></a>\n\n{} {}\n\n{}\n",
+            s.id,
+            "#".repeat(s.level),
+            s.title,
+            s.md
+        );
+    }
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>brainssl report</title><style>{STYLE}</style></head><body>\n{html}</body></html>\n"
     );
-    brainssl_scan::atomic_write(&a.out, html.as_bytes())?;
-    brainssl_scan::atomic_write(&a.out.with_extension("md"), r.md.as_bytes())?;
+    brainssl_scan::atomic_write(&a.out, page.as_bytes())?;
+    brainssl_scan::atomic_write(&a.out.with_extension("md"), md.as_bytes())?;
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for k in &r.kinds {
+        match counts.iter_mut().find(|c| c.0 == *k) {
+            Some(c) => c.1 += 1,
+            None => counts.push((k, 1)),
+        }
+    }
     println!(
-        "report: {} ({used} section{}; Markdown beside it)",
+        "report: {} ({} sections: {}; Markdown beside it)",
         a.out.display(),
-        if used == 1 { "" } else { "s" }
+        r.sections.len(),
+        counts
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_relative_to_the_report_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let (report, run) = (d.path().join("out"), d.path().join("runs/a b/previews"));
+        std::fs::create_dir_all(&report).unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        let fig = run.join("epoch-0001.svg");
+        std::fs::write(&fig, "<svg/>").unwrap();
+        assert_eq!(relative_link(&fig, &report), "../runs/a%20b/previews/epoch-0001.svg");
+        let own = report.join("report.figures/x.svg");
+        assert_eq!(relative_link(&own, &report), "report.figures/x.svg");
+        assert_eq!(relative_link(&fig, &run), "epoch-0001.svg");
+    }
 }

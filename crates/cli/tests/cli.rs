@@ -12,9 +12,18 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn real_dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real");
-    d.is_dir().then_some(d)
+/// The real scans outside the repository: `BRAINSSL_REAL_DATA`, or `shared/data/real` beside it.
+/// Tests that need them are ignored by default (`cargo test -- --ignored` runs them).
+fn real_dir() -> PathBuf {
+    let d = std::env::var_os("BRAINSSL_REAL_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real"));
+    assert!(
+        d.is_dir(),
+        "real data folder {} not present (set BRAINSSL_REAL_DATA)",
+        d.display()
+    );
+    d
 }
 
 fn read_npy(p: &Path) -> (Vec<f32>, Vec<usize>) {
@@ -72,20 +81,15 @@ fn preprocess_matches_the_independent_reference_fixture() {
 
 /// Live comparison with the Python reference on every real scan, when both are available.
 #[test]
+#[ignore = "needs the real scans outside the repository and a Python with nibabel, scipy, numpy"]
 fn preprocess_matches_python_reference_on_real_scans() {
-    let Some(real) = real_dir() else {
-        eprintln!("skipping: no shared real data");
-        return;
-    };
+    let real = real_dir();
     let py = std::env::var("BRAINSSL_PYTHON").unwrap_or_else(|_| "python3".into());
     let has = Command::new(&py)
         .args(["-c", "import nibabel, scipy, numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has {
-        eprintln!("skipping: {py} lacks nibabel/scipy/numpy (set BRAINSSL_PYTHON)");
-        return;
-    }
+    assert!(has, "{py} lacks nibabel, scipy or numpy (set BRAINSSL_PYTHON)");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
     let dir = tempfile::tempdir().unwrap();
     let cases = [
@@ -279,6 +283,21 @@ fn reference_checkpoints_import_export_and_init() {
     assert!(said.contains("54 tensors"), "{said}");
 }
 
+/// `s` without its `[...]` parts (clap's defaults and possible values), trimmed.
+fn without_brackets(s: &str) -> String {
+    let mut plain = String::new();
+    let mut depth = 0i32;
+    for ch in s.chars() {
+        match ch {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            c if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    plain.trim().to_string()
+}
+
 /// Every option of every command has a description in `--help`, and help speaks without internal
 /// references (section numbers of design notes, "D7", "HEAD").
 #[test]
@@ -330,11 +349,14 @@ fn every_option_is_documented_in_plain_words() {
             if !(2..=6).contains(&indent) || opt.starts_with("help") || opt.starts_with("version") {
                 continue;
             }
-            // a description on the same line (after two spaces) or indented on the next
+            // a description on the same line (after two spaces) or indented on the next; a
+            // "[default: …]" alone is no description
             let after_name = opt.split_once(' ').map_or("", |x| x.1);
-            let same_line = after_name.contains("  ") && !after_name.trim().is_empty();
+            let same_line = !without_brackets(after_name.split_once("  ").map_or("", |x| x.1)).is_empty();
             let next = lines.get(i + 1).copied().unwrap_or("");
-            let next_line = next.len() - next.trim_start().len() >= 8 && !next.trim().is_empty();
+            let next_line = next.len() - next.trim_start().len() >= 8
+                && !next.trim_start().starts_with('-')
+                && !without_brackets(next).is_empty();
             if !same_line && !next_line {
                 undocumented.push(format!("{c} --{}", opt.split([' ', '=']).next().unwrap_or(opt)));
             }
@@ -447,8 +469,9 @@ fn synth_index_split_preprocess_end_to_end() {
 }
 
 #[test]
+#[ignore = "needs the real scans outside the repository (BRAINSSL_REAL_DATA)"]
 fn dicom_folder_preprocesses_like_any_scan() {
-    let Some(real) = real_dir() else { return };
+    let real = real_dir();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d.npy");
     success_text(

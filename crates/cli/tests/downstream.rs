@@ -217,7 +217,12 @@ fn pretrain_probe_finetune_cv_embed() {
         "2",
         "--quiet",
     ]);
-    assert!(out.contains("| Acc (%) | F1 | AUROC |"), "{out}");
+    assert!(
+        out.contains("| model | Acc (%) | balanced acc | F1 | AUROC | folds that learned |"),
+        "{out}"
+    );
+    let cvj: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cv.join("cv.json")).unwrap()).unwrap();
+    assert_eq!(cvj["folds"].as_array().unwrap().len(), 2);
     let table = std::fs::read_to_string(cv.join("cv.csv")).unwrap();
     let names: Vec<&str> = table.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(names, ["0", "1", "mean", "std"]);
@@ -246,7 +251,7 @@ fn pretrain_probe_finetune_cv_embed() {
         let v = m[k].as_f64().unwrap();
         assert!((-1.0..=1.0).contains(&v), "{k} = {v}");
     }
-    assert!(ts.join("tsne.png").exists() && ts.join("tsne.csv").exists());
+    assert!(ts.join("tsne.svg").exists() && ts.join("tsne.csv").exists() && ts.join("table.json").exists());
     let npy = d.join("emb.npy");
     ok(&[
         "embed",
@@ -287,7 +292,7 @@ fn pretrain_probe_finetune_cv_embed() {
         .parse()
         .unwrap();
     assert!(ratio > 0.0 && ratio < 1.0, "{out}");
-    assert!(psd.join("radial_psd.png").exists() && psd.join("psd.csv").exists());
+    assert!(psd.join("radial_psd.svg").exists() && psd.join("psd.csv").exists() && psd.join("psd.json").exists());
 
     // few-shot: k subjects per class from the pool, one draw each; an impossible k is skipped
     let fs = d.join("fewshot");
@@ -316,12 +321,46 @@ fn pretrain_probe_finetune_cv_embed() {
 
     // one report over every kind of output folder
     let html = d.join("report.html");
-    let out = ok(&["report", s(&run), s(&probe), s(&cv), s(&ts), s(&psd), "--out", s(&html)]);
-    assert!(out.contains("5 sections"), "{out}");
+    let out = ok(&[
+        "report",
+        s(&run),
+        s(&probe),
+        s(&cv),
+        s(&ts),
+        s(&psd),
+        s(&fs),
+        "--out",
+        s(&html),
+    ]);
+    assert!(out.contains("6 sections: 1 pretraining, 1 classifier, 1 cross-validation, 1 representations, 1 spectral analysis, 1 few-shot"), "{out}");
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("<table>") && page.matches("data:image/png;base64,").count() >= 3);
+    // self-contained: figures inline (loss curves, preview, ROC, confusion, t-SNE, PSD, few-shot)
+    assert!(
+        page.contains("<table>") && page.matches("<svg").count() >= 8,
+        "inline figures"
+    );
+    assert!(!page.contains("src=\"") || page.matches("src=\"data:").count() == page.matches("src=\"").count());
+    let summary_at = page.find("id=\"summary\"").unwrap();
+    let contents_at = page.find("id=\"contents\"").unwrap();
+    assert!(summary_at < contents_at && contents_at < page.find("id=\"pretraining-").unwrap());
     let md = std::fs::read_to_string(d.join("report.md")).unwrap();
     assert!(md.contains("## Cross-validation") && md.contains("| test |"), "{md}");
+    // every Markdown figure link resolves from the report's folder
+    let links: Vec<&str> = md
+        .split("](")
+        .skip(1)
+        .map(|r| &r[..r.find(')').unwrap()])
+        .filter(|l| l.ends_with(".svg"))
+        .collect();
+    assert!(links.len() >= 8, "{links:?}");
+    for l in links {
+        assert!(!l.starts_with('/'), "{l} is not relative");
+        assert!(
+            d.join(l.replace("%20", " ")).exists(),
+            "{l} does not resolve from {}",
+            d.display()
+        );
+    }
     assert!(fails(&["report", s(&syn), "--out", s(&html)]).contains("none of the folders"));
 
     // bad input: a missing checkpoint is named
@@ -543,7 +582,15 @@ fn demo_runs_every_stage() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("data:image/png;base64,"));
     assert!(
-        html.contains("<h3>atrophy (synthetic), frozen probes</h3>"),
-        "summary sections rendered"
+        html.contains("<caption>atrophy (synthetic), frozen probes</caption>"),
+        "summary tables rendered"
     );
+    // each probe's t-SNE map sits in that probe's section, after its heading
+    let section = html.find("id=\"classifier-atrophy-probe-jepa\"").unwrap();
+    let next = section + html[section..].find("<h3 id=\"classifier-atrophy-probe-mae\"").unwrap();
+    assert!(
+        html[section..next].contains("atrophy-jepa: t-SNE"),
+        "t-SNE under its run"
+    );
+    assert!(html[section..next].contains("normal (n = "), "legend names the classes");
 }

@@ -68,7 +68,7 @@ fn every_tiny_objective_trains_logs_and_checkpoints() {
             assert!(run.join(f).exists(), "{preset}: no {f}");
         }
         if preset.ends_with("mae") {
-            assert!(run.join("previews/epoch-0008.png").exists(), "{preset}: no preview");
+            assert!(run.join("previews/epoch-0008.svg").exists(), "{preset}: no preview");
         }
         if preset == "tiny-sl-mae" {
             // spectral steps (every 2nd from epoch 1, 4 steps per epoch) log the spectral loss, others −1

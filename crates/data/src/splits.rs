@@ -1,6 +1,6 @@
-//! Subject-level splits: stratified k-fold, train/val/test fractions, few-shot samples, and the import
-//! of the reference's released `subject_id,scan_uid` files (SPEC 9). Every split is checked to put
-//! no subject in two parts; a split that would is refused.
+//! Subject-level splits: stratified k-fold, train/val/test fractions, few-shot samples, and the
+//! import of the reference's released `subject_id,scan_uid` files (docs/preprocessing.md#splits).
+//! Every split is checked to put no subject in two parts; a split that would is refused.
 
 use crate::manifest::{Manifest, ManifestRow};
 use anyhow::{bail, Context, Result};
@@ -9,7 +9,8 @@ use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-/// Subjects with their stratification label: the label of each subject's first row (SPEC 1.6).
+/// Subjects with their stratification label: the label of each subject's first row
+/// (docs/preprocessing.md#splits).
 pub fn subject_labels(rows: &[ManifestRow]) -> Vec<(String, i64)> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
@@ -217,6 +218,29 @@ pub fn stratified_kfold(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec
     Ok(parts)
 }
 
+/// The k splits of cross-validation: split f tests on fold f of [`stratified_kfold`] and trains on
+/// the other folds, less a stratified validation share `val_fraction` (seed `seed + f`) that
+/// selects the reported epoch. Each split is [train, val, test], subject-disjoint.
+pub fn cv_splits(rows: &[ManifestRow], k: usize, val_fraction: f64, seed: u64) -> Result<Vec<[Vec<ManifestRow>; 3]>> {
+    if !(0.0..1.0).contains(&val_fraction) {
+        bail!("the validation fraction must be in [0, 1) (got {val_fraction})");
+    }
+    let folds = stratified_kfold(rows, k, seed)?;
+    let mut out = Vec::with_capacity(k);
+    for (f, test) in folds.iter().enumerate() {
+        let rest: Vec<ManifestRow> = folds
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != f)
+            .flat_map(|(_, part)| part.iter().cloned())
+            .collect();
+        let [train, val, _] = train_val_test(&rest, [1.0 - val_fraction, val_fraction, 0.0], seed + f as u64)?;
+        check_disjoint(&[("train", &train), ("val", &val), ("test", test)])?;
+        out.push([train, val, test.clone()]);
+    }
+    Ok(out)
+}
+
 /// Stratified train/val/test by subject with the given fractions (summing to 1).
 pub fn train_val_test(rows: &[ManifestRow], fractions: [f64; 3], seed: u64) -> Result<[Vec<ManifestRow>; 3]> {
     require_subjects(rows)?;
@@ -247,7 +271,8 @@ pub fn train_val_test(rows: &[ManifestRow], fractions: [f64; 3], seed: u64) -> R
     Ok(out)
 }
 
-/// k subjects per class from a pool (SPEC 5.7 few-shot), seeded; all rows of a chosen subject come along.
+/// k subjects per class from a pool (docs/evaluation.md#few-shot), seeded; all rows of a chosen
+/// subject come along.
 pub fn few_shot(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec<ManifestRow>> {
     require_subjects(rows)?;
     let mut rng = Rng::new(seed);
@@ -265,7 +290,15 @@ pub fn few_shot(rows: &[ManifestRow], k: usize, seed: u64) -> Result<Vec<Manifes
     Ok(rows_of(rows, &chosen))
 }
 
-/// Default scan_uid rules of SPEC 9.3, tried in order on the file name.
+/// The few-shot training sets of one k: `draws` independent draws of k subjects per class from the
+/// pool, draw i seeded `seed + k + i` (the reference's `random_state = seed + k`, one per draw).
+pub fn few_shot_draws(pool: &[ManifestRow], k: usize, draws: usize, seed: u64) -> Result<Vec<Vec<ManifestRow>>> {
+    (0..draws)
+        .map(|i| few_shot(pool, k, seed + k as u64 + i as u64))
+        .collect()
+}
+
+/// Default scan_uid rules (docs/preprocessing.md#splits), tried in order on the file name.
 pub const DEFAULT_UID_RULES: &[&str] = &[
     r"BraTS-[A-Za-z]+-\d{5}-\d{3}",
     r"OAS3\d{4}_d\d{4}(?:_run-\d{2})?_[A-Za-z0-9]+",
@@ -385,6 +418,47 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn cv_splits_test_every_subject_once_and_hold_out_a_validation_share() {
+        let r = rows(40, 2);
+        let splits = cv_splits(&r, 4, 0.2, 7).unwrap();
+        assert_eq!(splits.len(), 4);
+        let mut tested: Vec<String> = splits
+            .iter()
+            .flat_map(|[_, _, t]| t.iter().map(|x| x.subject_id.clone()))
+            .collect();
+        tested.sort();
+        tested.dedup();
+        assert_eq!(
+            tested.len(),
+            subject_labels(&r).len(),
+            "every subject is tested exactly once"
+        );
+        for [train, val, test] in &splits {
+            check_disjoint(&[("train", train), ("val", val), ("test", test)]).unwrap();
+            assert_eq!(train.len() + val.len() + test.len(), r.len());
+            let share = val.len() as f64 / (train.len() + val.len()) as f64;
+            assert!((share - 0.2).abs() < 0.1, "validation share {share}");
+        }
+        assert_eq!(splits, cv_splits(&r, 4, 0.2, 7).unwrap());
+        assert!(cv_splits(&r, 4, 1.0, 7).is_err());
+    }
+
+    #[test]
+    fn few_shot_draws_are_k_per_class_and_differ_between_draws() {
+        let r = rows(40, 2);
+        let d = few_shot_draws(&r, 3, 2, 42).unwrap();
+        assert_eq!(d.len(), 2);
+        for draw in &d {
+            let subjects = subject_labels(draw);
+            assert_eq!(subjects.len(), 6);
+            assert_eq!(subjects.iter().filter(|(_, l)| *l == 1).count(), 3);
+        }
+        assert_ne!(d[0], d[1]);
+        assert_eq!(d[0], few_shot(&r, 3, 45).unwrap());
+        assert!(few_shot_draws(&r, 100, 2, 42).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Downstream evaluation (SPEC 5, D4, D7): an encoder from a pretraining checkpoint (or none, for
-//! training from scratch), an attentive classifier, frozen probes and fine-tuning with selection by
-//! validation AUROC, k-fold cross-validation, and embeddings.
+//! Downstream evaluation (docs/evaluation.md): an encoder from a pretraining checkpoint (or none,
+//! for training from scratch), an attentive classifier, frozen probes and fine-tuning with
+//! selection by validation AUROC, k-fold cross-validation, and embeddings.
 
 pub mod baseline;
 pub mod config;
@@ -12,5 +12,6 @@ pub mod probe;
 pub mod selection;
 pub mod source;
 pub mod standardise;
+pub mod study;
 
 pub use config::{DownstreamConfig, Mode};

@@ -1,4 +1,4 @@
-//! Representation analyses of SPEC 5.9: t-SNE, silhouette score and NMI of k-means clusters.
+//! Representation analyses (docs/evaluation.md#representation-analysis): t-SNE, silhouette score and NMI of k-means clusters.
 //!
 //! t-SNE uses the exact O(n²) gradient, not the Barnes-Hut approximation: the paper's analysis has at
 //! most 500 points (it subsamples), where the exact gradient costs about a second and has no
@@ -6,6 +6,7 @@
 
 use brainssl_prep::Rng;
 use nalgebra::{DMatrix, SymmetricEigen};
+use serde::{Deserialize, Serialize};
 
 fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
@@ -304,6 +305,63 @@ pub fn tsne(x: &[Vec<f64>], cfg: &TsneConfig) -> Vec<[f64; 2]> {
     y
 }
 
+/// How well embeddings separate their classes, in the raw space and on a 2-D t-SNE map (the
+/// paper's Table 7): silhouette of the labels, and NMI between the labels and a k-means clustering
+/// with one cluster per class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Separation {
+    pub n: usize,
+    pub silhouette_raw: f64,
+    pub nmi_raw: f64,
+    pub silhouette_tsne: f64,
+    pub nmi_tsne: f64,
+    /// The t-SNE map, one point per embedding.
+    pub map: Vec<[f64; 2]>,
+}
+
+impl Separation {
+    /// Needs at least 4 points; labels are class indices.
+    pub fn compute(x: &[Vec<f64>], labels: &[usize], cfg: &TsneConfig) -> Result<Self, String> {
+        if x.len() < 4 || labels.len() != x.len() {
+            return Err(format!("need at least 4 labelled embeddings (got {})", x.len()));
+        }
+        let k = labels.iter().max().map_or(1, |m| m + 1);
+        let map = tsne(x, cfg);
+        let flat: Vec<Vec<f64>> = map.iter().map(|p| p.to_vec()).collect();
+        Ok(Self {
+            n: x.len(),
+            silhouette_raw: silhouette(x, labels),
+            nmi_raw: nmi(labels, &kmeans(x, k, cfg.seed, 10)),
+            silhouette_tsne: silhouette(&flat, labels),
+            nmi_tsne: nmi(labels, &kmeans(&flat, k, cfg.seed, 10)),
+            map,
+        })
+    }
+
+    /// The table row of model `name`: n, silhouette and NMI, raw and on the map.
+    pub fn row(&self, name: &str) -> Vec<String> {
+        vec![
+            name.to_string(),
+            self.n.to_string(),
+            format!("{:.3}", self.silhouette_raw),
+            format!("{:.3}", self.nmi_raw),
+            format!("{:.3}", self.silhouette_tsne),
+            format!("{:.3}", self.nmi_tsne),
+        ]
+    }
+
+    pub fn columns() -> [&'static str; 6] {
+        [
+            "model",
+            "n",
+            "silhouette (raw)",
+            "NMI (raw)",
+            "silhouette (t-SNE)",
+            "NMI (t-SNE)",
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,5 +425,31 @@ mod tests {
         assert!(silhouette(&flat, &y) > 0.6, "{}", silhouette(&flat, &y));
         assert!((nmi(&y, &kmeans(&flat, 3, 0, 5)) - 1.0).abs() < 1e-12);
         assert_eq!(tsne(&x, &cfg), a);
+    }
+
+    #[test]
+    fn separation_of_two_distant_blobs_is_near_perfect() {
+        let mut r = Rng::new(3);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..30 {
+            let c = i % 2;
+            x.push((0..5).map(|_| r.normal() * 0.1 + 10.0 * c as f64).collect::<Vec<f64>>());
+            y.push(c);
+        }
+        let s = Separation::compute(
+            &x,
+            &y,
+            &TsneConfig {
+                perplexity: 5.0,
+                ..TsneConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((s.n, s.map.len()), (30, 30));
+        assert!(s.silhouette_raw > 0.9 && (s.nmi_raw - 1.0).abs() < 1e-9, "{s:?}");
+        assert!(s.silhouette_tsne > 0.5, "{s:?}");
+        assert_eq!(s.row("m").len(), Separation::columns().len());
+        assert!(Separation::compute(&x[..3], &y[..3], &TsneConfig::default()).is_err());
     }
 }

@@ -1,8 +1,35 @@
-//! Accuracy, macro F1, positive-class F1 and AUROC pooled over a split (D4), with bootstrap 95 %
+//! Accuracy, macro F1, positive-class F1 and AUROC pooled over a split (docs/evaluation.md#metrics), with bootstrap 95 %
 //! intervals that resample subjects.
 
 use brainssl_prep::Rng;
 use serde::Serialize;
+
+/// The ROC curve of `scores` for `positive` labels: (false-positive rate, true-positive rate) from
+/// (0, 0) to (1, 1), one point per distinct score, taken in decreasing order (sklearn's `roc_curve`
+/// without dropping collinear points). None when only one class is present.
+pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Option<Vec<(f64, f64)>> {
+    let p = positive.iter().filter(|&&b| b).count();
+    let n = positive.len() - p;
+    if p == 0 || n == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut pts = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0usize, 0usize);
+    for (i, &k) in order.iter().enumerate() {
+        if positive[k] {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        let last_of_tie = order.get(i + 1).is_none_or(|&next| scores[next] != scores[k]);
+        if last_of_tie {
+            pts.push((fp as f64 / n as f64, tp as f64 / p as f64));
+        }
+    }
+    Some(pts)
+}
 
 /// Binary AUROC of `scores` for `positive` labels: the trapezoidal area under the ROC curve with one
 /// point per distinct score, so tied scores count one half (as sklearn's `roc_auc_score`).
@@ -59,7 +86,7 @@ pub fn argmax(p: &[f64]) -> usize {
     best
 }
 
-/// Predicted classes (SPEC 5.3): for two classes ŷ = 1[p1 ≥ 0.5], so a score of exactly ½ is
+/// Predicted classes (docs/evaluation.md#metrics): for two classes ŷ = 1[p1 ≥ 0.5], so a score of exactly ½ is
 /// positive; for more classes the argmax (first on ties).
 pub fn decide(probs: &[Vec<f64>]) -> Vec<usize> {
     probs
@@ -262,6 +289,26 @@ pub(crate) fn interval95(mut v: Vec<f64>) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn roc_curve_matches_sklearns_documented_example() {
+        // sklearn.metrics.roc_curve docs: y = [1, 1, 2, 2], scores [0.1, 0.4, 0.35, 0.8], pos_label 2
+        // give fpr [0, 0, 0.5, 0.5, 1] and tpr [0, 0.5, 0.5, 1, 1] (drop_intermediate keeps them all)
+        let pos = [false, false, true, true];
+        let roc = roc_curve(&[0.1, 0.4, 0.35, 0.8], &pos).unwrap();
+        assert_eq!(roc, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        // ties make one diagonal step; the area under the points is the AUROC
+        let scores = [0.5, 0.5, 0.2, 0.9, 0.5];
+        let pos = [true, false, false, true, true];
+        let roc = roc_curve(&scores, &pos).unwrap();
+        let area: f64 = roc
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - auroc_binary(&scores, &pos).unwrap()).abs() < 1e-12);
+        assert_eq!(roc.len(), 4);
+        assert!(roc_curve(&[0.1], &[true]).is_none());
+    }
+
     use super::*;
 
     fn binary(p1: &[f64]) -> Vec<Vec<f64>> {
@@ -300,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_score_of_one_half_is_positive_and_clinical_metrics_by_hand() {
-        // SPEC 5.3: ŷ = 1[p1 ≥ 0.5]; labels 0 0 1 1 1, p1 0.5 0.2 0.5 0.9 0.1 → predictions 1 0 1 1 0
+        // the binary rule ŷ = 1[p1 ≥ 0.5]; labels 0 0 1 1 1, p1 0.5 0.2 0.5 0.9 0.1 → predictions 1 0 1 1 0
         let m = Metrics::compute(&binary(&[0.5, 0.2, 0.5, 0.9, 0.1]), &[0, 0, 1, 1, 1]).unwrap();
         assert_eq!(m.confusion_matrix, vec![vec![1, 1], vec![1, 2]]);
         assert!((m.accuracy - 0.6).abs() < 1e-12);

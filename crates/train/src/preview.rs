@@ -1,5 +1,5 @@
-//! Orthogonal mid-slices as a grayscale PNG: rows input, masked input, reconstruction; columns
-//! the three axes. Enough to see whether an MAE reconstructs anatomy or blurs.
+//! Orthogonal mid-slices as a labelled SVG figure: rows input, masked input, reconstruction;
+//! columns the three planes. Enough to see whether an MAE reconstructs anatomy or blurs.
 
 use std::path::Path;
 
@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use brainssl_backend::{autocast, tch, tensor, to_vec, Device};
 use brainssl_models::TokenIndex;
 use brainssl_objectives::mosaic;
+use brainssl_plot::{GrayImage, PanelGrid};
 use brainssl_prep::Rng;
 
 use crate::config::PretrainConfig;
@@ -35,12 +36,13 @@ pub fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], ep
         })
     });
     let shape = [t, s, s];
-    write_png(
+    write_figure(
         path,
+        &format!("epoch {}: {} preview", epoch + 1, cfg.objective.name()),
         &[
-            Slices { data: volume, shape },
-            Slices { data: &masked, shape },
-            Slices { data: &recon, shape },
+            ("input", Slices { data: volume, shape }),
+            ("masked input", Slices { data: &masked, shape }),
+            ("reconstruction", Slices { data: &recon, shape }),
         ],
     )
 }
@@ -57,55 +59,53 @@ impl Slices<'_> {
         self.data[(t * hh + h) * ww + w]
     }
 
-    /// (width, height, pixels) of the three mid-planes side by side.
-    fn strip(&self, lo: f32, hi: f32) -> (usize, usize, Vec<u8>) {
+    /// The three mid-planes, first row on top: axial (t = T/2, anterior up), coronal (h = H/2) and
+    /// sagittal (w = W/2), both with the last slice on top. Depth pixels are drawn S/T times taller
+    /// than wide, so that a crop resized to T slices of S × S is shown square, not squashed.
+    fn planes(&self, lo: f32, hi: f32) -> [GrayImage; 3] {
         let [t, h, w] = self.shape;
-        let height = t.max(h);
-        let width = w + w + h;
-        let mut px = vec![0u8; width * height];
         let gray = |v: f32| (((v - lo) / (hi - lo).max(1e-6)).clamp(0.0, 1.0) * 255.0) as u8;
-        // plane t = T/2 (rows h, columns w)
-        for y in 0..h {
-            for x in 0..w {
-                px[y * width + x] = gray(self.at(t / 2, h - 1 - y, x));
-            }
-        }
-        // plane h = H/2 (rows t, columns w)
-        for y in 0..t {
-            for x in 0..w {
-                px[y * width + w + x] = gray(self.at(t - 1 - y, h / 2, x));
-            }
-        }
-        // plane w = W/2 (rows t, columns h)
-        for y in 0..t {
-            for x in 0..h {
-                px[y * width + 2 * w + x] = gray(self.at(t - 1 - y, x, w / 2));
-            }
-        }
-        (width, height, px)
+        let image = |width: usize, height: usize, aspect: f64, f: &dyn Fn(usize, usize) -> f32| GrayImage {
+            width,
+            height,
+            pixels: (0..height)
+                .flat_map(|y| (0..width).map(move |x| (y, x)))
+                .map(|(y, x)| gray(f(y, x)))
+                .collect(),
+            pixel_aspect: aspect,
+        };
+        let depth_aspect = h as f64 / t as f64;
+        [
+            image(w, h, 1.0, &|y, x| self.at(t / 2, h - 1 - y, x)),
+            image(w, t, depth_aspect, &|y, x| self.at(t - 1 - y, h / 2, x)),
+            image(h, t, depth_aspect, &|y, x| self.at(t - 1 - y, x, w / 2)),
+        ]
     }
 }
 
-/// Writes rows of volumes, all on the intensity window of the first (1st-99th percentile).
-pub fn write_png(path: &Path, rows: &[Slices]) -> Result<()> {
-    let mut sorted: Vec<f32> = rows[0].data.iter().copied().filter(|v| v.is_finite()).collect();
+/// Writes labelled rows of volumes as an SVG figure, all on the intensity window of the first
+/// (its 1st-99th percentile).
+pub fn write_figure(path: &Path, title: &str, rows: &[(&str, Slices)]) -> Result<()> {
+    let mut sorted: Vec<f32> = rows[0].1.data.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f32::total_cmp);
     let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
     let (lo, hi) = (q(0.01), q(0.99));
-    let strips: Vec<_> = rows.iter().map(|r| r.strip(lo, hi)).collect();
-    let width = strips[0].0;
-    let height: usize = strips.iter().map(|s| s.1).sum();
-    let mut img = Vec::with_capacity(width * height);
-    for (_, _, px) in &strips {
-        img.extend_from_slice(px);
-    }
-    let mut bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header()?;
-        w.write_image_data(&img)?;
-    }
-    brainssl_scan::atomic_write(path, &bytes).with_context(|| path.display().to_string())
+    let [t, s, _] = rows[0].1.shape;
+    let grid = PanelGrid {
+        title: title.to_string(),
+        row_labels: rows.iter().map(|r| r.0.to_string()).collect(),
+        col_labels: vec![
+            format!("axial (slice {} of {t})", t / 2 + 1),
+            "coronal (mid-plane)".into(),
+            "sagittal (mid-plane)".into(),
+        ],
+        panels: rows.iter().map(|r| r.1.planes(lo, hi).to_vec()).collect(),
+        note: format!(
+            "model input {t} × {s} × {s}; depth drawn ×{:.2} so the crop appears square; window: 1st-99th percentile of the input",
+            s as f64 / t as f64
+        ),
+        scale: (256.0 / s as f64).max(1.0),
+    };
+    let svg = grid.svg().map_err(anyhow::Error::msg)?;
+    brainssl_scan::atomic_write(path, svg.as_bytes()).with_context(|| path.display().to_string())
 }

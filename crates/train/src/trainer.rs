@@ -1,4 +1,5 @@
-//! The pretraining loop (SPEC 4.7 order of operations, SPEC 6 checkpoints and logs).
+//! The pretraining loop (order of operations: docs/method.md#micro-step-order; checkpoints and
+//! logs: docs/method.md#checkpoints-and-resume).
 //!
 //! Every random draw is a function of (seed, epoch, iteration, rank): loader order and augmentation
 //! (brainssl-data), masks (here), initial weights (seed). A run resumed from `latest` therefore
@@ -571,7 +572,7 @@ fn end_epoch(
     if let Some(v) =
         preview.filter(|_| run.preview_every > 0 && ((epoch + 1).is_multiple_of(run.preview_every) || last))
     {
-        let png = paths.previews.join(format!("epoch-{:04}.png", epoch + 1));
+        let png = paths.previews.join(format!("epoch-{:04}.svg", epoch + 1));
         write_preview(&s.cfg, &s.student, &v, epoch, &png)?;
     }
     rep.line(format!("epoch {}/{}: loss {mean:.5}", epoch + 1, s.cfg.optim.epochs));
