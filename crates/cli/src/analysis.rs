@@ -61,14 +61,17 @@ pub fn run(a: TsneArgs) -> Result<()> {
     let sep =
         Separation::compute(&e.vectors, &y, &cfg).map_err(|m| anyhow::anyhow!("{}: {m}", a.embeddings.display()))?;
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
-    let mut coords = String::from("subject_id,path,label,x,y\n");
+    let mut coords = Table::new("", &["subject_id", "path", "label", "x", "y"]);
     for (i, p) in sep.map.iter().enumerate() {
-        coords.push_str(&format!(
-            "{},{},{},{:.6},{:.6}\n",
-            e.subject_ids[i], e.paths[i], y[i], p[0], p[1]
-        ));
+        coords.push(vec![
+            e.subject_ids[i].clone(),
+            e.paths[i].clone(),
+            y[i].to_string(),
+            format!("{:.6}", p[0]),
+            format!("{:.6}", p[1]),
+        ]);
     }
-    brainssl_scan::atomic_write(&a.out.join("tsne.csv"), coords.as_bytes())?;
+    brainssl_scan::atomic_write(&a.out.join("tsne.csv"), coords.to_csv().as_bytes())?;
     let m = serde_json::json!({
         "n": sep.n,
         "silhouette_raw": sep.silhouette_raw,
@@ -87,7 +90,8 @@ pub fn run(a: TsneArgs) -> Result<()> {
         &a.class_names,
         &format!("{}: t-SNE of {} embeddings", a.name, sep.n),
     )?;
-    brainssl_plot::save(&a.out.join("tsne.svg"), &svg).with_context(|| a.out.join("tsne.svg").display().to_string())?;
+    brainssl_scan::atomic_write(&a.out.join("tsne.svg"), svg.as_bytes())
+        .with_context(|| a.out.join("tsne.svg").display().to_string())?;
     let mut table = Table::new("separation of the classes", &Separation::columns());
     table.push(sep.row(&a.name));
     crate::output::write_table(&a.out, "table", &table)?;
@@ -103,7 +107,7 @@ pub struct PsdArgs {
     /// Dataset names, comma-separated, in manifest order (default: file stems)
     #[arg(long, value_delimiter = ',')]
     pub names: Vec<String>,
-    /// Output folder: psd.{md,csv,json} (per dataset, with ratios), radial_psd.csv and radial_psd.svg
+    /// Output folder: psd.md and psd.csv (per dataset, with ratios), psd.json (values and profiles), radial_psd.csv and radial_psd.svg
     #[arg(long)]
     pub out: PathBuf,
     /// Write into a non-empty --out, overwriting its files (others are kept)
@@ -160,13 +164,16 @@ pub fn psd(a: PsdArgs) -> Result<()> {
         println!("ratio {} / {other}: {r:.3}", names[0]);
     }
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
-    crate::output::write_table(&a.out, "psd", &study.table())?;
+    let table = study.table();
+    brainssl_scan::atomic_write(&a.out.join("psd.md"), table.to_markdown().as_bytes())?;
+    brainssl_scan::atomic_write(&a.out.join("psd.csv"), table.to_csv().as_bytes())?;
     brainssl_scan::atomic_write(&a.out.join("radial_psd.csv"), study.profile_table().to_csv().as_bytes())?;
     brainssl_scan::atomic_write(
         &a.out.join("psd.json"),
         serde_json::to_string_pretty(&study)?.as_bytes(),
     )?;
     let svg = crate::figures::psd(&study)?;
-    brainssl_plot::save(&a.out.join("radial_psd.svg"), &svg).with_context(|| a.out.display().to_string())?;
+    brainssl_scan::atomic_write(&a.out.join("radial_psd.svg"), svg.as_bytes())
+        .with_context(|| a.out.display().to_string())?;
     Ok(())
 }

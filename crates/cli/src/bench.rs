@@ -1,5 +1,5 @@
 //! `brainssl bench preprocess`: evaluation-mode preprocessing throughput against the Python baseline
-//! (`python/spec12_reference.py`: nibabel + numpy + scipy), same files, sizes and thread count, one run.
+//! (`python/preprocessing_reference.py`: nibabel + numpy + scipy), same files, sizes and thread count, one run.
 
 use anyhow::{bail, Context, Result};
 use brainssl_prep::PrepConfig;
@@ -101,7 +101,7 @@ fn preprocess(data: &Path, depth: usize, size: usize, threads: usize, repeat: us
 
     let mut py_rate = None;
     if python != "none" {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/preprocessing_reference.py");
         let out = std::process::Command::new(python)
             .arg(&script)
             .args([

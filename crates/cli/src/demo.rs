@@ -1,5 +1,5 @@
-//! `brainssl demo`: the whole path on built-in synthetic brains, on a laptop CPU in about ten
-//! minutes: synth two labelled datasets (atrophy vs normal, low vs high tumour grade) → subject-level
+//! `brainssl demo`: the whole path on built-in synthetic brains, on a laptop CPU in under ten
+//! minutes (about seven on 2 cores): synth two labelled datasets (atrophy vs normal, low vs high tumour grade) → subject-level
 //! splits → pretrain tiny MAE, SL-MAE, JEPA and VCR-JEPA on the unlabelled training scans of both →
 //! frozen attentive probes on each encoder and on a random one, fine-tuned probes, a supervised
 //! ResNet-50 → embeddings, t-SNE, silhouette and NMI → PSD → a summary table and an HTML report.
@@ -16,12 +16,11 @@ use brainssl_downstream::embed::{embed_rows, EmbedPlan};
 use brainssl_downstream::encoder::{CheckpointKey, Encoder};
 use brainssl_downstream::fit::{Outcome, Splits};
 use brainssl_downstream::probe::{run, train, Downstream};
+use brainssl_downstream::seeds::{SeedStudyPlan, Task as StudyTask};
 use brainssl_downstream::study::{NOT_LEARNED, NOT_LEARNED_NOTE};
 use brainssl_downstream::{DownstreamConfig, Mode};
 use brainssl_eval::cluster::{Separation, TsneConfig};
-use brainssl_eval::{paired_auroc, Metrics, Predictions, Table};
-use brainssl_train::session::Start;
-use brainssl_train::trainer::{pretrain, TrainOptions};
+use brainssl_eval::Table;
 use brainssl_train::PretrainConfig;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -56,6 +55,9 @@ pub struct DemoArgs {
     /// Epochs of the ResNet-50 baseline on the atrophy task (about 1 min each on 2 cores)
     #[arg(long, default_value_t = 3)]
     pub baseline_epochs: usize,
+    /// Pretraining seeds per objective (the random-encoder control gets as many)
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
 }
 
 /// One labelled synthetic dataset and its subject-level split.
@@ -143,39 +145,8 @@ fn analyse(
         &format!("{name}: t-SNE of {} held-out scans", sep.n),
     )?;
     let path = dir.join(format!("tsne-{name}.svg"));
-    brainssl_plot::save(&path, &svg).with_context(|| path.display().to_string())?;
+    brainssl_scan::atomic_write(&path, svg.as_bytes()).with_context(|| path.display().to_string())?;
     Ok(sep)
-}
-
-/// The verdict line of one task: each pretrained encoder's test AUROC minus the random encoder's
-/// (the last of `probes`), with a paired bootstrap over the test subjects, so that a lead that is
-/// within the noise of a small test set is not read as a win.
-fn versus_random(task: &Task, probes: &[(String, PathBuf)], seed: u64) -> Result<String> {
-    let read = |dir: &PathBuf| Predictions::read(&dir.join("test_predictions.csv")).map_err(|e| anyhow!(e));
-    let (_, random_dir) = probes.last().ok_or_else(|| anyhow!("no probes"))?;
-    let random = read(random_dir)?;
-    let random_auroc = Metrics::compute(&random.probs, &random.labels)
-        .map_err(|e| anyhow!(e))?
-        .auroc;
-    let (mut higher, mut clear, mut parts) = (0, 0, Vec::new());
-    for (name, dir) in &probes[..probes.len() - 1] {
-        let d = paired_auroc(&read(dir)?, &random, 1000, seed).map_err(|e| anyhow!(e))?;
-        higher += usize::from(d.difference > 0.0);
-        clear += usize::from(d.interval.0 > 0.0);
-        parts.push(format!(
-            "{name} {:+.3} [{:+.3}, {:+.3}]",
-            d.difference, d.interval.0, d.interval.1
-        ));
-    }
-    Ok(format!(
-        "{}: {higher} of {} pretrained encoders with a higher test AUROC than the random encoder ({:.3}), \
-         {clear} with the paired 95 % interval above 0 ({} test scans): {}",
-        task.name,
-        probes.len() - 1,
-        random_auroc,
-        task.split.test.len(),
-        parts.join("; ")
-    ))
 }
 
 /// The demo's summary: what it ran, the verdict per task, and its tables. Written as
@@ -185,6 +156,9 @@ pub struct DemoSummary {
     pub intro: String,
     pub verdicts: Vec<String>,
     pub tables: Vec<Table>,
+    /// The run folders the report shows in full (the first seed's); the others are in the tables.
+    #[serde(default)]
+    pub detailed_runs: Vec<String>,
 }
 
 impl DemoSummary {
@@ -237,97 +211,133 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         )?,
     ];
 
-    // pretraining sees the training subjects of both datasets, without labels
+    // every objective from several seeds, on the training subjects of both datasets without
+    // labels, then frozen probes (cached, standardised tokens) on each encoder and its controls
     let unlabelled: Vec<ManifestRow> = tasks.iter().flat_map(|t| t.split.train.clone()).collect();
     let device = Device::Cpu;
-    let mut checkpoints = Vec::new();
+    let mut presets = Vec::new();
     for preset in PRESETS {
         let mut pc = PretrainConfig::preset(preset)?;
         pc.optim.epochs = a.pretrain_epochs;
-        pc.seed = a.seed;
-        let dir = a.out.join(format!("pretrain-{preset}"));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        let opts = TrainOptions {
-            device,
-            start: Start::Fresh(Box::new(pc)),
-            world: None,
-            dist_timeout: None,
-            force: false,
-            epochs: None,
-            init: None,
-            halt_after_steps: None,
-            progress: true,
-        };
-        let s = pretrain(unlabelled.clone(), &dir, opts)?;
-        eprintln!(
-            "2/6 pretrained {preset} on {} unlabelled scans: {} steps in {:.0} s, loss {:.3} → {:.3} → {}",
-            unlabelled.len(),
-            s.micro_steps,
-            s.seconds,
-            s.epoch_losses.first().copied().unwrap_or(f64::NAN),
-            s.epoch_losses.last().copied().unwrap_or(f64::NAN),
-            dir.display()
-        );
-        checkpoints.push((preset.trim_start_matches("tiny-").to_string(), s.final_checkpoint));
+        pc.optim.warmup_epochs = pc.optim.warmup_epochs.min(a.pretrain_epochs);
+        presets.push((preset.trim_start_matches("tiny-").to_string(), pc));
     }
-
-    let random = PretrainConfig::preset("tiny-mae")?;
-    // fresh encoders for each run: the pretrained student encoders and a random one
-    let encoders = || -> Result<Vec<(String, Encoder, bool)>> {
-        let mut v = Vec::new();
-        for (name, ckpt) in &checkpoints {
-            v.push((name.clone(), Encoder::load(ckpt, CheckpointKey::Student, device)?, true));
-        }
-        v.push((
-            "random".into(),
-            Encoder::random(&random.encoder, a.seed + 7, device),
-            false,
-        ));
-        Ok(v)
-    };
-    // frozen probes: tokens computed once and standardised per channel (see `standardise`)
     let mut dcfg = DownstreamConfig::paper(Mode::Frozen, 2, true);
     dcfg.epochs = a.probe_epochs;
     dcfg.feature_cache = true;
     dcfg.standardise_tokens = true;
-    let analysis = a.out.join("analysis");
-    std::fs::create_dir_all(&analysis)?;
+    let seeds: Vec<u64> = (a.seed..a.seed + a.seeds).collect();
+    let plan = SeedStudyPlan {
+        presets,
+        seeds: seeds.clone(),
+        random_seeds: (a.seed + 1000..a.seed + 1000 + a.seeds).collect(),
+        unlabelled: unlabelled.clone(),
+        tasks: tasks
+            .iter()
+            .map(|t| StudyTask {
+                name: t.name.to_string(),
+                splits: t.split.clone(),
+                class_names: t.class_names(),
+            })
+            .collect(),
+        probe: dcfg.clone(),
+        device,
+        resamples: 1000,
+        progress: true,
+    };
+    eprintln!(
+        "2/6 pretraining {} objectives × {} seeds on {} unlabelled scans, then frozen probes on every encoder and its controls",
+        PRESETS.len(),
+        seeds.len(),
+        unlabelled.len()
+    );
+    let study = plan.run(&a.out)?;
+    brainssl_scan::atomic_write(
+        &a.out.join("study.json"),
+        serde_json::to_string_pretty(&study)?.as_bytes(),
+    )?;
     let mut tables = Vec::new();
     let mut verdicts = Vec::new();
-    let mut columns = CLASSIFIER_COLUMNS.to_vec();
-    columns.extend(["silhouette", "NMI", "silhouette (t-SNE)"]);
+    for t in &study.tasks {
+        tables.push(t.groups_table());
+        tables.push(t.comparisons_table());
+        let parts: Vec<String> = t
+            .comparisons
+            .iter()
+            .map(|c| {
+                let d = &c.difference;
+                format!(
+                    "{} vs {} {:+.3} [{:+.3}, {:+.3}] ({})",
+                    c.encoder,
+                    c.control,
+                    d.difference,
+                    d.interval.0,
+                    d.interval.1,
+                    d.verdict()
+                )
+            })
+            .collect();
+        let higher = t
+            .comparisons
+            .iter()
+            .filter(|c| c.difference.verdict() == "higher")
+            .count();
+        verdicts.push(format!(
+            "{}: {higher} of {} comparisons with the paired 95 % interval above 0 (mean test AUROC over {} seeds, {} test scans): {}",
+            t.task,
+            t.comparisons.len(),
+            seeds.len(),
+            t.test_scans,
+            parts.join("; ")
+        ));
+    }
+    let checkpoint_of = |name: &str| {
+        study
+            .pretraining
+            .iter()
+            .find(|p| p.0 == name && p.1 == a.seed)
+            .map(|p| p.3.clone())
+            .ok_or_else(|| anyhow!("no {name} run of seed {}", a.seed))
+    };
+
+    // representations of the first seed's encoders: separation of the classes in held-out scans
+    let analysis = a.out.join("analysis");
+    std::fs::create_dir_all(&analysis)?;
+    let random = PretrainConfig::preset("tiny-mae")?;
     for task in &tasks {
         let heldout: Vec<ManifestRow> = task.split.val.iter().chain(&task.split.test).cloned().collect();
-        let mut t = Table::new(format!("{} (synthetic), frozen probes", task.name), &columns);
-        let mut outcomes = Vec::new();
-        for (name, enc, pretrained) in encoders()? {
-            dcfg.classifier.heads = enc.cfg.heads;
-            dcfg.class_names = task.class_names();
-            let dir = a.out.join(format!("{}-probe-{name}", task.name));
-            let sep = analyse(&format!("{}-{name}", task.name), task, &enc, &heldout, &dcfg, &analysis)?;
-            let o = run(
-                &dcfg,
-                Downstream::new(&dcfg, enc, pretrained)?,
-                &task.split,
-                &dir,
-                false,
-            )?;
-            eprintln!(
-                "3/6 {}: frozen probe on {name}: val AUROC {:.3}, test AUROC {:.3} (best epoch {}) → {}",
-                task.name,
-                o.val.auroc,
-                o.test.auroc,
-                o.best_epoch + 1,
-                dir.display()
-            );
-            let extra = [sep.silhouette_raw, sep.nmi_raw, sep.silhouette_tsne].map(|v| format!("{v:.3}"));
-            row(&mut t, &name, &o, &extra);
-            outcomes.push((name, dir));
+        let mut t = Table::new(
+            format!(
+                "{}: separation of the classes in held-out scans (seed {})",
+                task.name, a.seed
+            ),
+            &Separation::columns(),
+        );
+        let mut encoders = Vec::new();
+        for preset in PRESETS {
+            let name = preset.trim_start_matches("tiny-");
+            encoders.push((
+                format!("{name}-seed{}", a.seed),
+                Encoder::load(&checkpoint_of(name)?, CheckpointKey::Student, device)?,
+            ));
         }
+        encoders.push((
+            format!("init-seed{}", a.seed),
+            Encoder::random(&random.encoder, a.seed, device),
+        ));
+        encoders.push((
+            format!("random-seed{}", a.seed + 1000),
+            Encoder::random(&random.encoder, a.seed + 1000, device),
+        ));
+        for (name, enc) in encoders {
+            let sep = analyse(&format!("{}-{name}", task.name), task, &enc, &heldout, &dcfg, &analysis)?;
+            t.push(sep.row(&name));
+        }
+        eprintln!(
+            "3/6 {}: embeddings, t-SNE, silhouette and NMI of the seed-{} encoders",
+            task.name, a.seed
+        );
         tables.push(t);
-        verdicts.push(versus_random(task, &outcomes, a.seed)?);
     }
 
     // fine-tuning (paper recipe, the encoder trains) and the supervised baseline
@@ -336,7 +346,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     fcfg.epochs = a.finetune_epochs;
     fcfg.warmup_epochs = fcfg.warmup_epochs.min(fcfg.epochs);
     for task in &tasks {
-        let mae = Encoder::load(&checkpoints[0].1, CheckpointKey::Student, device)?;
+        let mae = Encoder::load(&checkpoint_of("mae")?, CheckpointKey::Student, device)?;
         fcfg.classifier.heads = mae.cfg.heads;
         fcfg.class_names = task.class_names();
         let dir = a.out.join(format!("{}-finetune-mae", task.name));
@@ -368,13 +378,10 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         rdir.display()
     );
     row(&mut t, "atrophy: ResNet-50 3-D (supervised, from scratch)", &o, &[]);
-    tables.push(t);
-    if tables
-        .iter()
-        .any(|t| t.rows.iter().any(|r| r[0].ends_with(NOT_LEARNED)))
-    {
-        tables.last_mut().expect("tables").note(NOT_LEARNED_NOTE);
+    if t.rows.iter().any(|r| r[0].ends_with(NOT_LEARNED)) {
+        t.note(NOT_LEARNED_NOTE);
     }
+    tables.push(t);
 
     // spectral content of the two synthetic datasets (docs/evaluation.md#psd-analysis, the paper's Figure 3)
     crate::analysis::psd(crate::analysis::PsdArgs {
@@ -389,14 +396,26 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         bins: 40,
     })?;
 
+    // the report shows the first seed's runs in full; the other seeds are in the study tables
+    let first = format!("-seed{}", a.seed);
+    let detailed: Vec<String> = std::fs::read_dir(&a.out)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains("-seed") || n.ends_with(&first) || n.ends_with(&format!("-seed{}", a.seed + 1000)))
+        .collect();
     let summary = DemoSummary {
-        intro: "Validation and test AUROC of frozen probes (cached, standardised tokens) on every encoder, \
-                fine-tuned MAE probes and a supervised ResNet-50. Silhouette and NMI: pooled embeddings of \
-                the held-out (val + test) scans. One pretraining seed on a small synthetic test set: read \
-                the verdicts' intervals, not the ranking."
-            .into(),
+        intro: format!(
+            "Each objective pretrained from {} seeds; frozen probes (cached, standardised tokens) on every \
+             encoder, on its step-0 student (the same initialisation, untrained) and on random encoders; \
+             mean ± sd over seeds and paired subject-bootstrap intervals against both controls. Then the \
+             first seed's encoders: separation of the classes (silhouette, NMI) in held-out scans, a \
+             fine-tuned MAE per task and a supervised ResNet-50. A small synthetic test set: read the \
+             intervals, not the ranking.",
+            seeds.len()
+        ),
         verdicts,
         tables,
+        detailed_runs: detailed,
     };
     let md = summary.to_markdown();
     brainssl_scan::atomic_write(&a.out.join("summary.md"), md.as_bytes())?;

@@ -43,13 +43,13 @@ pub struct RecipeArgs {
     config: Option<PathBuf>,
     /// cpu or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: DeviceSpec,
-    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16
+    pub(crate) device: DeviceSpec,
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16 [default: the recipe's, auto]
     #[arg(long)]
     precision: Option<PrecisionChoice>,
     /// No progress bar
     #[arg(long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 /// Options of frozen probes only (`finetune` does not offer them).
@@ -58,11 +58,11 @@ pub struct FrozenArgs {
     /// Run the encoder once per scan (evaluation-mode input, no augmentation) and train the
     /// classifier on the cached tokens; epochs then cost the classifier alone
     #[arg(long)]
-    feature_cache: bool,
+    pub(crate) feature_cache: bool,
     /// Standardise each token channel with the frozen encoder's training-set mean and std (fixed,
     /// saved with the probe) before the classifier
     #[arg(long)]
-    standardise_tokens: bool,
+    pub(crate) standardise_tokens: bool,
 }
 
 #[derive(Args, Clone)]
@@ -109,7 +109,6 @@ pub struct SplitArgs {
     #[arg(long, required_unless_present = "train")]
     manifest: Option<PathBuf>,
     /// Train, validation and test shares of --manifest's subjects (stratified by label)
-    /// Pool, validation and test shares of the manifest's subjects (stratified by label)
     #[arg(long, value_delimiter = ',', default_value = "0.6,0.2,0.2")]
     fractions: Vec<f64>,
     /// Seed of the subject split
@@ -120,8 +119,25 @@ pub struct SplitArgs {
 }
 
 impl SplitArgs {
+    /// A name for the task: the manifest's file stem, or the folder of the training manifest.
+    pub(crate) fn name(&self) -> Option<String> {
+        let stem = |p: &Path| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().trim_end_matches(".csv").to_string())
+        };
+        match (&self.manifest, &self.train) {
+            (Some(m), _) => stem(m),
+            (None, Some(t)) => t
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .or_else(|| stem(t)),
+            _ => None,
+        }
+    }
+
     /// Subject-disjoint train/val/test rows, and the map of their text labels.
-    fn splits(&self) -> Result<(Splits, Option<LabelMap>)> {
+    pub(crate) fn splits(&self) -> Result<(Splits, Option<LabelMap>)> {
         let (split, map) = match (&self.train, &self.manifest) {
             (Some(t), _) => {
                 let mut s = Splits {
@@ -237,7 +253,7 @@ fn encoder(a: &EncoderArgs, device: Device) -> Result<(Encoder, bool, PretrainCo
 }
 
 /// The recipe sized like the encoder's pretraining input, with overrides.
-fn recipe(
+pub(crate) fn recipe(
     r: &RecipeArgs,
     f: &FrozenArgs,
     mode: Mode,
@@ -281,14 +297,14 @@ const MAX_CLASSES: i64 = 1000;
 
 /// The classes of a classification run: how many, and their names when the labels were text.
 #[derive(Debug)]
-struct Classes {
-    count: usize,
-    names: Vec<String>,
+pub(crate) struct Classes {
+    pub(crate) count: usize,
+    pub(crate) names: Vec<String>,
 }
 
 /// The classes C of labelled rows: labels must be 0..C-1 with every class present, and C at most
 /// [`MAX_CLASSES`]; the first offending scan is named. With text labels C is the number of names.
-fn classes_of(parts: &[&[ManifestRow]], map: Option<LabelMap>) -> Result<Classes> {
+pub(crate) fn classes_of(parts: &[&[ManifestRow]], map: Option<LabelMap>) -> Result<Classes> {
     let rows = || parts.iter().flat_map(|p| p.iter());
     if let Some(r) = rows().find(|r| r.label < 0 || r.label >= MAX_CLASSES) {
         bail!(
@@ -378,12 +394,15 @@ pub fn cv(a: CvArgs) -> Result<()> {
     let splits = splits::cv_splits(&all, a.folds, a.val_fraction, a.split_seed)
         .with_context(|| a.manifest.display().to_string())?;
     let classes = classes_of(&[&all], map)?;
-    let model = a
-        .encoder
-        .checkpoint
-        .as_ref()
-        .map(|c| c.display().to_string())
-        .unwrap_or_else(|| "from scratch".into());
+    // the run folder of the checkpoint (RUN/checkpoints/final.safetensors → RUN)
+    let model = match &a.encoder.checkpoint {
+        Some(c) => c
+            .ancestors()
+            .nth(2)
+            .and_then(|p| p.file_name())
+            .map_or_else(|| c.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        None => format!("{} from scratch", a.encoder.from_scratch.as_deref().unwrap_or("?")),
+    };
     let study = CrossValidation::run(
         &model,
         mode_command(mode),
@@ -597,6 +616,7 @@ pub struct FewShotArgs {
     #[arg(long)]
     manifest: PathBuf,
     /// Pool, validation and test shares of the manifest's subjects (stratified by label)
+    /// Pool, validation and test shares of the manifest's subjects (stratified by label)
     #[arg(long, value_delimiter = ',', default_value = "0.6,0.2,0.2")]
     fractions: Vec<f64>,
     /// Subjects per class drawn from the pool
@@ -708,7 +728,8 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
     crate::output::write_table(&a.out, "summary", &summary)?;
     if study.ks.len() >= 2 {
         let svg = crate::figures::fewshot(&study)?;
-        brainssl_plot::save(&a.out.join("fewshot.svg"), &svg).with_context(|| a.out.display().to_string())?;
+        brainssl_scan::atomic_write(&a.out.join("fewshot.svg"), svg.as_bytes())
+            .with_context(|| a.out.display().to_string())?;
     }
     print!("{}", summary.to_markdown());
     Ok(())
@@ -718,7 +739,7 @@ pub fn fewshot(a: FewShotArgs) -> Result<()> {
 pub struct BaselineArgs {
     #[command(flatten)]
     data: SplitArgs,
-    /// Input depth and in-plane size (the paper's downstream input is 144 x 160 x 160)
+    /// Slices of the input (the paper's downstream input is 144 x 160 x 160)
     #[arg(long, default_value_t = 144)]
     depth: usize,
     /// Height and width of the input (the paper's 160)

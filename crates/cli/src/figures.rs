@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use brainssl_downstream::study::FewShot;
 use brainssl_eval::spectrum::PsdStudy;
-use brainssl_eval::{roc_curve, Predictions};
+use brainssl_eval::{auroc_binary, roc_curve, Predictions};
 use brainssl_plot::{ConfusionMatrix, LineChart, ScatterChart, Series};
 
 /// A figure with the caption that says what it shows.
@@ -66,9 +66,38 @@ fn wants_log(values: impl Iterator<Item = f64>) -> bool {
     lo.is_finite() && hi / lo > 20.0
 }
 
-/// Figures of a pretraining run from its `log.csv`: the loss and its parts per micro-step, the
-/// per-epoch mean loss, and (JEPA objectives) the collapse telemetry.
-pub fn pretraining(log: &Path, title: &str) -> Result<Vec<Figure>> {
+/// What a pretraining log says in numbers: the per-epoch mean of the total loss.
+pub struct PretrainingCurves {
+    pub figures: Vec<Figure>,
+    /// (epoch from 1, mean total loss)
+    pub epoch_means: Vec<(f64, f64)>,
+}
+
+/// Per-epoch means of `values` (epochs in the log count from 0; reported from 1).
+fn epoch_means(epoch: &[f64], values: &[f64]) -> Vec<(f64, f64)> {
+    let n = epoch
+        .iter()
+        .filter(|e| e.is_finite())
+        .fold(0.0f64, |a, &e| a.max(e + 1.0)) as usize;
+    let mut sums = vec![(0.0, 0usize); n];
+    for (&e, &v) in epoch.iter().zip(values) {
+        if e.is_finite() && v.is_finite() {
+            sums[e as usize].0 += v;
+            sums[e as usize].1 += 1;
+        }
+    }
+    sums.iter()
+        .enumerate()
+        .filter(|(_, s)| s.1 > 0)
+        .map(|(e, s)| ((e + 1) as f64, s.0 / s.1 as f64))
+        .collect()
+}
+
+/// Figures of a pretraining run from its `log.csv`: the loss and its main term per micro-step and
+/// per epoch, the auxiliary terms on their own axis (saying which enter the loss, from the run's
+/// `coefficients`: spectral and VCR weights), and (JEPA objectives) the collapse telemetry. A log
+/// without steps gives no figures.
+pub fn pretraining(log: &Path, title: &str, coefficients: &[(&str, f64)]) -> Result<PretrainingCurves> {
     let c = Columns::read(log)?;
     let (Some(epoch), Some(loss)) = (c.get("epoch"), c.get("loss")) else {
         bail!(
@@ -77,70 +106,94 @@ pub fn pretraining(log: &Path, title: &str) -> Result<Vec<Figure>> {
         );
     };
     let steps: Vec<f64> = (1..=loss.len()).map(|s| s as f64).collect();
-    let parts = [
-        "loss",
-        "loss-mae",
-        "loss-spec",
-        "loss-reg",
-        "loss-jepa",
-        "reg-loss",
-        "vcr-var",
-        "vcr-cov",
-    ];
+    // a negative value marks a term this step did not compute (the log writes -1)
+    let column = |name: &str| -> Option<Vec<f64>> {
+        let v: Vec<f64> = c
+            .get(name)?
+            .iter()
+            .map(|&x| if x >= 0.0 { x } else { f64::NAN })
+            .collect();
+        v.iter().any(|x| x.is_finite() && *x > 0.0).then_some(v)
+    };
+    let mut figures = Vec::new();
+    if !loss.iter().any(|l| l.is_finite()) {
+        return Ok(PretrainingCurves {
+            figures,
+            epoch_means: Vec::new(),
+        });
+    }
+    let main = ["loss-mae", "loss-jepa"]
+        .into_iter()
+        .find_map(|m| Some((m, column(m)?)));
     let mut chart = LineChart::new(format!("{title}: training loss per micro-step"), "micro-step", "loss").integer_x();
-    let mut all = Vec::new();
-    for p in parts {
-        let Some(v) = c.get(p) else { continue };
-        // a part that is never positive is not computed by this objective (logged as 0 or -1)
-        if !v.iter().any(|x| x.is_finite() && *x > 0.0) || (p != "loss" && v == loss) {
-            continue;
-        }
+    let mut all: Vec<f64> = loss.to_vec();
+    chart = chart.series(Series::new(
+        "total loss",
+        steps.iter().copied().zip(loss.iter().copied()).collect(),
+    ));
+    if let Some((name, v)) = main.as_ref().filter(|(_, v)| v.as_slice() != loss) {
         all.extend(v.iter().copied());
-        let label = if p == "loss" { "total loss" } else { p };
         chart = chart.series(Series::new(
-            label,
+            *name,
             steps.iter().copied().zip(v.iter().copied()).collect(),
         ));
     }
-    chart = chart.log_y(wants_log(all.into_iter()));
-    let mut figs = vec![figure(
+    figures.push(figure(
         "loss-per-step",
-        "Training loss of every micro-step, with the loss terms that make it up (log scale when they span more than a factor of 20).",
-        chart.svg(),
-    )?];
-    // per-epoch means of the total loss; epochs in the log count from 0
-    let n_epochs = epoch
-        .iter()
-        .filter(|e| e.is_finite())
-        .fold(0.0f64, |a, &e| a.max(e + 1.0)) as usize;
-    let mut sums = vec![(0.0, 0usize); n_epochs];
-    for (&e, &l) in epoch.iter().zip(loss) {
-        if e.is_finite() && l.is_finite() {
-            sums[e as usize].0 += l;
-            sums[e as usize].1 += 1;
-        }
+        "Training loss of every micro-step: the total that is minimised and, where it differs, the reconstruction (MAE) or prediction (JEPA) term (log scale when they span more than a factor of 20).",
+        chart.log_y(wants_log(all.into_iter())).svg(),
+    )?);
+    // auxiliary terms: in the loss when their coefficient is positive, logged only otherwise
+    let weight = |term: &str| match term {
+        "loss-spec" => coefficients.iter().find(|c| c.0 == "spectral").map(|c| c.1),
+        _ => coefficients.iter().find(|c| c.0 == "vcr").map(|c| c.1),
+    };
+    let mut aux = LineChart::new(
+        format!("{title}: auxiliary loss terms per micro-step"),
+        "micro-step",
+        "term value",
+    )
+    .integer_x();
+    let (mut any, mut all, mut roles) = (false, Vec::new(), Vec::new());
+    for term in ["loss-spec", "loss-reg", "reg-loss", "vcr-var", "vcr-cov"] {
+        let Some(v) = column(term) else { continue };
+        any = true;
+        all.extend(v.iter().copied());
+        let role = match weight(term) {
+            Some(w) if w > 0.0 => format!("{term} (weight {w})"),
+            Some(_) => format!("{term} (logged only)"),
+            None => term.to_string(),
+        };
+        roles.push(role.clone());
+        aux = aux.series(Series::new(role, steps.iter().copied().zip(v).collect()));
     }
-    let means: Vec<(f64, f64)> = sums
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.1 > 0)
-        .map(|(e, s)| ((e + 1) as f64, s.0 / s.1 as f64))
-        .collect();
-    if means.len() >= 2 {
-        let lo = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
-        let hi = means.iter().map(|m| m.1).fold(0.0, f64::max);
-        figs.push(figure(
+    if any {
+        figures.push(figure(
+            "loss-terms",
+            format!(
+                "Auxiliary terms as logged, before weighting: {}. A term with weight 0 is computed for monitoring and does not enter the loss; the VCR regulariser's weight multiplies the variance and covariance terms together.",
+                roles.join(", ")
+            ),
+            aux.log_y(wants_log(all.into_iter())).svg(),
+        )?);
+    }
+    let epoch_means_total = epoch_means(epoch, loss);
+    if epoch_means_total.len() >= 2 {
+        let first = epoch_means_total[0].1;
+        let last = epoch_means_total[epoch_means_total.len() - 1].1;
+        let mut chart = LineChart::new(format!("{title}: mean loss per epoch"), "epoch", "mean loss")
+            .integer_x()
+            .series(Series::new("total loss", epoch_means_total.clone()).with_markers());
+        if let Some((name, v)) = main.as_ref().filter(|(_, v)| v.as_slice() != loss) {
+            chart = chart.series(Series::new(*name, epoch_means(epoch, v)).with_markers());
+        }
+        figures.push(figure(
             "loss-per-epoch",
             format!(
-                "Mean training loss per epoch: from {:.4} to {:.4} (the axis spans only the values, so read the tick labels: a change of {:.1} %).",
-                means[0].1,
-                means[means.len() - 1].1,
-                100.0 * (hi - lo) / hi.max(1e-12)
+                "Mean training loss per epoch: from {first:.4} to {last:.4}, a change of {:+.1} % (the axis spans only the values: read the tick labels).",
+                100.0 * (last - first) / first.abs().max(1e-12)
             ),
-            LineChart::new(format!("{title}: mean loss per epoch"), "epoch", "mean loss")
-                .integer_x()
-                .series(Series::new("total loss", means).with_markers())
-                .svg(),
+            chart.svg(),
         )?);
     }
     for (col, what, caption) in [
@@ -160,7 +213,7 @@ pub fn pretraining(log: &Path, title: &str) -> Result<Vec<Figure>> {
         if pts.len() < 2 {
             continue;
         }
-        figs.push(figure(
+        figures.push(figure(
             col,
             caption,
             LineChart::new(format!("{title}: collapse telemetry, {what}"), "micro-step", what)
@@ -169,7 +222,10 @@ pub fn pretraining(log: &Path, title: &str) -> Result<Vec<Figure>> {
                 .svg(),
         )?);
     }
-    Ok(figs)
+    Ok(PretrainingCurves {
+        figures,
+        epoch_means: epoch_means_total,
+    })
 }
 
 /// The name of class k: the run's text label, or the number.
@@ -187,7 +243,7 @@ pub fn roc(predictions: &Path, names: &[String], title: &str) -> Result<Figure> 
         "false-positive rate (1 − specificity)",
         "true-positive rate (sensitivity)",
     )
-    .ranges((0.0, 1.0), (0.0, 1.0));
+    .ranges((-0.02, 1.02), (-0.02, 1.02));
     chart.size = (560, 480);
     let classes: Vec<usize> = if c == 2 { vec![1] } else { (0..c).collect() };
     for k in classes {
@@ -196,10 +252,7 @@ pub fn roc(predictions: &Path, names: &[String], title: &str) -> Result<Figure> 
         let Some(curve) = roc_curve(&scores, &pos) else {
             continue;
         };
-        let area: f64 = curve
-            .windows(2)
-            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
-            .sum();
+        let area = auroc_binary(&scores, &pos).unwrap_or(f64::NAN);
         let label = if c == 2 {
             format!("{} vs {} (AUROC {area:.3})", class_name(names, 1), class_name(names, 0))
         } else {
@@ -337,12 +390,27 @@ mod tests {
             }
         }
         std::fs::write(&log, text).unwrap();
-        let figs = pretraining(&log, "jepa").unwrap();
+        let curves = pretraining(&log, "jepa", &[("vcr", 0.0)]).unwrap();
+        let figs = &curves.figures;
         let names: Vec<&str> = figs.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["loss-per-step", "loss-per-epoch", "target-std", "target-erank"]);
-        // loss-jepa equals the total and reg-loss is all zero: neither is drawn twice
+        // loss-jepa equals the total and reg-loss is all zero: neither is drawn
         assert!(figs[0].svg.contains("total loss") && !figs[0].svg.contains("loss-jepa"));
         assert!(figs[1].caption.contains("from 0.5208 to 0.0963"), "{}", figs[1].caption);
+        assert_eq!(curves.epoch_means.len(), 3);
+        // -1 marks a term not computed; a positive weight puts a term in the loss
+        let text =
+            "epoch,itr,loss,loss-mae,loss-spec,status\n0,0,1.0,0.9,-1,ok\n0,1,0.9,0.8,1.5,ok\n1,0,0.8,0.7,-1,ok\n";
+        std::fs::write(&log, text).unwrap();
+        let c = pretraining(&log, "sl-mae", &[("spectral", 0.5)]).unwrap();
+        let terms = c.figures.iter().find(|f| f.name == "loss-terms").unwrap();
+        assert!(
+            terms.caption.contains("loss-spec (weight 0.5)") && !terms.svg.contains(">-1<"),
+            "{}",
+            terms.caption
+        );
+        std::fs::write(&log, "epoch,itr,loss,status\n").unwrap();
+        assert!(pretraining(&log, "empty", &[]).unwrap().figures.is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod metrics;
 mod output;
 mod pretrain;
 mod report;
+mod study;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,7 @@ struct Cli {
 enum Cmd {
     /// Header and intensity summary of a scan (NIfTI file, DICOM file or DICOM series folder)
     Info {
+        /// A NIfTI file, a DICOM file, or a folder holding one DICOM series
         path: PathBuf,
         /// Print JSON instead of text
         #[arg(long)]
@@ -92,6 +94,9 @@ enum Cmd {
     Cv(downstream::CvArgs),
     /// Few-shot study: fine-tune encoders on k subjects per class, test AUROC per k (Figure 5)
     Fewshot(downstream::FewShotArgs),
+    /// Pretrain every objective from several seeds and probe each encoder against its controls
+    /// (step-0 students, random encoders): mean ± sd over seeds and paired bootstrap intervals
+    Study(study::StudyArgs),
     /// Mean-pooled token embeddings of scans from a pretrained encoder
     Embed(downstream::EmbedArgs),
     /// Class probabilities of new scans from a trained classifier (probe, finetune or baseline)
@@ -182,6 +187,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Embed(a) => downstream::embed(a),
         Cmd::Predict(a) => downstream::predict(a),
         Cmd::Fewshot(a) => downstream::fewshot(a),
+        Cmd::Study(a) => study::study(a),
         Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => demo::demo(a),
     }

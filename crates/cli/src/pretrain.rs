@@ -56,7 +56,7 @@ pub struct PretrainArgs {
     /// [default: config key dist.timeout_s, 600]
     #[arg(long)]
     dist_timeout: Option<u64>,
-    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16 (config key `precision`)
+    /// Matrix-product precision: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16 (config key `precision`) [default: the config's, auto]
     #[arg(long, conflicts_with = "resume")]
     precision: Option<PrecisionChoice>,
     /// Stop after this many steps as if killed (for resume tests)

@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use brainssl_downstream::seeds::SeedStudy;
 use brainssl_downstream::study::{CrossValidation, FewShot, NOT_LEARNED_NOTE};
 use brainssl_eval::spectrum::PsdStudy;
 use brainssl_eval::table::escape_html;
@@ -24,7 +25,7 @@ pub struct ReportArgs {
     /// Run folders (pretraining runs, classifier runs, cv, fewshot, tsne or psd outputs, a demo folder)
     #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
-    /// The HTML file; report.md is written beside it, the figures it draws into <name>.figures/
+    /// The HTML file (*.html); the Markdown copy <name>.md goes beside it, the figures it draws into <name>.figures/
     #[arg(long, default_value = "report.html")]
     pub out: PathBuf,
 }
@@ -48,6 +49,8 @@ struct Report {
     overview: Table,
     /// Runs by kind, for the count printed at the end.
     kinds: Vec<&'static str>,
+    /// The report's own figures, written at the end.
+    pending: Vec<(PathBuf, String)>,
 }
 
 impl Report {
@@ -92,11 +95,14 @@ impl Report {
         s.html.push_str(&t.to_html());
         let _ = writeln!(s.md, "{}", t.to_markdown());
     }
-    /// A figure drawn by the report: saved into the figures folder, inlined in the HTML.
-    fn figure(&mut self, run: &str, fig: Figure) -> Result<()> {
-        let path = self.figures.join(format!("{}-{}.svg", slug(run), fig.name));
-        brainssl_plot::save(&path, &fig.svg).with_context(|| path.display().to_string())?;
-        self.embed(&path, &fig.svg, &fig.caption)
+    /// A figure drawn by the report: named after its section (unique), inlined in the HTML, and
+    /// written into the figures folder once the whole report has been built.
+    fn figure(&mut self, fig: Figure) -> Result<()> {
+        let id = self.current().id.clone();
+        let path = self.figures.join(format!("{id}-{}.svg", fig.name));
+        self.embed(&path, &fig.svg, &fig.caption)?;
+        self.pending.push((path, fig.svg));
+        Ok(())
     }
     /// A figure file a run wrote (SVG, or PNG from older runs).
     fn figure_file(&mut self, path: &Path, caption: &str) -> Result<()> {
@@ -142,17 +148,48 @@ impl Report {
     }
 }
 
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+/// A path segment for a URL: every byte outside RFC 3986's unreserved set as %XX.
+fn percent_encode(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `p` absolute, through the real path of its deepest existing ancestor (a file not written yet
+/// resolves like its folder).
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut rest = Vec::new();
+    let mut head = p.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(head) {
+            return rest.iter().rev().fold(real, |acc: PathBuf, c| acc.join(c));
+        }
+        match (head.parent(), head.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                head = parent;
+            }
+            _ => return p,
+        }
+    }
 }
 
 /// `target` as a link relative to folder `base`: both made absolute and normalised, then the
 /// shared prefix dropped and the rest of `base` climbed with `..`.
 pub fn relative_link(target: &Path, base: &Path) -> String {
     let abs = |p: &Path| -> Vec<String> {
-        let p = std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(p));
+        let p = absolute(p);
         let mut parts: Vec<String> = Vec::new();
         for c in p.components() {
             match c {
@@ -169,11 +206,7 @@ pub fn relative_link(target: &Path, base: &Path) -> String {
     let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
     let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
     parts.extend(t[common..].iter().cloned());
-    parts
-        .iter()
-        .map(|p| p.replace(' ', "%20").replace('(', "%28").replace(')', "%29"))
-        .collect::<Vec<_>>()
-        .join("/")
+    parts.iter().map(|p| percent_encode(p)).collect::<Vec<_>>().join("/")
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -187,47 +220,66 @@ fn name_of(dir: &Path) -> String {
 }
 
 fn pretrain_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
-    let config = std::fs::read_to_string(dir.join("config.toml"))
-        .with_context(|| dir.join("config.toml").display().to_string())?;
-    let value = |key: &str| {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let config: toml::Value =
+        toml::from_str(&text).with_context(|| format!("{}: not a pretraining config", path.display()))?;
+    let number = |table: &str, key: &str| {
         config
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim_start().strip_prefix('=')))
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .unwrap_or_else(|| "?".into())
+            .get(table)
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
     };
-    let objective = value("objective");
+    let objective = config
+        .get("objective")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?")
+        .to_string();
+    let coefficients: Vec<(&str, f64)> = [
+        ("spectral", number("spectral", "coeff")),
+        ("vcr", number("vcr", "reg_coeff")),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
     let name = name_of(dir);
     r.section(level, format!("Pretraining: {name}"));
     r.para(&format!(
         "Folder {}; objective {objective}; the run's settings are in its config.toml.",
         dir.display()
     ));
-    let figs = figures::pretraining(&dir.join("log.csv"), &format!("{name} ({objective})"))?;
-    let epochs = figs
-        .iter()
-        .find(|f| f.name == "loss-per-epoch")
-        .and_then(|f| {
-            f.caption
-                .split_once("from ")
-                .map(|(_, rest)| rest.split(" (").next().unwrap_or(rest).replace(" to ", " → "))
-        })
-        .map(|e| format!("mean loss per epoch {e}"))
-        .unwrap_or_else(|| "one epoch".into());
-    for f in figs {
-        r.figure(&name, f)?;
+    let curves = figures::pretraining(&dir.join("log.csv"), &format!("{name} ({objective})"), &coefficients)?;
+    if curves.figures.is_empty() {
+        r.para("The log holds no training steps yet: no curves to draw.");
+    }
+    for f in curves.figures {
+        r.figure(f)?;
     }
     if let Ok(rd) = std::fs::read_dir(dir.join("previews")) {
-        let mut previews: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut previews: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "svg" || e == "png"))
+            .collect();
         previews.sort();
         if let Some(last) = previews.last() {
             r.figure_file(
                 last,
-                "The last epoch's preview: rows input, masked input (masked patches black) and the model's reconstruction (MAE) or the input with its predicted patches (JEPA predicts features, so its row shows the context only); columns the three mid-planes.",
+                "The last preview: rows the input, the masked input (masked patches dark grey) and the MAE's reconstruction; columns the three mid-planes.",
             )?;
         }
     }
-    r.overview_row("pretraining", dir, format!("{objective}: {epochs}"));
+    let m = &curves.epoch_means;
+    let headline = match (m.first(), m.last()) {
+        (Some(a), Some(b)) if m.len() >= 2 => format!(
+            "{objective}: mean loss per epoch {:.4} → {:.4} over {} epochs",
+            a.1,
+            b.1,
+            m.len()
+        ),
+        (Some(a), _) => format!("{objective}: mean loss {:.4} (one epoch)", a.1),
+        _ => format!("{objective}: no steps logged"),
+    };
+    r.overview_row("pretraining", dir, headline);
     Ok(())
 }
 
@@ -306,9 +358,9 @@ fn classifier_section(r: &mut Report, dir: &Path, level: usize, tsne: Option<Pat
         t.note(NOT_LEARNED_NOTE);
     }
     r.table(&t);
-    r.figure(&name, figures::roc(&dir.join("test_predictions.csv"), &names, &name)?)?;
+    r.figure(figures::roc(&dir.join("test_predictions.csv"), &names, &name)?)?;
     if let Some(c) = figures::confusion(&m, &names, &name)? {
-        r.figure(&name, c)?;
+        r.figure(c)?;
     }
     if let Some(p) = tsne {
         r.figure_file(
@@ -344,6 +396,13 @@ fn cv_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
     r.table(&summary);
     r.table(&cv.folds_table());
     r.overview_row("cross-validation", dir, format!("AUROC {}", summary.rows[0][4]));
+    // each fold is a classifier run of its own, with its curves
+    for i in 0..cv.folds.len() {
+        let fold_dir = dir.join(format!("fold{i}"));
+        if fold_dir.join("metrics.json").exists() {
+            classifier_section(r, &fold_dir, level + 1, None)?;
+        }
+    }
     Ok(())
 }
 
@@ -358,7 +417,21 @@ fn fewshot_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
             "Mean test AUROC over the draws against the number of labelled subjects per class.",
         )?;
     }
-    r.overview_row("few-shot", dir, format!("{} models × k = {:?}", fs.models.len(), fs.ks));
+    let headline = match fs.ks.last() {
+        Some(&k) => {
+            fs.models
+                .iter()
+                .map(|m| {
+                    let v = fs.aurocs(m, k);
+                    format!("{m} {:.3}", v.iter().sum::<f64>() / v.len().max(1) as f64)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+                + &format!(" (mean test AUROC at k = {k})")
+        }
+        None => "no k could be drawn".into(),
+    };
+    r.overview_row("few-shot", dir, headline);
     Ok(())
 }
 
@@ -394,10 +467,45 @@ fn psd_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
     Ok(())
 }
 
+/// A multi-seed study: its tables per task; its run folders are listed, not expanded.
+fn study_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
+    let study: SeedStudy = read_json(&dir.join("study.json"))?;
+    r.section(level, format!("Multi-seed study: {}", name_of(dir)));
+    r.para(&format!(
+        "Folder {}; pretraining seeds {:?}, random-encoder seeds {:?}; {} pretraining runs, one probe folder per encoder, seed and task.",
+        dir.display(),
+        study.seeds,
+        study.random_seeds,
+        study.pretraining.len()
+    ));
+    let mut headline = Vec::new();
+    for t in &study.tasks {
+        r.table(&t.groups_table());
+        r.table(&t.comparisons_table());
+        let higher = t
+            .comparisons
+            .iter()
+            .filter(|c| c.difference.verdict() == "higher")
+            .count();
+        headline.push(format!(
+            "{}: {higher} of {} comparisons higher",
+            t.task,
+            t.comparisons.len()
+        ));
+    }
+    r.overview_row("multi-seed study", dir, headline.join("; "));
+    Ok(())
+}
+
 /// The demo's summary, then each of its runs one level down.
 fn demo_section(r: &mut Report, dir: &Path) -> Result<()> {
     let summary: DemoSummary = read_json(&dir.join("summary.json"))?;
     r.section(2, format!("Demo: {}", name_of(dir)));
+    r.overview_row(
+        "demo",
+        dir,
+        format!("{} tasks: verdicts and tables in its section", summary.verdicts.len()),
+    );
     r.para(&summary.intro);
     r.list(&summary.verdicts);
     for t in &summary.tables {
@@ -407,6 +515,7 @@ fn demo_section(r: &mut Report, dir: &Path) -> Result<()> {
         .with_context(|| dir.display().to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
+        .filter(|p| summary.detailed_runs.is_empty() || summary.detailed_runs.contains(&name_of(p)))
         .collect();
     // the order of the pipeline: pretraining, probes, fine-tuning, the baseline, then analyses
     let rank = |p: &PathBuf| {
@@ -437,6 +546,8 @@ fn run_section(r: &mut Report, dir: &Path, level: usize, tsne: Option<PathBuf>) 
         pretrain_section(r, dir, level)?;
     } else if has("metrics.json") && has("test_predictions.csv") {
         classifier_section(r, dir, level, tsne)?;
+    } else if has("study.json") && level == 2 {
+        study_section(r, dir, level)?;
     } else if has("cv.json") {
         cv_section(r, dir, level)?;
     } else if has("fewshot.json") {
@@ -458,8 +569,13 @@ figure{margin:1.5em 0}figure svg,figure img{max-width:100%;height:auto}figcaptio
 p.note{color:#555;font-size:90%}nav li{margin:.1em 0}h2{border-bottom:1px solid #ddd;margin-top:2em}";
 
 pub fn run(a: ReportArgs) -> Result<()> {
+    if a.out.extension().is_none_or(|e| e != "html") {
+        bail!(
+            "{}: --out names the HTML file (*.html); the Markdown copy goes beside it",
+            a.out.display()
+        );
+    }
     let figures_dir = a.out.with_extension("figures");
-    std::fs::create_dir_all(&figures_dir).with_context(|| figures_dir.display().to_string())?;
     let base = a
         .out
         .parent()
@@ -468,10 +584,11 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .to_path_buf();
     let mut r = Report {
         sections: Vec::new(),
-        figures: figures_dir,
+        figures: figures_dir.clone(),
         base,
         overview: Table::new("", &["run", "kind", "headline result"]),
         kinds: Vec::new(),
+        pending: Vec::new(),
     };
     for dir in &a.runs {
         if !dir.is_dir() {
@@ -545,6 +662,10 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let page = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>brainssl report</title><style>{STYLE}</style></head><body>\n{html}</body></html>\n"
     );
+    std::fs::create_dir_all(&figures_dir).with_context(|| figures_dir.display().to_string())?;
+    for (path, svg) in &r.pending {
+        brainssl_scan::atomic_write(path, svg.as_bytes())?;
+    }
     brainssl_scan::atomic_write(&a.out, page.as_bytes())?;
     brainssl_scan::atomic_write(&a.out.with_extension("md"), md.as_bytes())?;
     let mut counts: Vec<(&str, usize)> = Vec::new();
@@ -555,9 +676,10 @@ pub fn run(a: ReportArgs) -> Result<()> {
         }
     }
     println!(
-        "report: {} ({} sections: {}; Markdown beside it)",
+        "report: {} ({} section{}: {}; Markdown beside it)",
         a.out.display(),
         r.sections.len(),
+        if r.sections.len() == 1 { "" } else { "s" },
         counts
             .iter()
             .map(|(k, n)| format!("{n} {k}"))
@@ -580,8 +702,14 @@ mod tests {
         let fig = run.join("epoch-0001.svg");
         std::fs::write(&fig, "<svg/>").unwrap();
         assert_eq!(relative_link(&fig, &report), "../runs/a%20b/previews/epoch-0001.svg");
+        let odd = d.path().join("a#1 %x");
+        std::fs::create_dir_all(&odd).unwrap();
+        assert_eq!(relative_link(&odd.join("f.svg"), &report), "../a%231%20%25x/f.svg");
+        // a figure not written yet resolves through its existing ancestors
         let own = report.join("report.figures/x.svg");
         assert_eq!(relative_link(&own, &report), "report.figures/x.svg");
+        let dotted = d.path().join("out/../runs/a b/previews/epoch-0001.svg");
+        assert_eq!(relative_link(&dotted, &report), "../runs/a%20b/previews/epoch-0001.svg");
         assert_eq!(relative_link(&fig, &run), "epoch-0001.svg");
     }
 }

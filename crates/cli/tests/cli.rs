@@ -12,17 +12,13 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The real scans outside the repository: `BRAINSSL_REAL_DATA`, or `shared/data/real` beside it.
+/// The real scans outside the repository, in the folder named by `BRAINSSL_REAL_DATA`.
 /// Tests that need them are ignored by default (`cargo test -- --ignored` runs them).
 fn real_dir() -> PathBuf {
     let d = std::env::var_os("BRAINSSL_REAL_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real"));
-    assert!(
-        d.is_dir(),
-        "real data folder {} not present (set BRAINSSL_REAL_DATA)",
-        d.display()
-    );
+        .expect("set BRAINSSL_REAL_DATA to the folder of real scans (.ci/run does when it has one)");
+    assert!(d.is_dir(), "BRAINSSL_REAL_DATA={} is not a folder", d.display());
     d
 }
 
@@ -90,7 +86,7 @@ fn preprocess_matches_python_reference_on_real_scans() {
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(has, "{py} lacks nibabel, scipy or numpy (set BRAINSSL_PYTHON)");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/spec12_reference.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/preprocessing_reference.py");
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("colin27_t1_brain.nii.gz", None),

@@ -332,7 +332,11 @@ fn pretrain_probe_finetune_cv_embed() {
         "--out",
         s(&html),
     ]);
-    assert!(out.contains("6 sections: 1 pretraining, 1 classifier, 1 cross-validation, 1 representations, 1 spectral analysis, 1 few-shot"), "{out}");
+    // the cross-validation's two folds are classifier runs of their own, one level down
+    assert!(
+        out.contains("8 sections: 1 pretraining, 3 classifier, 1 cross-validation, 1 representations, 1 spectral analysis, 1 few-shot"),
+        "{out}"
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     // self-contained: figures inline (loss curves, preview, ROC, confusion, t-SNE, PSD, few-shot)
     assert!(
@@ -556,41 +560,62 @@ fn demo_runs_every_stage() {
         "1",
         "--baseline-epochs",
         "1",
+        "--seeds",
+        "2",
     ]);
     assert!(text.contains("demo finished"), "{text}");
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     for needle in [
         "atrophy: ",
         "tumour: ",
-        "pretrained encoders with a higher test AUROC than the random encoder",
-        "with the paired 95 % interval above 0",
+        "comparisons with the paired 95 % interval above 0 (mean test AUROC over 2 seeds",
+        "mae vs init",
+        "vcr-jepa vs random",
         "| sl-mae",
         "| vcr-jepa",
-        "| random",
+        "| init | step-0 student | 2 |",
+        "| random | random init | 2 |",
         "ResNet-50",
     ] {
         assert!(summary.contains(needle), "{needle} missing from\n{summary}");
     }
     for run in [
-        "atrophy-probe-jepa",
-        "tumour-probe-random",
+        "atrophy-probe-jepa-seed0",
+        "atrophy-probe-jepa-seed1",
+        "atrophy-probe-init-seed1",
+        "tumour-probe-random-seed1001",
         "atrophy-finetune-mae",
         "tumour-finetune-mae",
     ] {
         assert!(out.join(run).join("metrics.json").exists(), "{run}");
     }
+    assert!(out
+        .join("pretrain-vcr-jepa-seed1/checkpoints/final.safetensors")
+        .exists());
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("data:image/png;base64,"));
     assert!(
-        html.contains("<caption>atrophy (synthetic), frozen probes</caption>"),
+        html.contains("<caption>atrophy: frozen probes, mean ± sd over seeds"),
         "summary tables rendered"
     );
     // each probe's t-SNE map sits in that probe's section, after its heading
-    let section = html.find("id=\"classifier-atrophy-probe-jepa\"").unwrap();
-    let next = section + html[section..].find("<h3 id=\"classifier-atrophy-probe-mae\"").unwrap();
+    let section = html.find("id=\"classifier-atrophy-probe-jepa-seed0\"").unwrap();
+    let next = section
+        + html[section..]
+            .find("<h3 id=\"classifier-atrophy-probe-mae-seed0\"")
+            .unwrap();
     assert!(
-        html[section..next].contains("atrophy-jepa: t-SNE"),
+        html[section..next].contains("atrophy-jepa-seed0: t-SNE"),
         "t-SNE under its run"
+    );
+    // the first seed's runs in full, the others only in the study tables
+    assert!(!html.contains("id=\"classifier-atrophy-probe-jepa-seed1\""));
+    let study: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("study.json")).unwrap()).unwrap();
+    assert_eq!(
+        study["tasks"][0]["comparisons"].as_array().unwrap().len(),
+        8,
+        "4 objectives × 2 controls"
     );
     assert!(html[section..next].contains("normal (n = "), "legend names the classes");
 }

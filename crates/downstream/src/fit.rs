@@ -74,6 +74,7 @@ pub trait Batches {
 }
 
 /// Train, validation and test rows (subject-disjoint).
+#[derive(Clone, Debug)]
 pub struct Splits {
     pub train: Vec<ManifestRow>,
     pub val: Vec<ManifestRow>,

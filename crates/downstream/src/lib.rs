@@ -9,6 +9,7 @@ pub mod encoder;
 pub mod fit;
 pub mod predict;
 pub mod probe;
+pub mod seeds;
 pub mod selection;
 pub mod source;
 pub mod standardise;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use brainssl_data::ManifestRow;
-use brainssl_eval::table::{mean_sd, Table};
+use brainssl_eval::table::{format_mean_sd, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::fit::{Outcome, Splits};
@@ -172,10 +172,10 @@ impl CrossValidation {
         let learned = self.folds.iter().filter(|r| r.learned).count();
         t.push(vec![
             format!("{} ({}){}", self.model, self.mode, mark(learned == self.folds.len())),
-            mean_sd(a.0, a.1, 2),
-            mean_sd(b.0, b.1, 3),
-            mean_sd(f.0, f.1, 3),
-            mean_sd(u.0, u.1, 3),
+            format_mean_sd(a.0, a.1, 2),
+            format_mean_sd(b.0, b.1, 3),
+            format_mean_sd(f.0, f.1, 3),
+            format_mean_sd(u.0, u.1, 3),
             format!("{learned} of {}", self.folds.len()),
         ]);
         if learned < self.folds.len() {
@@ -305,7 +305,7 @@ impl FewShot {
                 let (mean, sd) = mean_and_sd(&self.aurocs(m, k));
                 let unlearned = self.runs.iter().any(|r| r.model == *m && r.k == k && !r.result.learned);
                 any_unlearned |= unlearned;
-                row.push(format!("{}{}", mean_sd(mean, sd, 3), mark(!unlearned)));
+                row.push(format!("{}{}", format_mean_sd(mean, sd, 3), mark(!unlearned)));
             }
             t.push(row);
         }

@@ -2,13 +2,13 @@
 //! 24 scans say little on their own: resampling the subjects once for both models keeps the pairing,
 //! so the interval of the difference is far narrower than the two marginal intervals suggest.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{interval95, subject_draws, Metrics};
 use crate::Predictions;
 
 /// AUROC of `a` minus AUROC of `b`, with a paired subject-level bootstrap.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AurocDifference {
     pub auroc_a: f64,
     pub auroc_b: f64,
@@ -24,12 +24,33 @@ pub struct AurocDifference {
 
 /// Compares two prediction sets that hold the same rows (same labels and subjects, in the same order).
 pub fn paired_auroc(a: &Predictions, b: &Predictions, resamples: usize, seed: u64) -> Result<AurocDifference, String> {
-    if a.labels != b.labels || a.groups != b.groups {
+    paired_mean_auroc(std::slice::from_ref(a), std::slice::from_ref(b), resamples, seed)
+}
+
+/// Mean AUROC of the runs in `a` minus the mean AUROC of the runs in `b` (e.g. one encoder type
+/// over several pretraining seeds against its controls), every run on the same test rows. Each
+/// bootstrap draw resamples the subjects once for all runs of both sides, so the interval covers
+/// the test set's sampling noise with the seeds' spread held in the means.
+pub fn paired_mean_auroc(
+    a: &[Predictions],
+    b: &[Predictions],
+    resamples: usize,
+    seed: u64,
+) -> Result<AurocDifference, String> {
+    let first = a.first().or(b.first()).ok_or("no prediction sets to compare")?;
+    if a.is_empty() || b.is_empty() {
+        return Err("a comparison needs prediction sets on both sides".into());
+    }
+    if let Some(p) = a
+        .iter()
+        .chain(b)
+        .find(|p| p.labels != first.labels || p.groups != first.groups)
+    {
         return Err(format!(
-            "the two prediction sets do not hold the same rows ({} vs {} rows, or labels/subjects differ): \
+            "the prediction sets do not hold the same rows ({} vs {} rows, or labels/subjects differ): \
              a paired comparison needs the same test scans in the same order",
-            a.labels.len(),
-            b.labels.len()
+            first.labels.len(),
+            p.labels.len()
         ));
     }
     let auroc = |p: &Predictions, rows: &[usize]| {
@@ -37,12 +58,19 @@ pub fn paired_auroc(a: &Predictions, b: &Predictions, resamples: usize, seed: u6
         let labels: Vec<usize> = rows.iter().map(|&i| p.labels[i]).collect();
         Metrics::compute(&probs, &labels).map(|m| m.auroc)
     };
-    let all: Vec<usize> = (0..a.labels.len()).collect();
-    let (auroc_a, auroc_b) = (auroc(a, &all)?, auroc(b, &all)?);
+    let mean = |side: &[Predictions], rows: &[usize]| -> Result<f64, String> {
+        let mut sum = 0.0;
+        for p in side {
+            sum += auroc(p, rows)?;
+        }
+        Ok(sum / side.len() as f64)
+    };
+    let all: Vec<usize> = (0..first.labels.len()).collect();
+    let (auroc_a, auroc_b) = (mean(a, &all)?, mean(b, &all)?);
     let mut diffs = Vec::with_capacity(resamples);
     let mut skipped = 0;
-    for rows in subject_draws(&a.groups, resamples, seed) {
-        match (auroc(a, &rows), auroc(b, &rows)) {
+    for rows in subject_draws(&first.groups, resamples, seed) {
+        match (mean(a, &rows), mean(b, &rows)) {
             (Ok(x), Ok(y)) => diffs.push(x - y),
             _ => skipped += 1,
         }
@@ -61,6 +89,19 @@ pub fn paired_auroc(a: &Predictions, b: &Predictions, resamples: usize, seed: u6
         resamples,
         skipped,
     })
+}
+
+impl AurocDifference {
+    /// "higher" or "lower" when the 95 % interval excludes 0, else "undecided".
+    pub fn verdict(&self) -> &'static str {
+        if self.interval.0 > 0.0 {
+            "higher"
+        } else if self.interval.1 < 0.0 {
+            "lower"
+        } else {
+            "undecided"
+        }
+    }
 }
 
 #[cfg(test)]
@@ -125,5 +166,21 @@ mod tests {
         let a = preds(&[0.2, 0.8], &[0, 1]);
         let b = preds(&[0.2, 0.8, 0.5], &[0, 1, 1]);
         assert!(paired_auroc(&a, &b, 10, 0).unwrap_err().contains("same rows"));
+    }
+
+    #[test]
+    fn mean_over_sets_is_the_mean_of_the_aurocs_and_checks_the_rows() {
+        let labels = [0, 1, 0, 1, 1, 0, 1, 0];
+        let good = preds(&[0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.6, 0.4], &labels);
+        let half = preds(&[0.5; 8], &labels);
+        let d = paired_mean_auroc(&[good.clone(), half.clone()], std::slice::from_ref(&half), 200, 1).unwrap();
+        // (1.0 + 0.5) / 2 - 0.5
+        assert!((d.auroc_a - 0.75).abs() < 1e-12 && (d.difference - 0.25).abs() < 1e-12);
+        assert!(d.interval.0 > 0.0 && d.verdict() == "higher", "{d:?}");
+        let one = paired_mean_auroc(std::slice::from_ref(&good), std::slice::from_ref(&half), 200, 1).unwrap();
+        assert_eq!(one.difference, paired_auroc(&good, &half, 200, 1).unwrap().difference);
+        let short = preds(&[0.5; 4], &labels[..4]);
+        assert!(paired_mean_auroc(&[good], &[short], 10, 1).is_err());
+        assert!(paired_mean_auroc(&[], &[half], 10, 1).is_err());
     }
 }

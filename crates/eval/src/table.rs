@@ -117,7 +117,7 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// `mean ± sd` with `digits` decimals.
-pub fn mean_sd(mean: f64, sd: f64, digits: usize) -> String {
+pub fn format_mean_sd(mean: f64, sd: f64, digits: usize) -> String {
     format!("{mean:.digits$} ± {sd:.digits$}")
 }
 

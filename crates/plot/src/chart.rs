@@ -104,9 +104,10 @@ impl LineChart {
         if all.is_empty() {
             return Err(format!("{}: nothing to plot", self.title));
         }
+        // a small margin on x too, so that end markers are not cut in half by the frame
         let xr = self
             .x_range
-            .unwrap_or_else(|| padded(all.iter().map(|p| p.0), 0.0, false));
+            .unwrap_or_else(|| padded(all.iter().map(|p| p.0), 0.02, false));
         let yr = self
             .y_range
             .unwrap_or_else(|| padded(all.iter().map(|p| p.1), 0.05, self.log_y));
@@ -114,10 +115,11 @@ impl LineChart {
         {
             let root = SVGBackend::with_string(&mut out, self.size).into_drawing_area();
             root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let corner = emptiest_corner(&all, xr, yr, self.log_y);
             if self.log_y {
-                self.draw(&root, xr.0..xr.1, (yr.0..yr.1).log_scale())?;
+                self.draw(&root, xr.0..xr.1, (yr.0..yr.1).log_scale(), yr, corner)?;
             } else {
-                self.draw(&root, xr.0..xr.1, yr.0..yr.1)?;
+                self.draw(&root, xr.0..xr.1, yr.0..yr.1, yr, corner)?;
             }
             root.present().map_err(|e| e.to_string())?;
         }
@@ -129,6 +131,8 @@ impl LineChart {
         root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
         xr: Range<f64>,
         y: Y,
+        yr: (f64, f64),
+        corner: SeriesLabelPosition,
     ) -> Result<(), String>
     where
         Y: AsRangedCoord<Value = f64>,
@@ -142,9 +146,11 @@ impl LineChart {
         } else {
             10
         };
+        let x_plain = ticker(xr.start, xr.end, false);
+        let y_tick = ticker(yr.0, yr.1, self.log_y);
         let x_tick = move |v: &f64| {
             if !integer_x {
-                tick(*v)
+                x_plain(v)
             } else if (v - v.round()).abs() < 1e-6 * span.max(1.0) {
                 format!("{}", v.round() as i64)
             } else {
@@ -164,7 +170,7 @@ impl LineChart {
             .y_desc(&self.y_label)
             .x_labels(x_ticks)
             .x_label_formatter(&x_tick)
-            .y_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&y_tick)
             .light_line_style(RGBColor(235, 235, 235))
             .bold_line_style(RGBColor(215, 215, 215))
             .label_style(("sans-serif", 13))
@@ -192,10 +198,21 @@ impl LineChart {
             };
             if !s.name.is_empty() {
                 named = true;
-                anno.label(s.name.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+                let dashed = s.reference;
+                anno.label(s.name.as_str()).legend(move |(x, y)| {
+                    // a dashed sample for reference lines, as they are drawn
+                    let ((a0, a1), (b0, b1)) = if dashed {
+                        ((0, 6), (10, 16))
+                    } else {
+                        ((0, 10), (10, 20))
+                    };
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(a0, 0), (a1, 0)], colour.stroke_width(2))
+                        + PathElement::new(vec![(b0, 0), (b1, 0)], colour.stroke_width(2))
+                });
             }
-            if s.markers {
+            // a series of a few points would be hard to see as a line alone
+            if s.markers || pts.len() < 4 {
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                     .map_err(err)?;
@@ -204,7 +221,7 @@ impl LineChart {
         if named {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(corner)
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(160, 160, 160))
                 .label_font(("sans-serif", 13))
@@ -269,8 +286,8 @@ impl ScatterChart {
                 .configure_mesh()
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
-                .x_label_formatter(&|v| tick(*v))
-                .y_label_formatter(&|v| tick(*v))
+                .x_label_formatter(&ticker(xr.0, xr.1, false))
+                .y_label_formatter(&ticker(yr.0, yr.1, false))
                 .light_line_style(RGBColor(240, 240, 240))
                 .label_style(("sans-serif", 13))
                 .axis_desc_style(("sans-serif", 14))
@@ -287,7 +304,7 @@ impl ScatterChart {
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(emptiest_corner(&all, xr, yr, false))
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(160, 160, 160))
                 .label_font(("sans-serif", 13))
@@ -315,17 +332,67 @@ fn padded(values: impl Iterator<Item = f64>, pad: f64, log: bool) -> (f64, f64) 
     (lo - m, hi + m)
 }
 
-/// Tick labels with as many digits as they need: 0.25, 1200, 3e-5.
-fn tick(v: f64) -> String {
-    let a = v.abs();
-    if a < 1e-9 {
-        "0".into()
-    } else if !(1e-3..1e5).contains(&a) {
-        format!("{v:.0e}")
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// Tick labels for an axis over [lo, hi]: on a linear axis as many decimals as the tick spacing
+/// needs (so neighbouring ticks never print alike), in scientific notation for very large or
+/// small magnitudes; on a log axis each decade as it is (0.01, 1, 1e-5).
+fn ticker(lo: f64, hi: f64, log: bool) -> impl Fn(&f64) -> String {
+    let step = (hi - lo).abs() / 10.0;
+    let magnitude = lo.abs().max(hi.abs());
+    move |&v: &f64| {
+        if log {
+            return if (1e-3..1e5).contains(&v.abs()) {
+                trim(format!("{v:.3}"))
+            } else {
+                format!("{v:.0e}")
+            };
+        }
+        if v.abs() < step * 1e-6 {
+            return "0".into();
+        }
+        if !(1e-3..1e5).contains(&magnitude) {
+            let digits = ((magnitude / step.max(f64::MIN_POSITIVE)).log10().ceil().max(1.0) as usize).min(6);
+            return format!("{v:.digits$e}");
+        }
+        let decimals = (1.0 - step.log10().floor()).clamp(0.0, 9.0) as usize;
+        trim(format!("{v:.decimals$}"))
     }
+}
+
+fn trim(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// The corner of the plot area with the fewest points, for the legend.
+fn emptiest_corner(points: &[(f64, f64)], xr: (f64, f64), yr: (f64, f64), log_y: bool) -> SeriesLabelPosition {
+    let fy = |y: f64| if log_y { y.max(f64::MIN_POSITIVE).log10() } else { y };
+    let (ylo, yhi) = (fy(yr.0), fy(yr.1));
+    let rel = |p: &(f64, f64)| {
+        (
+            (p.0 - xr.0) / (xr.1 - xr.0).max(1e-300),
+            (fy(p.1) - ylo) / (yhi - ylo).max(1e-300),
+        )
+    };
+    let count = |right: bool, top: bool| {
+        points
+            .iter()
+            .map(rel)
+            .filter(|&(x, y)| (if right { x > 0.6 } else { x < 0.4 }) && (if top { y > 0.7 } else { y < 0.3 }))
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ]
+    .into_iter()
+    .min_by_key(|(_, r, t)| count(*r, *t))
+    .map(|c| c.0)
+    .expect("four corners")
 }
 
 #[cfg(test)]
@@ -386,10 +453,33 @@ mod tests {
     }
 
     #[test]
-    fn ticks_are_short() {
-        assert_eq!(tick(0.25), "0.25");
-        assert_eq!(tick(1200.0), "1200");
-        assert_eq!(tick(3e-5), "3e-5");
-        assert_eq!(tick(0.0), "0");
+    fn ticks_carry_the_digits_their_spacing_needs() {
+        // a flat curve: 0.61314 to 0.61316 needs six decimals to tell the ticks apart
+        let t = ticker(0.61314, 0.61316, false);
+        assert_eq!(
+            (t(&0.613142), t(&0.613144)),
+            ("0.613142".to_string(), "0.613144".to_string())
+        );
+        let t = ticker(0.0, 10.0, false);
+        assert_eq!(
+            (t(&2.0), t(&2.5), t(&1e-12)),
+            ("2".to_string(), "2.5".to_string(), "0".to_string())
+        );
+        assert_eq!(ticker(0.0, 2e6, false)(&1.5e6), "1.5e6");
+        // log axes: decades as they are, tiny ones in scientific notation, never "0"
+        let l = ticker(1e-12, 1e4, true);
+        assert_eq!(
+            (l(&1e-12), l(&0.01), l(&1000.0)),
+            ("1e-12".to_string(), "0.01".to_string(), "1000".to_string())
+        );
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_points_are_not() {
+        let pts = [(0.9, 0.9), (0.95, 0.95), (0.1, 0.9), (0.9, 0.1)];
+        assert!(matches!(
+            emptiest_corner(&pts, (0.0, 1.0), (0.0, 1.0), false),
+            SeriesLabelPosition::LowerLeft
+        ));
     }
 }

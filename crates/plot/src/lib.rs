@@ -32,13 +32,6 @@ pub(crate) fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Writes an SVG document next to its final name, then renames it, so a reader never sees half a figure.
-pub fn save(path: &std::path::Path, svg: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("svg.partial");
-    std::fs::write(&tmp, svg)?;
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 pub(crate) fn parse_svg(svg: &str) -> roxmltree::Document<'_> {
     let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("not well-formed SVG: {e}\n{svg}"));

@@ -6,16 +6,12 @@
 use brainssl_scan::{load_scan, LoadOptions};
 use std::path::PathBuf;
 
-/// `BRAINSSL_REAL_DATA`, or `shared/data/real` beside the repository.
+/// The folder named by `BRAINSSL_REAL_DATA`.
 fn real_dir() -> PathBuf {
     let d = std::env::var_os("BRAINSSL_REAL_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real"));
-    assert!(
-        d.is_dir(),
-        "real data folder {} not present (set BRAINSSL_REAL_DATA)",
-        d.display()
-    );
+        .expect("set BRAINSSL_REAL_DATA to the folder of real scans (.ci/run does when it has one)");
+    assert!(d.is_dir(), "BRAINSSL_REAL_DATA={} is not a folder", d.display());
     d
 }
 

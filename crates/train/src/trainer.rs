@@ -572,8 +572,8 @@ fn end_epoch(
     if let Some(v) =
         preview.filter(|_| run.preview_every > 0 && ((epoch + 1).is_multiple_of(run.preview_every) || last))
     {
-        let png = paths.previews.join(format!("epoch-{:04}.svg", epoch + 1));
-        write_preview(&s.cfg, &s.student, &v, epoch, &png)?;
+        let figure = paths.previews.join(format!("epoch-{:04}.svg", epoch + 1));
+        write_preview(&s.cfg, &s.student, &v, epoch, &figure)?;
     }
     rep.line(format!("epoch {}/{}: loss {mean:.5}", epoch + 1, s.cfg.optim.epochs));
     Ok(())

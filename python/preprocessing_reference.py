@@ -2,8 +2,8 @@
 """Independent reference of evaluation-mode preprocessing (docs/preprocessing.md#steps), written
 with nibabel, numpy and scipy only. Used two ways:
 
-  spec12_reference.py one INPUT OUT.npy --depth T --size S [--margin 6] [--mask MASK]
-  spec12_reference.py bench --depth T --size S --threads N --repeat R FILE...   (prints JSON timing)
+  preprocessing_reference.py one INPUT OUT.npy --depth T --size S [--margin 6] [--mask MASK]
+  preprocessing_reference.py bench --depth T --size S --threads N --repeat R FILE...   (prints JSON timing)
 
 Steps: RAS+ by nibabel.as_closest_canonical; foreground = mask > 0 or voxels != 0; crop
 [max(0, lo-m), min(n, hi+1+m)); depth axis = shortest extent of P = [Z, X, Y] (first on ties);
