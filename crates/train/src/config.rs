@@ -117,6 +117,31 @@ pub struct OptimConfig {
 pub struct EmaConfig {
     pub start: f64,
     pub end: f64,
+    /// When set, `start` is derived from the run's length instead: the start momentum that leaves
+    /// this share of the teacher's random initialisation in the teacher at the end of the run. The
+    /// reference's 0.998 over ~10⁵ steps leaves none; over a 240-step CPU run it would leave 79 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_share_at_end: Option<f64>,
+}
+
+impl EmaConfig {
+    /// The start momentum of a run of `total` teacher updates.
+    pub fn start_for(&self, total: usize) -> f64 {
+        let Some(target) = self.init_share_at_end else {
+            return self.start;
+        };
+        // the share falls as the start momentum falls: bisect on [0, end]
+        let (mut lo, mut hi) = (0.0, self.end);
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if crate::schedule::ema_init_share(mid, self.end, total) > target {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    }
 }
 
 /// When and how strongly the spectral loss acts (docs/method.md#spectral-schedule).
@@ -329,7 +354,11 @@ impl PretrainConfig {
                 effective_batch: Some(effective),
                 ipe_scale: 1.0,
             },
-            ema: EmaConfig { start: 0.998, end: 1.0 },
+            ema: EmaConfig {
+                start: 0.998,
+                end: 1.0,
+                init_share_at_end: None,
+            },
             spectral,
             vcr: VcrConfig {
                 reg_coeff: if objective == Objective::VcrJepa { 0.25 } else { 0.0 },
@@ -359,10 +388,26 @@ impl PretrainConfig {
         self.predictor.embed_dim = 64;
         self.predictor.depth = 2;
         self.predictor.heads = 4;
+        // Schedules fitted to a run of a few hundred steps at batch 4 (docs/method.md#cpu-presets):
+        // - peak lr: the reference's peak × 2, which keeps its ratio between objectives (MAE 5e-4,
+        //   JEPA 2e-4, VCR-JEPA 1e-4 there) with MAE at the 1e-3 that tiny MAE runs learn with;
+        // - the EMA teacher's start momentum from the run's length, so that it keeps 1 % of its
+        //   random initialisation at the end (0.998 over 240 steps kept 79 %);
+        // - VCR's variance and covariance are statistics over the batch: 8 volumes, not 4;
+        // - warm-up: 1 of 12 epochs, about the reference JEPA's 10 % of the run.
+        let peak = match self.objective {
+            Objective::Mae | Objective::SlMae => 1e-3,
+            Objective::Jepa => 4e-4,
+            Objective::VcrJepa => 2e-4,
+        };
+        if self.objective == Objective::VcrJepa {
+            self.data.batch_size = 8;
+        }
+        self.ema.init_share_at_end = Some(0.01);
         let o = &mut self.optim;
         o.epochs = 12;
         o.warmup_epochs = 1;
-        (o.start_lr, o.lr, o.final_lr) = (1e-4, 1e-3, 1e-5);
+        (o.start_lr, o.lr, o.final_lr) = (peak / 10.0, peak, peak / 100.0);
         o.accum_steps = 1;
         o.effective_batch = None;
         if self.spectral.coeff > 0.0 {
@@ -424,6 +469,9 @@ impl PretrainConfig {
         }
         if o.ipe_scale <= 0.0 {
             anyhow::bail!("optim.ipe_scale must be positive");
+        }
+        if self.ema.init_share_at_end.is_some_and(|w| !(w > 0.0 && w < 1.0)) {
+            anyhow::bail!("ema.init_share_at_end must lie strictly between 0 and 1");
         }
         if !(0.0..=1.0).contains(&self.ema.start) || !(0.0..=1.0).contains(&self.ema.end) {
             anyhow::bail!("ema momenta must lie in [0, 1]");

@@ -8,7 +8,7 @@ use brainssl_backend::{autocast, tch, tensor, to_vec, Device};
 use brainssl_models::TokenIndex;
 use brainssl_objectives::mosaic;
 use brainssl_plot::{GrayImage, PanelGrid};
-use brainssl_prep::Rng;
+use brainssl_prep::{Prepared, Rng};
 
 use crate::config::PretrainConfig;
 use crate::step::Student;
@@ -17,7 +17,14 @@ use crate::step::Student;
 const PREVIEW_STREAM: u64 = 0x7072_6576;
 
 /// Writes input / masked input / reconstruction of one volume [T, S, S] with the current weights.
-pub fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], epoch: usize, path: &Path) -> Result<()> {
+pub fn write_preview(
+    cfg: &PretrainConfig,
+    student: &Student,
+    input: &Prepared,
+    epoch: usize,
+    path: &Path,
+) -> Result<()> {
+    let volume = input.data.as_slice();
     let [t, s] = [cfg.data.prep.depth, cfg.data.prep.size];
     let device: Device = student.vs.device();
     let grid = cfg.encoder.grid(t, s);
@@ -36,6 +43,9 @@ pub fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], ep
         })
     });
     let shape = [t, s, s];
+    // voxel spacing of the output along (w, h, t): the affine's column norms
+    let a = input.affine;
+    let spacing = [0, 1, 2].map(|c| (0..3).map(|r| a[r][c] * a[r][c]).sum::<f64>().sqrt());
     write_figure(
         path,
         &format!("epoch {}: {} preview", epoch + 1, cfg.objective.name()),
@@ -44,6 +54,7 @@ pub fn write_preview(cfg: &PretrainConfig, student: &Student, volume: &[f32], ep
             ("masked input", Slices { data: &masked, shape }),
             ("reconstruction", Slices { data: &recon, shape }),
         ],
+        spacing,
     )
 }
 
@@ -60,9 +71,9 @@ impl Slices<'_> {
     }
 
     /// The three mid-planes, first row on top: axial (t = T/2, anterior up), coronal (h = H/2) and
-    /// sagittal (w = W/2), both with the last slice on top. Depth pixels are drawn S/T times taller
-    /// than wide, so that a crop resized to T slices of S × S is shown square, not squashed.
-    fn planes(&self, lo: f32, hi: f32) -> [GrayImage; 3] {
+    /// sagittal (w = W/2), both with the last slice on top. Each pixel is drawn at its physical
+    /// aspect from the voxel `spacing` (w, h, t) in mm, so the anatomy keeps its true proportions.
+    fn planes(&self, lo: f32, hi: f32, spacing: [f64; 3]) -> [GrayImage; 3] {
         let [t, h, w] = self.shape;
         let gray = |v: f32| (((v - lo) / (hi - lo).max(1e-6)).clamp(0.0, 1.0) * 255.0) as u8;
         let image = |width: usize, height: usize, aspect: f64, f: &dyn Fn(usize, usize) -> f32| GrayImage {
@@ -74,18 +85,18 @@ impl Slices<'_> {
                 .collect(),
             pixel_aspect: aspect,
         };
-        let depth_aspect = h as f64 / t as f64;
+        let [sw, sh, st] = spacing;
         [
-            image(w, h, 1.0, &|y, x| self.at(t / 2, h - 1 - y, x)),
-            image(w, t, depth_aspect, &|y, x| self.at(t - 1 - y, h / 2, x)),
-            image(h, t, depth_aspect, &|y, x| self.at(t - 1 - y, x, w / 2)),
+            image(w, h, sh / sw, &|y, x| self.at(t / 2, h - 1 - y, x)),
+            image(w, t, st / sw, &|y, x| self.at(t - 1 - y, h / 2, x)),
+            image(h, t, st / sh, &|y, x| self.at(t - 1 - y, x, w / 2)),
         ]
     }
 }
 
 /// Writes labelled rows of volumes as an SVG figure, all on the intensity window of the first
-/// (its 1st-99th percentile).
-pub fn write_figure(path: &Path, title: &str, rows: &[(&str, Slices)]) -> Result<()> {
+/// (its 1st-99th percentile), at the physical aspect of voxels of `spacing` (w, h, t) mm.
+pub fn write_figure(path: &Path, title: &str, rows: &[(&str, Slices)], spacing: [f64; 3]) -> Result<()> {
     let mut sorted: Vec<f32> = rows[0].1.data.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f32::total_cmp);
     let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
@@ -99,10 +110,10 @@ pub fn write_figure(path: &Path, title: &str, rows: &[(&str, Slices)]) -> Result
             "coronal (mid-plane)".into(),
             "sagittal (mid-plane)".into(),
         ],
-        panels: rows.iter().map(|r| r.1.planes(lo, hi).to_vec()).collect(),
+        panels: rows.iter().map(|r| r.1.planes(lo, hi, spacing).to_vec()).collect(),
         note: format!(
-            "model input {t} × {s} × {s}; depth drawn ×{:.2} so the crop appears square; window: 1st-99th percentile of the input",
-            s as f64 / t as f64
+            "model input {t} × {s} × {s}, voxels {:.2} × {:.2} × {:.2} mm (w × h × t), drawn at their physical aspect; window: 1st-99th percentile of the input",
+            spacing[0], spacing[1], spacing[2]
         ),
         scale: (256.0 / s as f64).max(1.0),
     };

@@ -86,6 +86,15 @@ pub fn ema_momentum(start: f64, end: f64, i: usize, total: usize) -> f64 {
     (start + i as f64 * (end - start) / total.max(1) as f64).min(end.max(start))
 }
 
+/// The share of its initialisation that an EMA teacher still holds after `total` updates with
+/// [`ema_momentum`]: Π m_i, because each update scales the old weights by m_i.
+pub fn ema_init_share(start: f64, end: f64, total: usize) -> f64 {
+    (0..total)
+        .map(|i| ema_momentum(start, end, i, total).ln())
+        .sum::<f64>()
+        .exp()
+}
+
 /// λ_eff (docs/method.md#spectral-schedule): λ·min(1, (epoch − min_epoch + 1)/ramp).
 pub fn spectral_weight(coeff: f64, epoch: usize, min_epoch: usize, ramp_epochs: usize) -> f64 {
     if epoch < min_epoch {
@@ -115,6 +124,36 @@ mod tests {
         assert!((s.at(3000) - 1e-6).abs() < 1e-15);
         // past the end the cosine rises again (as in the reference); never below the floor
         assert!(s.at(3300) >= 1e-6);
+    }
+
+    #[test]
+    fn teacher_share_of_its_initialisation() {
+        // the reference's 0.998 → 1 over a 240-step run leaves 79 % of the initialisation
+        assert!(
+            (ema_init_share(0.998, 1.0, 240) - 0.787).abs() < 0.002,
+            "{}",
+            ema_init_share(0.998, 1.0, 240)
+        );
+        // and over 2400 steps about 9 %
+        assert!((ema_init_share(0.998, 1.0, 2400) - 0.091).abs() < 0.002);
+        // a constant momentum m over n updates: m^n
+        assert!((ema_init_share(0.9, 0.9, 10) - 0.9f64.powi(10)).abs() < 1e-12);
+        let cfg = crate::config::EmaConfig {
+            start: 0.998,
+            end: 1.0,
+            init_share_at_end: Some(0.01),
+        };
+        for total in [240, 2400] {
+            let m0 = cfg.start_for(total);
+            assert!((ema_init_share(m0, 1.0, total) - 0.01).abs() < 1e-6, "{total}: {m0}");
+        }
+        // ≈ 1 − 2·ln(100)/T for a ramp to 1
+        assert!((cfg.start_for(240) - (1.0 - 2.0 * 100f64.ln() / 240.0)).abs() < 2e-3);
+        let fixed = crate::config::EmaConfig {
+            init_share_at_end: None,
+            ..cfg
+        };
+        assert_eq!(fixed.start_for(240), 0.998);
     }
 
     #[test]

@@ -27,10 +27,11 @@ use crate::optim::zero_grads;
 use crate::parallel::DataParallel;
 use crate::preview::write_preview;
 use crate::reporter::Reporter;
-use crate::schedule::{ema_momentum, RunSchedule};
+use crate::schedule::{ema_init_share, ema_momentum, RunSchedule};
 use crate::session::{data_hash, RunPaths, Session, Start};
 use crate::spectral_state::SpectralStep;
 use crate::step::{micro_step, LossParts, StepPlan};
+use brainssl_prep::Prepared;
 
 /// Masks draw from their own stream.
 const MASK_STREAM: u64 = 0x6d61_736b;
@@ -69,6 +70,8 @@ pub struct RunSummary {
 /// What stays fixed over a run: schedules, masks, accumulation, precision.
 struct RunPlan {
     schedule: RunSchedule,
+    /// The EMA teacher's start momentum for this run's length (see `EmaConfig::start_for`).
+    ema_start: f64,
     masker: MultiBlockMasker,
     accum: usize,
     precision: Precision,
@@ -145,17 +148,32 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
         }
     }
     let data = TrainData::new(&s.cfg, rows, out, dp.rank, dp.world)?;
+    // previews show one fixed scan in evaluation mode, so that epochs compare like with like
+    let preview = (lead && s.cfg.objective.previews() && s.cfg.run.preview_every > 0)
+        .then(|| (0..data.ds.rows.len()).find_map(|i| data.ds.prepared(i).ok()))
+        .flatten();
     let cfg = &s.cfg;
     let o = &cfg.optim;
+    let schedule = RunSchedule::new(
+        [o.start_lr, o.lr, o.final_lr],
+        [o.weight_decay, o.final_weight_decay],
+        o.warmup_epochs,
+        o.epochs,
+        data.ipe,
+        o.ipe_scale,
+    );
+    let ema_start = cfg.ema.start_for(schedule.lr.total_steps);
+    if lead && opts.progress && !cfg.objective.is_mae() {
+        eprintln!(
+            "EMA teacher: momentum {ema_start:.4} → {} over {} steps; it keeps {:.1} % of its initialisation at the end of the run",
+            cfg.ema.end,
+            schedule.lr.total_steps,
+            100.0 * ema_init_share(ema_start, cfg.ema.end, schedule.lr.total_steps)
+        );
+    }
     let plan = RunPlan {
-        schedule: RunSchedule::new(
-            [o.start_lr, o.lr, o.final_lr],
-            [o.weight_decay, o.final_weight_decay],
-            o.warmup_epochs,
-            o.epochs,
-            data.ipe,
-            o.ipe_scale,
-        ),
+        schedule,
+        ema_start,
         masker: cfg.masker().context("mask")?,
         accum: cfg.accum_steps(dp.world)?,
         precision: cfg.precision.resolve(opts.device),
@@ -194,7 +212,7 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
             dp: &mut dp,
             paths,
         };
-        let (mean, preview) = run_epoch(&mut s, &mut ctx, epoch, &mut budget)?;
+        let mean = run_epoch(&mut s, &mut ctx, epoch, &mut budget)?;
         epoch_losses.push(mean);
         s.progress.epochs_done = epoch + 1;
         s.progress.epoch_loss = mean;
@@ -204,7 +222,7 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
             s.progress.epoch_loss_n,
         ) = (0, 0.0, 0);
         if lead {
-            end_epoch(&s, paths, epoch, mean, preview, &rep)?;
+            end_epoch(&s, paths, epoch, mean, preview.as_ref(), &rep)?;
         }
         let mut stop = [crate::interrupt::requested() as u8 as f64];
         dp.sum(&mut stop)?;
@@ -333,20 +351,14 @@ fn stored_manifest(rows: &[ManifestRow]) -> Manifest {
     }
 }
 
-/// One epoch of micro-steps; returns the mean logged loss and a volume for the preview.
-fn run_epoch(
-    s: &mut Session,
-    cx: &mut EpochContext,
-    epoch: usize,
-    budget: &mut Option<usize>,
-) -> Result<(f64, Option<Vec<f32>>)> {
+/// One epoch of micro-steps; returns the mean logged loss.
+fn run_epoch(s: &mut Session, cx: &mut EpochContext, epoch: usize, budget: &mut Option<usize>) -> Result<f64> {
     let (data, plan, rep) = (cx.data, cx.plan, cx.rep);
     // a partial accumulation never crosses an epoch boundary (the reference zeroes gradients)
     zero_grads(&s.student.params);
     // an interrupted epoch resumes with its running loss
     let first = s.progress.epoch_steps_done;
     let (mut loss_sum, mut loss_n, mut pending) = (s.progress.epoch_loss_sum, s.progress.epoch_loss_n, 0usize);
-    let mut preview = None;
     let mut failed: Vec<String> = Vec::new();
     // over all ranks
     let mut failed_total = 0usize;
@@ -365,10 +377,6 @@ fn run_epoch(
         // every rank plans the spectral term alike, whether or not its batch is usable
         let spectral = s.progress.spectral.plan(&s.cfg.spectral, epoch, micro);
         let parts = if usable {
-            if preview.is_none() && s.cfg.objective.previews() {
-                let vox: usize = batch.shape[2..].iter().product();
-                preview = Some(batch.data[..vox].to_vec());
-            }
             Some(forward_backward(
                 s,
                 plan,
@@ -432,7 +440,7 @@ fn run_epoch(
             s.progress.optimizer_steps += 1;
             pending = 0;
         }
-        let momentum = ema_momentum(s.cfg.ema.start, s.cfg.ema.end, micro, plan.schedule.lr.total_steps);
+        let momentum = ema_momentum(plan.ema_start, s.cfg.ema.end, micro, plan.schedule.lr.total_steps);
         if let Some(t) = &s.teacher {
             t.update(momentum);
         }
@@ -506,7 +514,7 @@ fn run_epoch(
             s.progress.nonfinite_losses
         );
     }
-    Ok((loss_sum / loss_n as f64, preview))
+    Ok(loss_sum / loss_n as f64)
 }
 
 /// Masks and the micro-step itself for one batch at (epoch, itr, micro).
@@ -560,7 +568,7 @@ fn end_epoch(
     paths: &RunPaths,
     epoch: usize,
     mean: f64,
-    preview: Option<Vec<f32>>,
+    preview: Option<&Prepared>,
     rep: &Reporter,
 ) -> Result<()> {
     s.save(paths, "latest", "latest")?;
@@ -573,7 +581,7 @@ fn end_epoch(
         preview.filter(|_| run.preview_every > 0 && ((epoch + 1).is_multiple_of(run.preview_every) || last))
     {
         let figure = paths.previews.join(format!("epoch-{:04}.svg", epoch + 1));
-        write_preview(&s.cfg, &s.student, &v, epoch, &figure)?;
+        write_preview(&s.cfg, &s.student, v, epoch, &figure)?;
     }
     rep.line(format!("epoch {}/{}: loss {mean:.5}", epoch + 1, s.cfg.optim.epochs));
     Ok(())
