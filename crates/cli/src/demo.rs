@@ -295,8 +295,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         study
             .pretraining
             .iter()
-            .find(|p| p.0 == name && p.1 == a.seed)
-            .map(|p| p.3.clone())
+            .find(|p| p.preset == name && p.seed == a.seed)
+            .map(|p| p.checkpoint.clone())
             .ok_or_else(|| anyhow!("no {name} run of seed {}", a.seed))
     };
 

@@ -24,13 +24,13 @@ pub struct StudyArgs {
     /// More manifests for pretraining only (unlabelled rows allowed); the task's training scans are always used
     #[arg(long, num_args = 1..)]
     unlabelled: Vec<PathBuf>,
-    /// Pretraining seeds per preset (at least 3: a spread needs several)
+    /// Pretraining seeds per preset (3 or more: the intervals resample them)
     #[arg(long, default_value_t = 3)]
     seeds: u64,
     /// The first pretraining seed; the others follow it
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
-    /// Randomly initialised encoders as a control (seeds 1000, 1001, ...)
+    /// Randomly initialised encoders as a control (seeds first-seed + 1000, + 1001, ...)
     #[arg(long, default_value_t = 3)]
     random_seeds: u64,
     /// Pretraining epochs [default: the preset's]
@@ -91,7 +91,7 @@ pub fn study(a: StudyArgs) -> Result<()> {
     let plan = SeedStudyPlan {
         presets,
         seeds: (a.first_seed..a.first_seed + a.seeds).collect(),
-        random_seeds: (1000..1000 + a.random_seeds).collect(),
+        random_seeds: (a.first_seed + 1000..a.first_seed + 1000 + a.random_seeds).collect(),
         unlabelled,
         tasks: vec![Task {
             name: task_name,

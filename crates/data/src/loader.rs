@@ -84,7 +84,6 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// One preprocessed sample [T, S, S]; `rng` drives every random choice.
     /// Evaluation-mode preprocessing of row `index` with its output geometry (the affine gives
     /// the voxel spacing of the [T, S, S] result).
     pub fn prepared(&self, index: usize) -> Result<brainssl_prep::Prepared> {
@@ -96,6 +95,7 @@ impl Dataset {
         finish(&cropped, &self.prep, Mode::Eval).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))
     }
 
+    /// One preprocessed sample [T, S, S]; `rng` drives every random choice.
     pub fn sample(&self, index: usize, training: bool, rng: &mut Rng) -> Result<Vec<f32>> {
         let row = &self.rows[index];
         let cropped = match &self.cache {

@@ -7,8 +7,9 @@
 //!   already good";
 //! - randomly initialised encoders from other seeds.
 //!
-//! Results are mean ± sd over seeds, and a paired subject-bootstrap interval of the difference in
-//! mean test AUROC (each draw resamples the test subjects once for every run of both sides).
+//! Results are mean ± sd over seeds, and a two-level bootstrap interval of the difference in mean
+//! test AUROC: each draw resamples the seeds (paired with the step-0 students, which share them;
+//! independently against random encoders), then the test subjects once for every run of both sides.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ use anyhow::{anyhow, Result};
 use brainssl_backend::Device;
 use brainssl_data::ManifestRow;
 use brainssl_eval::table::{format_mean_sd, Table};
-use brainssl_eval::{paired_mean_auroc, AurocDifference, Predictions};
+use brainssl_eval::{mean_auroc_difference, AurocDifference, Predictions, Seeds};
 use brainssl_train::session::Start;
 use brainssl_train::trainer::{pretrain, TrainOptions};
 use brainssl_train::PretrainConfig;
@@ -105,8 +106,16 @@ pub struct SeedStudy {
     pub seeds: Vec<u64>,
     pub random_seeds: Vec<u64>,
     pub tasks: Vec<TaskResult>,
-    /// Pretraining runs: (preset, seed, folder, final checkpoint).
-    pub pretraining: Vec<(String, u64, PathBuf, PathBuf)>,
+    pub pretraining: Vec<PretrainingRun>,
+}
+
+/// One pretraining run of the study.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PretrainingRun {
+    pub preset: String,
+    pub seed: u64,
+    pub dir: PathBuf,
+    pub checkpoint: PathBuf,
 }
 
 impl SeedStudyPlan {
@@ -116,6 +125,23 @@ impl SeedStudyPlan {
         if self.seeds.is_empty() || self.random_seeds.is_empty() || self.presets.is_empty() {
             return Err(anyhow!(
                 "a study needs at least one preset, one seed and one random seed"
+            ));
+        }
+        if let Some(s) = self.random_seeds.iter().find(|s| self.seeds.contains(s)) {
+            return Err(anyhow!(
+                "seed {s} is both a pretraining seed and a random-encoder seed: that random encoder would be the step-0 student"
+            ));
+        }
+        // one architecture and input size: the controls and the probe recipe are those of the first
+        let (first, cfg0) = &self.presets[0];
+        let same = |c: &PretrainConfig| {
+            c.encoder == cfg0.encoder
+                && c.data.prep.depth == cfg0.data.prep.depth
+                && c.data.prep.size == cfg0.data.prep.size
+        };
+        if let Some((name, _)) = self.presets.iter().find(|(_, c)| !same(c)) {
+            return Err(anyhow!(
+                "presets {first} and {name} differ in encoder or input size: a study compares objectives of one architecture"
             ));
         }
         let mut pretraining = Vec::new();
@@ -148,7 +174,12 @@ impl SeedStudyPlan {
                         s.epoch_losses.last().copied().unwrap_or(f64::NAN)
                     );
                 }
-                pretraining.push((name.clone(), seed, dir, s.final_checkpoint));
+                pretraining.push(PretrainingRun {
+                    preset: name.clone(),
+                    seed,
+                    dir,
+                    checkpoint: s.final_checkpoint,
+                });
             }
         }
         let mut tasks = Vec::new();
@@ -163,99 +194,76 @@ impl SeedStudyPlan {
         })
     }
 
-    fn probe_task(
-        &self,
-        task: &Task,
-        pretraining: &[(String, u64, PathBuf, PathBuf)],
-        out: &Path,
-    ) -> Result<TaskResult> {
-        let mut cfg = self.probe.clone();
-        cfg.class_names = task.class_names.clone();
-        let classes = cfg.classifier.num_classes;
+    /// Probes every encoder on `task` and compares each objective with its controls.
+    fn probe_task(&self, task: &Task, pretraining: &[PretrainingRun], out: &Path) -> Result<TaskResult> {
+        let mut recipe = self.probe.clone();
+        recipe.class_names = task.class_names.clone();
+        let classes = recipe.classifier.num_classes;
         let mut groups: Vec<EncoderGroup> = Vec::new();
-        let mut probe =
-            |group: &str, kind: EncoderKind, seed: u64, enc: Encoder, groups: &mut Vec<EncoderGroup>| -> Result<()> {
-                cfg.classifier.heads = enc.cfg.heads;
-                let dir = out.join(format!("{}-probe-{group}-seed{seed}", task.name));
-                let o = run(
-                    &cfg,
-                    Downstream::new(&cfg, enc, kind == EncoderKind::Pretrained)?,
-                    &task.splits,
-                    &dir,
-                    false,
-                )?;
-                if self.progress {
-                    eprintln!(
-                        "study: {}: {group} seed {seed}: test AUROC {:.3}{}",
-                        task.name,
-                        o.test.auroc,
-                        if o.learned(classes) {
-                            ""
-                        } else {
-                            " (did not leave chance)"
-                        }
-                    );
-                }
-                let run = ProbeRun {
-                    seed,
-                    val_auroc: o.val.auroc,
-                    test_auroc: o.test.auroc,
-                    test_accuracy: o.test.accuracy,
-                    learned: o.learned(classes),
-                    dir,
-                };
-                match groups.iter_mut().find(|g| g.name == group) {
-                    Some(g) => g.runs.push(run),
-                    None => groups.push(EncoderGroup {
-                        name: group.to_string(),
-                        kind,
-                        runs: vec![run],
-                    }),
-                }
-                Ok(())
+        let mut probe = |group: &str, kind: EncoderKind, seed: u64, enc: Encoder| -> Result<()> {
+            recipe.classifier.heads = enc.cfg.heads;
+            let dir = out.join(format!("{}-probe-{group}-seed{seed}", task.name));
+            let o = run(
+                &recipe,
+                Downstream::new(&recipe, enc, kind == EncoderKind::Pretrained)?,
+                &task.splits,
+                &dir,
+                false,
+            )?;
+            if self.progress {
+                eprintln!(
+                    "study: {}: {group} seed {seed}: test AUROC {:.3}{}",
+                    task.name,
+                    o.test.auroc,
+                    if o.learned(classes) {
+                        ""
+                    } else {
+                        " (did not leave chance)"
+                    }
+                );
+            }
+            let result = ProbeRun {
+                seed,
+                val_auroc: o.val.auroc,
+                test_auroc: o.test.auroc,
+                test_accuracy: o.test.accuracy,
+                learned: o.learned(classes),
+                dir,
             };
-        for (name, seed, _, ckpt) in pretraining {
+            match groups.iter_mut().find(|g| g.name == group) {
+                Some(g) => g.runs.push(result),
+                None => groups.push(EncoderGroup {
+                    name: group.to_string(),
+                    kind,
+                    runs: vec![result],
+                }),
+            }
+            Ok(())
+        };
+        for p in pretraining {
             probe(
-                name,
+                &p.preset,
                 EncoderKind::Pretrained,
-                *seed,
-                Encoder::load(ckpt, CheckpointKey::Student, self.device)?,
-                &mut groups,
+                p.seed,
+                Encoder::load(&p.checkpoint, CheckpointKey::Student, self.device)?,
             )?;
         }
-        // step-0 students: one per distinct encoder architecture and seed
-        let mut step_zero: Vec<(String, &PretrainConfig)> = Vec::new();
-        for (name, cfg) in &self.presets {
-            match step_zero.iter_mut().find(|(_, c)| c.encoder == cfg.encoder) {
-                Some(entry) => entry.0.push_str(&format!("+{name}")),
-                None => step_zero.push((name.clone(), cfg)),
-            }
+        // the step-0 students: every objective's run of one seed starts from the same encoder
+        let arch = &self.presets[0].1.encoder;
+        for &seed in &self.seeds {
+            probe(
+                "init",
+                EncoderKind::StepZero,
+                seed,
+                Encoder::random(arch, seed, self.device),
+            )?;
         }
-        let single_arch = step_zero.len() == 1;
-        for (names, cfg) in &step_zero {
-            let group = if single_arch {
-                "init".to_string()
-            } else {
-                format!("init-{names}")
-            };
-            for &seed in &self.seeds {
-                probe(
-                    &group,
-                    EncoderKind::StepZero,
-                    seed,
-                    Encoder::random(&cfg.encoder, seed, self.device),
-                    &mut groups,
-                )?;
-            }
-        }
-        let (_, first) = &self.presets[0];
         for &seed in &self.random_seeds {
             probe(
                 "random",
                 EncoderKind::Random,
                 seed,
-                Encoder::random(&first.encoder, seed, self.device),
-                &mut groups,
+                Encoder::random(arch, seed, self.device),
             )?;
         }
         let read = |g: &EncoderGroup| -> Result<Vec<Predictions>> {
@@ -267,25 +275,15 @@ impl SeedStudyPlan {
         let mut comparisons = Vec::new();
         for g in groups.iter().filter(|g| g.kind == EncoderKind::Pretrained) {
             let mine = read(g)?;
-            let arch = &self.presets.iter().find(|p| p.0 == g.name).expect("a preset").1.encoder;
-            let init_name = if single_arch {
-                "init".to_string()
-            } else {
-                format!(
-                    "init-{}",
-                    step_zero
-                        .iter()
-                        .find(|s| &s.1.encoder == arch)
-                        .expect("its architecture")
-                        .0
-                )
-            };
-            for control in groups
-                .iter()
-                .filter(|c| c.name == init_name || c.kind == EncoderKind::Random)
-            {
-                let difference =
-                    paired_mean_auroc(&mine, &read(control)?, self.resamples, 0x5eed).map_err(|e| anyhow!(e))?;
+            for control in groups.iter().filter(|c| c.kind != EncoderKind::Pretrained) {
+                // runs in seed order on both sides, so index i pairs a run with its initialisation
+                let pairing = if control.kind == EncoderKind::StepZero {
+                    Seeds::Paired
+                } else {
+                    Seeds::Independent
+                };
+                let difference = mean_auroc_difference(&mine, &read(control)?, pairing, self.resamples, 0x5eed)
+                    .map_err(|e| anyhow!(e))?;
                 comparisons.push(Comparison {
                     encoder: g.name.clone(),
                     control: control.name.clone(),
@@ -378,9 +376,10 @@ impl TaskResult {
             ]);
         }
         t.note(
-            "Interval: 2.5th-97.5th percentile of the difference over paired bootstrap draws of the test \
-             subjects; 'higher' or 'lower' only when it excludes 0. The interval covers the test set's noise \
-             around these seeds' means, not the spread of further seeds (see the per-seed values).",
+            "Interval: 2.5th-97.5th percentile of the difference over bootstrap draws that resample the seeds \
+             (paired with the step-0 students, independently against random encoders) and then the test \
+             subjects; 'higher' or 'lower' only when it excludes 0. No correction for the number of \
+             comparisons: with many rows, one may cross 0 by chance.",
         );
         t
     }

@@ -6,11 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::{interval95, subject_draws, Metrics};
 use crate::Predictions;
+use brainssl_prep::Rng;
 
-/// AUROC of `a` minus AUROC of `b`, with a paired subject-level bootstrap.
+/// AUROC of `a` minus AUROC of `b` (means over runs when there are several), with a paired
+/// bootstrap.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AurocDifference {
+    /// AUROC of `a` (the mean over its runs)
     pub auroc_a: f64,
+    /// AUROC of `b` (the mean over its runs)
     pub auroc_b: f64,
     pub difference: f64,
     /// 95 % percentile interval of the difference over the draws
@@ -24,23 +28,50 @@ pub struct AurocDifference {
 
 /// Compares two prediction sets that hold the same rows (same labels and subjects, in the same order).
 pub fn paired_auroc(a: &Predictions, b: &Predictions, resamples: usize, seed: u64) -> Result<AurocDifference, String> {
-    paired_mean_auroc(std::slice::from_ref(a), std::slice::from_ref(b), resamples, seed)
+    mean_auroc_difference(
+        std::slice::from_ref(a),
+        std::slice::from_ref(b),
+        Seeds::Fixed,
+        resamples,
+        seed,
+    )
 }
 
-/// Mean AUROC of the runs in `a` minus the mean AUROC of the runs in `b` (e.g. one encoder type
-/// over several pretraining seeds against its controls), every run on the same test rows. Each
-/// bootstrap draw resamples the subjects once for all runs of both sides, so the interval covers
-/// the test set's sampling noise with the seeds' spread held in the means.
-pub fn paired_mean_auroc(
+/// How the runs on the two sides of a comparison are resampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seeds {
+    /// Not at all: the interval is the test set's noise around these runs' means.
+    Fixed,
+    /// Run i of `a` belongs with run i of `b` (a pretrained encoder and the initialisation it
+    /// started from): one draw of run indices for both sides.
+    Paired,
+    /// The two sides' runs are unrelated (pretrained encoders against random ones): each side is
+    /// resampled on its own.
+    Independent,
+}
+
+/// Mean AUROC of the runs in `a` minus the mean AUROC of the runs in `b` (an encoder over several
+/// pretraining seeds against a control), every run on the same test rows. Each bootstrap draw
+/// resamples the runs (as `seeds` says) and then the test subjects, once for every run of both
+/// sides, so the interval covers both the spread across seeds and the test set's sampling noise.
+pub fn mean_auroc_difference(
     a: &[Predictions],
     b: &[Predictions],
+    seeds: Seeds,
     resamples: usize,
     seed: u64,
 ) -> Result<AurocDifference, String> {
-    let first = a.first().or(b.first()).ok_or("no prediction sets to compare")?;
     if a.is_empty() || b.is_empty() {
         return Err("a comparison needs prediction sets on both sides".into());
     }
+    if seeds == Seeds::Paired && a.len() != b.len() {
+        return Err(format!(
+            "paired runs need as many on each side ({} vs {})",
+            a.len(),
+            b.len()
+        ));
+    }
+    let first = &a[0];
     if let Some(p) = a
         .iter()
         .chain(b)
@@ -58,19 +89,30 @@ pub fn paired_mean_auroc(
         let labels: Vec<usize> = rows.iter().map(|&i| p.labels[i]).collect();
         Metrics::compute(&probs, &labels).map(|m| m.auroc)
     };
-    let mean = |side: &[Predictions], rows: &[usize]| -> Result<f64, String> {
+    let mean = |side: &[Predictions], runs: &[usize], rows: &[usize]| -> Result<f64, String> {
         let mut sum = 0.0;
-        for p in side {
-            sum += auroc(p, rows)?;
+        for &r in runs {
+            sum += auroc(&side[r], rows)?;
         }
-        Ok(sum / side.len() as f64)
+        Ok(sum / runs.len() as f64)
     };
-    let all: Vec<usize> = (0..first.labels.len()).collect();
-    let (auroc_a, auroc_b) = (mean(a, &all)?, mean(b, &all)?);
+    let (all_a, all_b): (Vec<usize>, Vec<usize>) = ((0..a.len()).collect(), (0..b.len()).collect());
+    let rows: Vec<usize> = (0..first.labels.len()).collect();
+    let (auroc_a, auroc_b) = (mean(a, &all_a, &rows)?, mean(b, &all_b, &rows)?);
+    let mut runs_rng = Rng::new(seed ^ 0x7275_6e73);
+    let mut draw_runs = |n: usize| -> Vec<usize> { (0..n).map(|_| runs_rng.below(n as u64) as usize).collect() };
     let mut diffs = Vec::with_capacity(resamples);
     let mut skipped = 0;
     for rows in subject_draws(&first.groups, resamples, seed) {
-        match (mean(a, &rows), mean(b, &rows)) {
+        let (ra, rb) = match seeds {
+            Seeds::Fixed => (all_a.clone(), all_b.clone()),
+            Seeds::Paired => {
+                let r = draw_runs(a.len());
+                (r.clone(), r)
+            }
+            Seeds::Independent => (draw_runs(a.len()), draw_runs(b.len())),
+        };
+        match (mean(a, &ra, &rows), mean(b, &rb, &rows)) {
             (Ok(x), Ok(y)) => diffs.push(x - y),
             _ => skipped += 1,
         }
@@ -173,14 +215,50 @@ mod tests {
         let labels = [0, 1, 0, 1, 1, 0, 1, 0];
         let good = preds(&[0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.6, 0.4], &labels);
         let half = preds(&[0.5; 8], &labels);
-        let d = paired_mean_auroc(&[good.clone(), half.clone()], std::slice::from_ref(&half), 200, 1).unwrap();
+        let d = mean_auroc_difference(
+            &[good.clone(), half.clone()],
+            std::slice::from_ref(&half),
+            Seeds::Fixed,
+            200,
+            1,
+        )
+        .unwrap();
         // (1.0 + 0.5) / 2 - 0.5
         assert!((d.auroc_a - 0.75).abs() < 1e-12 && (d.difference - 0.25).abs() < 1e-12);
         assert!(d.interval.0 > 0.0 && d.verdict() == "higher", "{d:?}");
-        let one = paired_mean_auroc(std::slice::from_ref(&good), std::slice::from_ref(&half), 200, 1).unwrap();
+        let one = mean_auroc_difference(
+            std::slice::from_ref(&good),
+            std::slice::from_ref(&half),
+            Seeds::Fixed,
+            200,
+            1,
+        )
+        .unwrap();
         assert_eq!(one.difference, paired_auroc(&good, &half, 200, 1).unwrap().difference);
         let short = preds(&[0.5; 4], &labels[..4]);
-        assert!(paired_mean_auroc(&[good], &[short], 10, 1).is_err());
-        assert!(paired_mean_auroc(&[], &[half], 10, 1).is_err());
+        assert!(mean_auroc_difference(std::slice::from_ref(&good), &[short], Seeds::Fixed, 10, 1).is_err());
+        assert!(mean_auroc_difference(&[], std::slice::from_ref(&half), Seeds::Fixed, 10, 1).is_err());
+        assert!(
+            mean_auroc_difference(&[good.clone(), good], std::slice::from_ref(&half), Seeds::Paired, 10, 1).is_err()
+        );
+    }
+
+    #[test]
+    fn resampling_the_seeds_widens_the_interval_by_their_spread() {
+        let labels = [0, 1, 0, 1, 1, 0, 1, 0, 0, 1];
+        let perfect = preds(&[0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.6, 0.4, 0.2, 0.9], &labels);
+        let chance = preds(&[0.5; 10], &labels);
+        let inverted = preds(&[0.9, 0.1, 0.8, 0.2, 0.3, 0.7, 0.4, 0.6, 0.8, 0.1], &labels);
+        // one perfect seed and one inverted one: a mean of 0.5 whatever the test draw
+        let a = [perfect.clone(), inverted.clone()];
+        let fixed = mean_auroc_difference(&a, std::slice::from_ref(&chance), Seeds::Fixed, 300, 3).unwrap();
+        let seeds = mean_auroc_difference(&a, std::slice::from_ref(&chance), Seeds::Independent, 300, 3).unwrap();
+        assert!(fixed.difference.abs() < 1e-12 && seeds.difference.abs() < 1e-12);
+        assert!(fixed.interval.1 - fixed.interval.0 < 1e-9, "{fixed:?}");
+        // drawing the runs again puts both seeds' values (±0.5) inside the interval
+        assert!(seeds.interval.0 <= -0.49 && seeds.interval.1 >= 0.49, "{seeds:?}");
+        // paired runs against themselves differ by exactly 0 in every draw
+        let p = mean_auroc_difference(&a, &a, Seeds::Paired, 100, 3).unwrap();
+        assert_eq!(p.interval, (0.0, 0.0));
     }
 }

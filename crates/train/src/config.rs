@@ -117,17 +117,20 @@ pub struct OptimConfig {
 pub struct EmaConfig {
     pub start: f64,
     pub end: f64,
-    /// When set, `start` is derived from the run's length instead: the start momentum that leaves
-    /// this share of the teacher's random initialisation in the teacher at the end of the run. The
-    /// reference's 0.998 over ~10⁵ steps leaves none; over a 240-step CPU run it would leave 79 %.
+    /// When set (and not 0), `start` is derived from the run's length instead: the start momentum
+    /// that leaves this share of the teacher's random initialisation in the teacher at the end of
+    /// the run. The reference's 0.998 over ~10⁵ steps leaves none; over a 240-step CPU run it would
+    /// leave 79 %. Set it to 0 to use `start`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_share_at_end: Option<f64>,
 }
 
 impl EmaConfig {
-    /// The start momentum of a run of `total` teacher updates.
+    /// The start momentum of a run of `total` teacher updates, at least [`MIN_FITTED_MOMENTUM`]:
+    /// a run too short to reach the share keeps more of its initialisation rather than a teacher
+    /// that copies the student (the printed share says how much). 0 turns the fitting off.
     pub fn start_for(&self, total: usize) -> f64 {
-        let Some(target) = self.init_share_at_end else {
+        let Some(target) = self.init_share_at_end.filter(|w| *w > 0.0) else {
             return self.start;
         };
         // the share falls as the start momentum falls: bisect on [0, end]
@@ -140,9 +143,12 @@ impl EmaConfig {
                 lo = mid;
             }
         }
-        0.5 * (lo + hi)
+        (0.5 * (lo + hi)).max(MIN_FITTED_MOMENTUM.min(self.end))
     }
 }
+
+/// The lowest start momentum `ema.init_share_at_end` picks (runs under ~90 updates reach it).
+pub const MIN_FITTED_MOMENTUM: f64 = 0.9;
 
 /// When and how strongly the spectral loss acts (docs/method.md#spectral-schedule).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -470,8 +476,8 @@ impl PretrainConfig {
         if o.ipe_scale <= 0.0 {
             anyhow::bail!("optim.ipe_scale must be positive");
         }
-        if self.ema.init_share_at_end.is_some_and(|w| !(w > 0.0 && w < 1.0)) {
-            anyhow::bail!("ema.init_share_at_end must lie strictly between 0 and 1");
+        if self.ema.init_share_at_end.is_some_and(|w| !(0.0..1.0).contains(&w)) {
+            anyhow::bail!("ema.init_share_at_end must lie in [0, 1) (0: use ema.start)");
         }
         if !(0.0..=1.0).contains(&self.ema.start) || !(0.0..=1.0).contains(&self.ema.end) {
             anyhow::bail!("ema momenta must lie in [0, 1]");

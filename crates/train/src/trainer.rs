@@ -152,6 +152,9 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
     let preview = (lead && s.cfg.objective.previews() && s.cfg.run.preview_every > 0)
         .then(|| (0..data.ds.rows.len()).find_map(|i| data.ds.prepared(i).ok()))
         .flatten();
+    if lead && s.cfg.objective.previews() && s.cfg.run.preview_every > 0 && preview.is_none() {
+        eprintln!("warning: no scan could be read in evaluation mode for the previews: none will be written");
+    }
     let cfg = &s.cfg;
     let o = &cfg.optim;
     let schedule = RunSchedule::new(
