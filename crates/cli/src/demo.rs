@@ -217,9 +217,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let device = Device::Cpu;
     let mut presets = Vec::new();
     for preset in PRESETS {
-        let mut pc = PretrainConfig::preset(preset)?;
-        pc.optim.epochs = a.pretrain_epochs;
-        pc.optim.warmup_epochs = pc.optim.warmup_epochs.min(a.pretrain_epochs);
+        let pc = crate::pretrain::build_config(preset, None, Some(a.pretrain_epochs))?;
         presets.push((preset.trim_start_matches("tiny-").to_string(), pc));
     }
     let mut dcfg = DownstreamConfig::paper(Mode::Frozen, 2, true);
@@ -277,11 +275,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
                 )
             })
             .collect();
-        let higher = t
-            .comparisons
-            .iter()
-            .filter(|c| c.difference.verdict() == "higher")
-            .count();
+        let higher = t.higher_count();
         verdicts.push(format!(
             "{}: {higher} of {} comparisons with the paired 95 % interval above 0 (mean test AUROC over {} seeds, {} test scans): {}",
             t.task,

@@ -482,11 +482,7 @@ fn study_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
     for t in &study.tasks {
         r.table(&t.groups_table());
         r.table(&t.comparisons_table());
-        let higher = t
-            .comparisons
-            .iter()
-            .filter(|c| c.difference.verdict() == "higher")
-            .count();
+        let higher = t.higher_count();
         headline.push(format!(
             "{}: {higher} of {} comparisons higher",
             t.task,

@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use brainssl_data::Manifest;
 use brainssl_downstream::seeds::{SeedStudyPlan, Task};
 use brainssl_downstream::Mode;
-use brainssl_train::PretrainConfig;
 use clap::Args;
 
 use crate::downstream::{classes_of, recipe, FrozenArgs, RecipeArgs, SplitArgs};
 use crate::output::{claim_folder, write_table};
+use crate::pretrain::build_config;
 
 #[derive(Args)]
 pub struct StudyArgs {
@@ -60,22 +60,9 @@ pub fn study(a: StudyArgs) -> Result<()> {
     let _lock = claim_folder(&a.out, a.force, "study")?;
     let (splits, map) = a.data.splits()?;
     let classes = classes_of(&[&splits.train, &splits.val, &splits.test], map)?;
-    let overrides = match &a.pretrain_config {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
-        None => None,
-    };
     let mut presets = Vec::new();
     for name in &a.presets {
-        let mut cfg = PretrainConfig::preset(name)?;
-        if let Some(o) = &overrides {
-            cfg = cfg
-                .with_overrides(o)
-                .with_context(|| a.pretrain_config.as_ref().expect("read").display().to_string())?;
-        }
-        if let Some(e) = a.pretrain_epochs {
-            cfg.optim.epochs = e;
-            cfg.optim.warmup_epochs = cfg.optim.warmup_epochs.min(e);
-        }
+        let cfg = build_config(name, a.pretrain_config.as_deref(), a.pretrain_epochs)?;
         presets.push((name.clone(), cfg));
     }
     let frozen = FrozenArgs {

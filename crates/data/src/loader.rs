@@ -87,21 +87,21 @@ impl Dataset {
     /// Evaluation-mode preprocessing of row `index` with its output geometry (the affine gives
     /// the voxel spacing of the [T, S, S] result).
     pub fn prepared(&self, index: usize) -> Result<brainssl_prep::Prepared> {
+        self.prepare(index, Mode::Eval)
+    }
+
+    /// Row `index` through the crop cache (when there is one) and the rest of preprocessing.
+    fn prepare(&self, index: usize, mode: Mode) -> Result<brainssl_prep::Prepared> {
         let row = &self.rows[index];
         let cropped = match &self.cache {
             Some(c) => c.get(row, self.prep.margin)?,
             None => load_cropped(row, self.prep.margin)?,
         };
-        finish(&cropped, &self.prep, Mode::Eval).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))
+        finish(&cropped, &self.prep, mode).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))
     }
 
     /// One preprocessed sample [T, S, S]; `rng` drives every random choice.
     pub fn sample(&self, index: usize, training: bool, rng: &mut Rng) -> Result<Vec<f32>> {
-        let row = &self.rows[index];
-        let cropped = match &self.cache {
-            Some(c) => c.get(row, self.prep.margin)?,
-            None => load_cropped(row, self.prep.margin)?,
-        };
         let mode = if training {
             Mode::Train {
                 rng,
@@ -110,8 +110,7 @@ impl Dataset {
         } else {
             Mode::Eval
         };
-        let p = finish(&cropped, &self.prep, mode).map_err(|e| anyhow::anyhow!("{}: {e}", row.path.display()))?;
-        Ok(p.data)
+        Ok(self.prepare(index, mode)?.data)
     }
 
     /// Order of rows for `epoch`, cut into global batches, of which this rank keeps its share

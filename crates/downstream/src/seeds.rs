@@ -301,6 +301,14 @@ impl SeedStudyPlan {
 }
 
 impl TaskResult {
+    /// Comparisons whose interval lies above 0.
+    pub fn higher_count(&self) -> usize {
+        self.comparisons
+            .iter()
+            .filter(|c| c.difference.verdict() == "higher")
+            .count()
+    }
+
     /// Test AUROC per encoder group: mean ± sd over seeds, and each seed's value.
     pub fn groups_table(&self) -> Table {
         let mut t = Table::new(

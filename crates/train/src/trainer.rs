@@ -149,10 +149,11 @@ fn train(rows: Vec<ManifestRow>, paths: &RunPaths, opts: TrainOptions) -> Result
     }
     let data = TrainData::new(&s.cfg, rows, out, dp.rank, dp.world)?;
     // previews show one fixed scan in evaluation mode, so that epochs compare like with like
-    let preview = (lead && s.cfg.objective.previews() && s.cfg.run.preview_every > 0)
+    let previews = lead && s.cfg.objective.previews() && s.cfg.run.preview_every > 0;
+    let preview = previews
         .then(|| (0..data.ds.rows.len()).find_map(|i| data.ds.prepared(i).ok()))
         .flatten();
-    if lead && s.cfg.objective.previews() && s.cfg.run.preview_every > 0 && preview.is_none() {
+    if previews && preview.is_none() {
         eprintln!("warning: no scan could be read in evaluation mode for the previews: none will be written");
     }
     let cfg = &s.cfg;
