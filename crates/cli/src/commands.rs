@@ -4,7 +4,8 @@ use anyhow::{bail, Context, Result};
 use brainssl_data::index::{index_dir, IndexOptions};
 use brainssl_data::loader::LoaderConfig;
 use brainssl_data::splits::{self, DEFAULT_UID_RULES};
-use brainssl_data::synth::{generate, SynthConfig, SynthTask};
+use brainssl_data::synth::anatomy::Contrast;
+use brainssl_data::synth::{generate, SynthConfig, SynthTask, TASK_NAMES};
 use brainssl_data::Manifest;
 use brainssl_prep::foreground::ras_foreground;
 use brainssl_prep::{preprocess_eval, AugmentConfig, PrepConfig, Prepared};
@@ -302,8 +303,9 @@ pub struct SynthArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// The label the brains carry: atrophy (ad), subtle atrophy (mci), tumour grade (2 or 3
-    /// classes), or none
-    #[arg(long, default_value = "ad", value_parser = clap::builder::PossibleValuesParser::new(["ad", "mci", "tumor-grade", "tumor-grade-3", "none"]))]
+    /// classes), a smooth or finely textured focal lesion (texture), a majority of three
+    /// independent findings (multi-factor), or none; docs/preprocessing.md#synthetic-brains
+    #[arg(long, default_value = "ad", value_parser = clap::builder::PossibleValuesParser::new(TASK_NAMES))]
     pub task: String,
     /// Number of synthetic subjects (classes alternate)
     #[arg(long, default_value_t = 20)]
@@ -320,6 +322,9 @@ pub struct SynthArgs {
     /// Write whole heads instead of skull-stripped brains
     #[arg(long)]
     pub keep_skull: bool,
+    /// Contrast of each session in turn, e.g. T1,T2,FLAIR [default: T1 first, then random]
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(["T1", "T2", "FLAIR"]))]
+    pub contrasts: Vec<String>,
 }
 
 pub fn synth(a: SynthArgs) -> Result<()> {
@@ -330,6 +335,7 @@ pub fn synth(a: SynthArgs) -> Result<()> {
         size: a.size,
         seed: a.seed,
         keep_skull: a.keep_skull,
+        contrasts: a.contrasts.iter().map(|c| Contrast::parse(c)).collect::<Result<_>>()?,
     };
     let pb = progress(0, "synth");
     let t = std::time::Instant::now();

@@ -83,14 +83,7 @@ fn synth_task(
     seed: u64,
 ) -> Result<Task> {
     let dir = a.out.join(format!("synth-{name}"));
-    let cfg = SynthConfig {
-        task,
-        subjects,
-        sessions: 1,
-        size: 64,
-        seed,
-        keep_skull: false,
-    };
+    let cfg = SynthConfig::new(task, subjects, seed);
     let pb = progress(0, "synth");
     let m = generate(&cfg, &dir, &pb)?;
     pb.finish_and_clear();

@@ -8,12 +8,8 @@ use std::sync::Arc;
 
 fn dataset(dir: &std::path::Path, cache: Option<CropCache>) -> Arc<Dataset> {
     let cfg = SynthConfig {
-        task: SynthTask::Ad,
-        subjects: 6,
-        sessions: 1,
         size: 24,
-        seed: 5,
-        keep_skull: false,
+        ..SynthConfig::new(SynthTask::Ad, 6, 5)
     };
     let m = generate(&cfg, dir, &indicatif::ProgressBar::hidden()).unwrap();
     let prep = PrepConfig {

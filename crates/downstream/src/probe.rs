@@ -302,12 +302,8 @@ mod cache {
     fn cached_probe_weights_reproduce_its_predictions() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = SynthConfig {
-            task: SynthTask::Ad,
-            subjects: 12,
-            sessions: 1,
             size: 32,
-            seed: 3,
-            keep_skull: false,
+            ..SynthConfig::new(SynthTask::Ad, 12, 3)
         };
         let m = generate(&cfg, dir.path(), &indicatif::ProgressBar::hidden()).unwrap();
         let split = Splits {

@@ -14,6 +14,8 @@ pub enum Tissue {
     Wm,
     DeepGm,
     Lesion,
+    /// A small focal lesion ([`Focal`]): a textured or smooth lesion, or a white-matter hyperintensity.
+    Focal,
 }
 
 /// Tumour appearance, from WHO grade 2 (smooth, homogeneous) to grade 4 (necrosis, rim, texture).
@@ -24,6 +26,41 @@ pub struct Tumour {
     /// 0 = low grade, 1 = intermediate (grade 3), 2 = high grade (grade 4)
     pub grade: u8,
     pub texture_seed: u64,
+}
+
+/// A small focal lesion in the white matter, replacing the tissue inside its sphere.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Focal {
+    pub centre: [f64; 3],
+    pub radius: f64,
+    /// Amplitude of a zero-mean fine texture (value noise at [`FOCAL_TEXTURE_MM`]); 0 = smooth.
+    pub texture: f64,
+    pub texture_seed: u64,
+    /// A white-matter hyperintensity (dark in T1, bright in T2 and FLAIR) rather than a lesion
+    /// whose mean lies between grey and white matter in every contrast.
+    pub hyperintense: bool,
+}
+
+/// Spatial scale of a focal lesion's texture: about one voxel of the synthetic acquisitions
+/// (3.3-3.8 mm in-plane), so it is the finest detail a scan can hold and survives resampling.
+pub const FOCAL_TEXTURE_MM: f64 = 4.0;
+
+impl Focal {
+    /// A lesion in the deep white matter of one hemisphere, above the ventricles.
+    pub fn sample(rng: &mut Rng, radius: (f64, f64), texture: f64, hyperintense: bool) -> Self {
+        let side = if rng.bernoulli(0.5) { 1.0 } else { -1.0 };
+        Focal {
+            centre: [
+                side * rng.range(18.0, 26.0),
+                rng.range(-20.0, 20.0),
+                rng.range(22.0, 32.0),
+            ],
+            radius: rng.range(radius.0, radius.1),
+            texture,
+            texture_seed: rng.next_u64(),
+            hyperintense,
+        }
+    }
 }
 
 /// Everything that defines one subject's anatomy.
@@ -42,6 +79,7 @@ pub struct Anatomy {
     /// hippocampus-like structure scale
     pub hippocampus_scale: f64,
     pub tumour: Option<Tumour>,
+    pub focal: Option<Focal>,
 }
 
 /// Disease severity: 0 healthy, ~0.35 MCI-like, 1 AD-like.
@@ -83,6 +121,7 @@ pub fn sample_anatomy(rng: &mut Rng, atrophy: f64, tumour_grade: Option<u8>) -> 
         ventricle_scale: 1.0 + 0.9 * a + rng.range(-0.08, 0.08),
         hippocampus_scale: 1.0 - 0.35 * a + rng.range(-0.04, 0.04),
         tumour,
+        focal: None,
     }
 }
 
@@ -153,6 +192,11 @@ impl Anatomy {
             let d = ellipsoid(p, t.centre, [t.radius; 3]).sqrt();
             if d < 1.0 {
                 return (Tissue::Lesion, d);
+            }
+        }
+        if let Some(f) = &self.focal {
+            if ellipsoid(p, f.centre, [f.radius; 3]) < 1.0 {
+                return (Tissue::Focal, 0.0);
             }
         }
         let u = {
@@ -230,6 +274,14 @@ impl Contrast {
             Contrast::Flair => "FLAIR",
         }
     }
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "T1" | "T1W" => Contrast::T1,
+            "T2" | "T2W" => Contrast::T2,
+            "FLAIR" => Contrast::Flair,
+            _ => anyhow::bail!("unknown contrast '{s}' (T1, T2, FLAIR)"),
+        })
+    }
     pub fn bids_suffix(self) -> &'static str {
         match self {
             Contrast::T1 => "T1w",
@@ -261,8 +313,21 @@ pub fn signal(anat: &Anatomy, t: Tissue, lesion_r: f64, p: [f64; 3], c: Contrast
         (Wm, T1) => 1.0,
         (Wm, T2) => 0.45,
         (Wm, Flair) => 0.55,
-        (Lesion, _) => 0.0,
+        (Lesion | Focal, _) => 0.0,
     };
+    if t == Focal {
+        let f = anat.focal.as_ref().expect("focal tissue without a focal lesion");
+        let mean = if f.hyperintense {
+            match c {
+                T1 => 0.6,
+                T2 => 0.9,
+                Flair => 1.0,
+            }
+        } else {
+            (base(Gm) + base(Wm)) / 2.0
+        };
+        return mean + f.texture * value_noise(p, FOCAL_TEXTURE_MM, f.texture_seed);
+    }
     if t != Lesion {
         return base(t);
     }

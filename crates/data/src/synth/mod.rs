@@ -9,12 +9,17 @@
 //! Tasks (label: meaning): `ad` 0 normal / 1 AD-like atrophy (enlarged ventricles, thinner cortex,
 //! wider sulci, smaller hippocampus); `mci` the same at about a third of the severity; `tumor-grade`
 //! 0 low grade (smooth homogeneous lesion) / 1 high grade (necrotic core, enhancing rim, fine
-//! heterogeneous texture); `tumor-grade-3` adds an intermediate grade; `none` unlabelled (label 0).
+//! heterogeneous texture); `tumor-grade-3` adds an intermediate grade; `texture` 0 smooth / 1
+//! finely textured focal white-matter lesion of the same size and mean intensity (the label lives
+//! only in local high-frequency texture that survives percentile clipping); `multi-factor` three
+//! independent findings (small hippocampi, enlarged ventricles, a white-matter hyperintensity), each
+//! present with probability 1/2, label 1 when at least two are present, so no single finding decides
+//! it; `none` unlabelled (label 0). The manifest's `finding` column names what each brain carries.
 
 pub mod anatomy;
 
 use crate::manifest::{Manifest, ManifestRow};
-use anatomy::{sample_anatomy, signal, Anatomy, Contrast, Tissue};
+use anatomy::{sample_anatomy, signal, Anatomy, Contrast, Focal, Tissue};
 use anyhow::{bail, Result};
 use brainssl_prep::foreground::ras_foreground;
 use brainssl_prep::Rng;
@@ -32,7 +37,20 @@ pub enum SynthTask {
     Mci,
     TumorGrade,
     TumorGrade3,
+    Texture,
+    MultiFactor,
 }
+
+/// The task names `parse` accepts, for help texts and errors.
+pub const TASK_NAMES: [&str; 7] = [
+    "ad",
+    "mci",
+    "tumor-grade",
+    "tumor-grade-3",
+    "texture",
+    "multi-factor",
+    "none",
+];
 
 impl SynthTask {
     pub fn parse(s: &str) -> Result<Self> {
@@ -42,7 +60,9 @@ impl SynthTask {
             "mci" => SynthTask::Mci,
             "tumor-grade" => SynthTask::TumorGrade,
             "tumor-grade-3" => SynthTask::TumorGrade3,
-            _ => bail!("unknown task '{s}' (ad, mci, tumor-grade, tumor-grade-3, none)"),
+            "texture" => SynthTask::Texture,
+            "multi-factor" => SynthTask::MultiFactor,
+            _ => bail!("unknown task '{s}' ({})", TASK_NAMES.join(", ")),
         })
     }
     pub fn classes(self) -> usize {
@@ -63,6 +83,23 @@ pub struct SynthConfig {
     pub size: usize,
     pub seed: u64,
     pub keep_skull: bool,
+    /// Contrast of session k: `contrasts[k % len]`. Empty: T1 first, then a random contrast per session.
+    pub contrasts: Vec<Contrast>,
+}
+
+impl SynthConfig {
+    /// One T1 session per subject, skull-stripped, 64 × 64 in-plane.
+    pub fn new(task: SynthTask, subjects: usize, seed: u64) -> Self {
+        SynthConfig {
+            task,
+            subjects,
+            sessions: 1,
+            size: 64,
+            seed,
+            keep_skull: false,
+            contrasts: Vec::new(),
+        }
+    }
 }
 
 /// Orientation of the acquired slices.
@@ -171,16 +208,63 @@ fn render(
     (img, mask)
 }
 
-/// Severity, tumour grade and label of subject `s`.
-fn subject_condition(task: SynthTask, s: usize, rng: &mut Rng) -> (i64, f64, Option<u8>) {
+/// `texture`'s texture amplitude, in units of T1 white matter (value noise has sd ≈ 0.35 of it).
+const TEXTURE_AMPLITUDE: f64 = 0.4;
+
+/// The multi-factor task's findings.
+const FACTORS: [&str; 3] = ["small-hippocampi", "enlarged-ventricles", "wm-hyperintensity"];
+
+/// Subject `s`'s label, anatomy and a short name of its finding ("" when healthy).
+fn subject(task: SynthTask, s: usize, rng: &mut Rng) -> (i64, Anatomy, String) {
     let label = (s % task.classes()) as i64;
-    match task {
-        SynthTask::None => (0, rng.range(0.0, 0.3), None),
-        SynthTask::Ad => (label, if label == 1 { rng.range(0.75, 1.1) } else { 0.0 }, None),
-        SynthTask::Mci => (label, if label == 1 { rng.range(0.25, 0.45) } else { 0.0 }, None),
-        SynthTask::TumorGrade => (label, 0.0, Some(if label == 1 { 2 } else { 0 })),
-        SynthTask::TumorGrade3 => (label, 0.0, Some(label as u8)),
-    }
+    let (severity, grade) = match task {
+        SynthTask::None => (rng.range(0.0, 0.3), None),
+        SynthTask::Ad => (if label == 1 { rng.range(0.75, 1.1) } else { 0.0 }, None),
+        SynthTask::Mci => (if label == 1 { rng.range(0.25, 0.45) } else { 0.0 }, None),
+        SynthTask::TumorGrade => (0.0, Some(if label == 1 { 2 } else { 0 })),
+        SynthTask::TumorGrade3 => (0.0, Some(label as u8)),
+        SynthTask::Texture | SynthTask::MultiFactor => (0.0, None),
+    };
+    let mut anat = sample_anatomy(rng, severity, grade);
+    let finding = match task {
+        SynthTask::Ad | SynthTask::Mci if label == 1 => format!("atrophy {severity:.2}"),
+        SynthTask::TumorGrade | SynthTask::TumorGrade3 => format!("tumour grade {}", 2 + grade.unwrap_or(0)),
+        SynthTask::Texture => {
+            let textured = label == 1;
+            anat.focal = Some(Focal::sample(
+                rng,
+                (9.0, 13.0),
+                if textured { TEXTURE_AMPLITUDE } else { 0.0 },
+                false,
+            ));
+            if textured { "textured lesion" } else { "smooth lesion" }.to_string()
+        }
+        SynthTask::MultiFactor => {
+            // independent fair coins conditioned on the label: label 1 holds 2 findings (3/4) or 3,
+            // label 0 holds 1 (3/4) or none
+            let all = rng.bernoulli(0.25);
+            let odd = rng.below(3) as usize;
+            let present: [bool; 3] = std::array::from_fn(|i| match (label, all) {
+                (1, true) => true,
+                (1, false) => i != odd,
+                (_, true) => false,
+                _ => i == odd,
+            });
+            if present[0] {
+                anat.hippocampus_scale -= 0.3;
+            }
+            if present[1] {
+                anat.ventricle_scale += 0.5;
+            }
+            if present[2] {
+                anat.focal = Some(Focal::sample(rng, (6.0, 9.0), 0.0, true));
+            }
+            let names: Vec<&str> = (0..3).filter(|&i| present[i]).map(|i| FACTORS[i]).collect();
+            names.join("+")
+        }
+        _ => String::new(),
+    };
+    (label, anat, finding)
 }
 
 /// Generate the data set into `out`, returning the manifest (also written to `out/manifest.csv`).
@@ -201,11 +285,13 @@ pub fn generate(cfg: &SynthConfig, out: &Path, progress: &indicatif::ProgressBar
         .par_iter()
         .map(|&(s, k)| {
             let mut srng = Rng::for_item(cfg.seed, 0, s as u64);
-            let (label, severity, grade) = subject_condition(cfg.task, s, &mut srng);
-            let anat = sample_anatomy(&mut srng, severity, grade);
+            let (label, anat, finding) = subject(cfg.task, s, &mut srng);
             let mut rng = Rng::for_item(cfg.seed, 1 + k as u64, s as u64);
-            let contrast =
-                [Contrast::T1, Contrast::T2, Contrast::Flair][if k == 0 { 0 } else { rng.below(3) as usize }];
+            let random = [Contrast::T1, Contrast::T2, Contrast::Flair][if k == 0 { 0 } else { rng.below(3) as usize }];
+            let contrast = match cfg.contrasts.len() {
+                0 => random,
+                n => cfg.contrasts[k % n],
+            };
             let acq = plan_acquisition(&mut rng, cfg.size);
             let (img, mask) = render(&anat, &acq, contrast, &mut rng, cfg.keep_skull);
             let subject = format!("sub-{s:04}");
@@ -228,7 +314,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path, progress: &indicatif::ProgressBar
             row.extra.insert("session".into(), k.to_string());
             row.extra
                 .insert("plane".into(), format!("{:?}", acq.plane).to_lowercase());
-            row.extra.insert("severity".into(), format!("{severity:.3}"));
+            row.extra.insert("finding".into(), finding.clone());
             row.extra.insert("mask_path".into(), mask_path.display().to_string());
             progress.inc(1);
             Ok(row)
@@ -237,7 +323,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path, progress: &indicatif::ProgressBar
     let rows = rows.into_iter().collect::<Result<Vec<_>>>()?;
     let m = Manifest {
         rows,
-        extra_columns: ["session", "plane", "severity", "mask_path"].map(String::from).to_vec(),
+        extra_columns: ["session", "plane", "finding", "mask_path"].map(String::from).to_vec(),
     };
     m.write(&out.join("manifest.csv"))?;
     Ok(m)
@@ -299,16 +385,120 @@ mod tests {
         assert!(tissue_volume(&tum, Tissue::Lesion) > 100);
     }
 
+    /// `texture`'s label must live in local high-frequency texture that survives the percentile
+    /// clipping and z-scoring: inside the lesion, the preprocessed textured lesions vary far more from
+    /// voxel to voxel than the smooth ones, while their mean stays where the smooth ones' is.
+    #[test]
+    fn texture_lesions_differ_only_in_fine_texture_after_preprocessing() {
+        let prep = brainssl_prep::PrepConfig {
+            depth: 32,
+            size: 64,
+            ..Default::default()
+        };
+        // (high-pass energy, mean) inside the lesion for smooth (texture 0) and textured lesions
+        let lesion_stats = |seed: u64, texture: f64| -> (f64, f64) {
+            let mut arng = Rng::new(seed);
+            let mut anat = sample_anatomy(&mut arng, 0.0, None);
+            anat.focal = Some(Focal::sample(&mut arng, (9.0, 13.0), texture, false));
+            let healthy = Anatomy {
+                focal: None,
+                ..anat.clone()
+            };
+            let acq = plan_acquisition(&mut Rng::new(seed + 100), 64);
+            let preprocessed = |a: &Anatomy| {
+                let (img, mask) = render(a, &acq, Contrast::T1, &mut Rng::new(seed + 200), false);
+                let vol = |d: Vec<f32>| Volume {
+                    data: d,
+                    dims: acq.dims,
+                    affine: acq.affine,
+                    meta: ScanMeta::default(),
+                };
+                let (img, mask) = (vol(img), vol(mask));
+                let fg = ras_foreground(&img, Some(&mask)).unwrap();
+                brainssl_prep::preprocess_eval(&img, fg, &prep).unwrap()
+            };
+            let (with, without) = (preprocessed(&anat), preprocessed(&healthy));
+            let [t, h, w] = with.shape;
+            let at = |x: usize, y: usize, z: usize| with.data[(z * h + y) * w + x] as f64;
+            // the lesion: where the same scan without it differs (same noise draws)
+            let (mut hp, mut sum, mut n) = (0.0, 0.0, 0);
+            for z in 1..t - 1 {
+                for y in 1..h - 1 {
+                    for x in 1..w - 1 {
+                        let inside = |x: usize, y: usize, z: usize| {
+                            let i = (z * h + y) * w + x;
+                            (with.data[i] - without.data[i]).abs() > 0.05
+                        };
+                        // interior voxels only: the lesion's edge is the same in both classes
+                        if !(inside(x, y, z)
+                            && inside(x - 1, y, z)
+                            && inside(x + 1, y, z)
+                            && inside(x, y - 1, z)
+                            && inside(x, y + 1, z))
+                        {
+                            continue;
+                        }
+                        let nb = (at(x - 1, y, z) + at(x + 1, y, z) + at(x, y - 1, z) + at(x, y + 1, z)) / 4.0;
+                        hp += (at(x, y, z) - nb).powi(2);
+                        sum += at(x, y, z);
+                        n += 1;
+                    }
+                }
+            }
+            assert!(n > 50, "seed {seed}: only {n} lesion voxels");
+            (hp / n as f64, sum / n as f64)
+        };
+        let smooth: Vec<(f64, f64)> = (0..3).map(|s| lesion_stats(s, 0.0)).collect();
+        let textured: Vec<(f64, f64)> = (0..3).map(|s| lesion_stats(s, TEXTURE_AMPLITUDE)).collect();
+        let max_smooth = smooth.iter().map(|s| s.0).fold(0.0, f64::max);
+        let min_textured = textured.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+        assert!(
+            min_textured > 2.0 * max_smooth,
+            "high-pass energy: smooth {smooth:?}, textured {textured:?}"
+        );
+        // the same subjects (seeds) with and without texture: the lesion's mean barely moves
+        for (a, b) in smooth.iter().zip(&textured) {
+            assert!(
+                (a.1 - b.1).abs() < 0.25,
+                "lesion means (z units): smooth {a:?}, textured {b:?}"
+            );
+        }
+    }
+
+    /// `multi-factor`: each finding is a fair coin independent of the others, and the label is
+    /// their majority, so every one of the 8 patterns is about equally common.
+    #[test]
+    fn multi_factor_findings_are_independent_coins_and_the_label_their_majority() {
+        let mut counts = [0usize; 8];
+        let n = 800;
+        for s in 0..n {
+            let (label, anat, finding) = subject(SynthTask::MultiFactor, s, &mut Rng::for_item(4, 0, s as u64));
+            let present = FACTORS.map(|f| finding.split('+').any(|x| x == f));
+            let count = present.iter().filter(|&&p| p).count();
+            assert_eq!(label, (count >= 2) as i64, "{finding}");
+            assert_eq!(anat.focal.is_some(), present[2]);
+            assert!(
+                (anat.hippocampus_scale < 0.85) == present[0],
+                "{}",
+                anat.hippocampus_scale
+            );
+            counts[present
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (p as usize) << i)
+                .sum::<usize>()] += 1;
+        }
+        // 100 expected each, sd about 9.4
+        assert!(counts.iter().all(|&c| (65..=135).contains(&c)), "{counts:?}");
+    }
+
     #[test]
     fn generate_writes_readable_scans_and_a_manifest() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = SynthConfig {
-            task: SynthTask::TumorGrade,
-            subjects: 4,
             sessions: 2,
             size: 32,
-            seed: 1,
-            keep_skull: false,
+            ..SynthConfig::new(SynthTask::TumorGrade, 4, 1)
         };
         let m = generate(&cfg, dir.path(), &indicatif::ProgressBar::hidden()).unwrap();
         assert_eq!(m.rows.len(), 8);
