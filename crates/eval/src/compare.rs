@@ -61,28 +61,54 @@ pub fn mean_auroc_difference(
     resamples: usize,
     seed: u64,
 ) -> Result<AurocDifference, String> {
-    if a.is_empty() || b.is_empty() {
-        return Err("a comparison needs prediction sets on both sides".into());
-    }
-    if seeds == Seeds::Paired && a.len() != b.len() {
-        return Err(format!(
-            "paired runs need as many on each side ({} vs {})",
-            a.len(),
-            b.len()
-        ));
-    }
-    let first = &a[0];
-    if let Some(p) = a
-        .iter()
-        .chain(b)
-        .find(|p| p.labels != first.labels || p.groups != first.groups)
-    {
-        return Err(format!(
-            "the prediction sets do not hold the same rows ({} vs {} rows, or labels/subjects differ): \
-             a paired comparison needs the same test scans in the same order",
-            first.labels.len(),
-            p.labels.len()
-        ));
+    pooled_auroc_difference(&[(a, b)], seeds, resamples, seed)
+}
+
+/// [`mean_auroc_difference`] averaged over several test sets (tasks): the mean over tasks of each
+/// task's difference. Run i of a side is the same encoder on every task, so one draw of run indices
+/// serves all tasks; each task's subjects are resampled on their own.
+pub fn pooled_auroc_difference(
+    tasks: &[(&[Predictions], &[Predictions])],
+    seeds: Seeds,
+    resamples: usize,
+    seed: u64,
+) -> Result<AurocDifference, String> {
+    let Some(&(a0, b0)) = tasks.first() else {
+        return Err("a comparison needs at least one test set".into());
+    };
+    for (t, (a, b)) in tasks.iter().enumerate() {
+        if a.is_empty() || b.is_empty() {
+            return Err("a comparison needs prediction sets on both sides".into());
+        }
+        if (a.len(), b.len()) != (a0.len(), b0.len()) {
+            return Err(format!(
+                "test set {t} has {} and {} runs, the first {} and {}: pooled tasks need the same runs",
+                a.len(),
+                b.len(),
+                a0.len(),
+                b0.len()
+            ));
+        }
+        if seeds == Seeds::Paired && a.len() != b.len() {
+            return Err(format!(
+                "paired runs need as many on each side ({} vs {})",
+                a.len(),
+                b.len()
+            ));
+        }
+        let first = &a[0];
+        if let Some(p) = a
+            .iter()
+            .chain(b.iter())
+            .find(|p| p.labels != first.labels || p.groups != first.groups)
+        {
+            return Err(format!(
+                "the prediction sets do not hold the same rows ({} vs {} rows, or labels/subjects differ): \
+                 a paired comparison needs the same test scans in the same order",
+                first.labels.len(),
+                p.labels.len()
+            ));
+        }
     }
     let auroc = |p: &Predictions, rows: &[usize]| {
         let probs: Vec<Vec<f64>> = rows.iter().map(|&i| p.probs[i].clone()).collect();
@@ -96,25 +122,43 @@ pub fn mean_auroc_difference(
         }
         Ok(sum / runs.len() as f64)
     };
-    let (all_a, all_b): (Vec<usize>, Vec<usize>) = ((0..a.len()).collect(), (0..b.len()).collect());
-    let rows: Vec<usize> = (0..first.labels.len()).collect();
-    let (auroc_a, auroc_b) = (mean(a, &all_a, &rows)?, mean(b, &all_b, &rows)?);
+    let (all_a, all_b): (Vec<usize>, Vec<usize>) = ((0..a0.len()).collect(), (0..b0.len()).collect());
+    let n = tasks.len() as f64;
+    let (mut auroc_a, mut auroc_b) = (0.0, 0.0);
+    for (a, b) in tasks {
+        let rows: Vec<usize> = (0..a[0].labels.len()).collect();
+        auroc_a += mean(a, &all_a, &rows)? / n;
+        auroc_b += mean(b, &all_b, &rows)? / n;
+    }
+    let mut subjects: Vec<_> = tasks
+        .iter()
+        .enumerate()
+        .map(|(t, (a, _))| subject_draws(&a[0].groups, resamples, seed.wrapping_add(t as u64)))
+        .collect();
     let mut runs_rng = Rng::new(seed ^ 0x7275_6e73);
     let mut draw_runs = |n: usize| -> Vec<usize> { (0..n).map(|_| runs_rng.below(n as u64) as usize).collect() };
     let mut diffs = Vec::with_capacity(resamples);
     let mut skipped = 0;
-    for rows in subject_draws(&first.groups, resamples, seed) {
+    for _ in 0..resamples {
         let (ra, rb) = match seeds {
             Seeds::Fixed => (all_a.clone(), all_b.clone()),
             Seeds::Paired => {
-                let r = draw_runs(a.len());
+                let r = draw_runs(a0.len());
                 (r.clone(), r)
             }
-            Seeds::Independent => (draw_runs(a.len()), draw_runs(b.len())),
+            Seeds::Independent => (draw_runs(a0.len()), draw_runs(b0.len())),
         };
-        match (mean(a, &ra, &rows), mean(b, &rb, &rows)) {
-            (Ok(x), Ok(y)) => diffs.push(x - y),
-            _ => skipped += 1,
+        let mut diff = Some(0.0);
+        for ((a, b), draws) in tasks.iter().zip(subjects.iter_mut()) {
+            let rows = draws.next().expect("one subject draw per resample");
+            diff = match (diff, mean(a, &ra, &rows), mean(b, &rb, &rows)) {
+                (Some(d), Ok(x), Ok(y)) => Some(d + (x - y) / n),
+                _ => None,
+            };
+        }
+        match diff {
+            Some(d) => diffs.push(d),
+            None => skipped += 1,
         }
     }
     let share_a_higher = if diffs.is_empty() {
@@ -260,5 +304,27 @@ mod tests {
         // paired runs against themselves differ by exactly 0 in every draw
         let p = mean_auroc_difference(&a, &a, Seeds::Paired, 100, 3).unwrap();
         assert_eq!(p.interval, (0.0, 0.0));
+    }
+
+    #[test]
+    fn pooled_difference_is_the_mean_of_the_tasks_differences() {
+        // task 1: a perfect (AUROC 1) against constant b (½); task 2: both constant (½ each)
+        let (l1, l2) = ([0, 1, 0, 1, 0, 1], [1, 0, 1, 0]);
+        let perfect = preds(&[0.1, 0.9, 0.2, 0.8, 0.3, 0.7], &l1);
+        let (half1, half2) = (preds(&[0.5; 6], &l1), preds(&[0.5; 4], &l2));
+        let (a1, b1, a2, b2) = ([perfect], [half1], [half2.clone()], [half2]);
+        let d = pooled_auroc_difference(&[(&a1, &b1), (&a2, &b2)], Seeds::Fixed, 200, 5).unwrap();
+        assert_eq!((d.auroc_a, d.auroc_b, d.difference), (0.75, 0.5, 0.25));
+        assert_eq!(d.interval, (0.25, 0.25));
+        // one task alone is mean_auroc_difference
+        let one = pooled_auroc_difference(&[(&a1, &b1)], Seeds::Fixed, 200, 5).unwrap();
+        let same = mean_auroc_difference(&a1, &b1, Seeds::Fixed, 200, 5).unwrap();
+        assert_eq!(
+            (one.difference, one.interval, one.skipped),
+            (same.difference, same.interval, same.skipped)
+        );
+        // the tasks must hold the same runs
+        let two = [a2[0].clone(), a2[0].clone()];
+        assert!(pooled_auroc_difference(&[(&a1, &b1), (&two, &b2)], Seeds::Fixed, 10, 5).is_err());
     }
 }

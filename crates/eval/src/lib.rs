@@ -9,7 +9,7 @@ pub mod predictions;
 pub mod spectrum;
 pub mod table;
 
-pub use compare::{mean_auroc_difference, paired_auroc, AurocDifference, Seeds};
+pub use compare::{mean_auroc_difference, paired_auroc, pooled_auroc_difference, AurocDifference, Seeds};
 pub use metrics::{auroc_binary, auroc_ovr_macro, bootstrap, roc_curve, Metrics};
 pub use predictions::Predictions;
 pub use table::Table;
