@@ -3,6 +3,7 @@
 mod analysis;
 mod bench;
 mod bench_train;
+mod benchmark;
 mod checkpoints;
 mod choices;
 mod commands;
@@ -97,6 +98,9 @@ enum Cmd {
     /// Pretrain every objective from several seeds and probe each encoder against its controls
     /// (step-0 students, random encoders): mean ± sd over seeds and paired bootstrap intervals
     Study(study::StudyArgs),
+    /// In-silico test of the paper's four claims: synthetic tasks with known ground truth, the
+    /// multi-seed study on each, few-shot against a ResNet-50, one verdict per claim
+    Benchmark(benchmark::BenchmarkArgs),
     /// Mean-pooled token embeddings of scans from a pretrained encoder
     Embed(downstream::EmbedArgs),
     /// Class probabilities of new scans from a trained classifier (probe, finetune or baseline)
@@ -188,6 +192,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Predict(a) => downstream::predict(a),
         Cmd::Fewshot(a) => downstream::fewshot(a),
         Cmd::Study(a) => study::study(a),
+        Cmd::Benchmark(a) => benchmark::benchmark(a),
         Cmd::Devices { device } => commands::devices(&device),
         Cmd::Demo(a) => demo::demo(a),
     }

@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use brainssl_downstream::benchmark::BenchmarkResult;
 use brainssl_downstream::seeds::SeedStudy;
 use brainssl_downstream::study::{CrossValidation, FewShot, NOT_LEARNED_NOTE};
 use brainssl_eval::spectrum::PsdStudy;
@@ -22,7 +23,7 @@ use crate::figures::{self, Figure};
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Run folders (pretraining runs, classifier runs, cv, fewshot, tsne or psd outputs, a demo folder)
+    /// Run folders (pretraining runs, classifier runs, cv, fewshot, tsne or psd outputs, a demo, study or benchmark folder)
     #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
     /// The HTML file (*.html); the Markdown copy <name>.md goes beside it, the figures it draws into <name>.figures/
@@ -493,6 +494,32 @@ fn study_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
     Ok(())
 }
 
+/// The claims benchmark: one verdict per claim, its tables; run folders listed, not expanded.
+fn benchmark_section(r: &mut Report, dir: &Path, level: usize) -> Result<()> {
+    let b: BenchmarkResult = read_json(&dir.join("benchmark.json"))?;
+    r.section(level, format!("Claims benchmark: {}", name_of(dir)));
+    r.para(&format!(
+        "Folder {}; pretraining seeds {:?}, random-encoder seeds {:?}; {} synthetic populations; {:.0} s. \
+         Synthetic tasks with known ground truth (docs/evaluation.md#claims-benchmark): read the intervals.",
+        dir.display(),
+        b.study.seeds,
+        b.study.random_seeds,
+        b.populations.len(),
+        b.seconds
+    ));
+    r.list(&b.headlines());
+    for t in b.tables() {
+        r.table(&t);
+    }
+    let verdicts: Vec<String> = b
+        .claims
+        .iter()
+        .map(|c| format!("claim {}: {}", c.number, c.verdict.label()))
+        .collect();
+    r.overview_row("claims benchmark", dir, verdicts.join("; "));
+    Ok(())
+}
+
 /// The demo's summary, then each of its runs one level down.
 fn demo_section(r: &mut Report, dir: &Path) -> Result<()> {
     let summary: DemoSummary = read_json(&dir.join("summary.json"))?;
@@ -542,6 +569,8 @@ fn run_section(r: &mut Report, dir: &Path, level: usize, tsne: Option<PathBuf>) 
         pretrain_section(r, dir, level)?;
     } else if has("metrics.json") && has("test_predictions.csv") {
         classifier_section(r, dir, level, tsne)?;
+    } else if has("benchmark.json") && level == 2 {
+        benchmark_section(r, dir, level)?;
     } else if has("study.json") && level == 2 {
         study_section(r, dir, level)?;
     } else if has("cv.json") {

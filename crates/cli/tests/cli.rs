@@ -312,6 +312,8 @@ fn every_option_is_documented_in_plain_words() {
         "baseline",
         "cv",
         "fewshot",
+        "study",
+        "benchmark",
         "embed",
         "predict",
         "tsne",
@@ -381,6 +383,27 @@ fn non_finite_voxels_are_zeroed_with_a_warning() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("2 non-finite"), "{e}");
     assert!(read_npy(&out).0.iter().all(|v| v.is_finite()));
+}
+
+/// `--contrasts` scans every subject in each contrast in turn; the texture task writes what each
+/// brain carries into the `finding` column, with labels alternating.
+#[test]
+fn synth_cycles_contrasts_and_names_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth");
+    #[rustfmt::skip]
+    ok(&["synth", "--out", data.to_str().unwrap(), "--task", "texture", "--subjects", "4",
+         "--sessions", "3", "--contrasts", "T1,T2,FLAIR", "--size", "24"]);
+    let m = brainssl_data::Manifest::read(&data.join("manifest.csv")).unwrap();
+    assert_eq!(m.rows.len(), 12);
+    for r in &m.rows {
+        let session: usize = r.extra["session"].parse().unwrap();
+        assert_eq!(r.contrast, ["T1", "T2", "FLAIR"][session]);
+        let want = if r.label == 1 { "textured lesion" } else { "smooth lesion" };
+        assert_eq!(r.extra["finding"], want);
+    }
+    let e = fails(&["synth", "--out", data.to_str().unwrap(), "--contrasts", "T3"]);
+    assert!(e.contains("T3"), "{e}");
 }
 
 #[test]

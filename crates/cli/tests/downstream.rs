@@ -619,3 +619,82 @@ fn demo_runs_every_stage() {
     );
     assert!(html[section..next].contains("normal (n = "), "legend names the classes");
 }
+
+/// `benchmark`, shrunk: every task, the study, the few-shot sweep and four claims with verdicts;
+/// the cross-contrast task tests the T2 and FLAIR scans of the subjects whose T1 the reference
+/// task tests; the report shows the claims.
+#[test]
+fn benchmark_tests_four_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench");
+    #[rustfmt::skip]
+    let text = ok(&[
+        "benchmark", "--out", s(&out), "--subjects", "12", "--contrast-subjects", "10",
+        "--few-shot-subjects", "30", "--k", "3", "--draws", "1", "--seeds", "2",
+        "--pretrain-epochs", "1", "--probe-epochs", "2", "--finetune-epochs", "1",
+        "--baseline-epochs", "1", "--resamples", "50",
+    ]);
+    for needle in [
+        "Claim 1: spectral-loss MAE",
+        "Claim 2: VCR-JEPA",
+        "Claim 3: the MAE family",
+        "Claim 4: sl-mae",
+        "k = 3 per class (primary)",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("benchmark.json")).unwrap()).unwrap();
+    let claims = b["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), 4);
+    for c in claims {
+        let v = c["verdict"].as_str().unwrap();
+        assert!(["supported", "not-supported", "undecided"].contains(&v), "{v}");
+        assert_eq!(
+            c["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["primary"] == true)
+                .count(),
+            1
+        );
+    }
+    let tasks = b["study"]["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t["task"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "texture",
+            "tumour",
+            "multi-factor",
+            "mci",
+            "contrast-T2-FLAIR",
+            "contrast-T1"
+        ]
+    );
+    assert_eq!(
+        tasks[4]["test_scans"].as_u64().unwrap(),
+        2 * tasks[5]["test_scans"].as_u64().unwrap()
+    );
+    for f in [
+        "claims.md",
+        "claim1.csv",
+        "claim4.json",
+        "fewshot/resnet50-k3-draw0/metrics.json",
+        "data/contrast/manifest.csv",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let contrasts = std::fs::read_to_string(out.join("data/contrast/manifest.csv")).unwrap();
+    assert!(
+        ["T1", "T2", "FLAIR"]
+            .iter()
+            .all(|c| contrasts.contains(&format!(",{c},"))),
+        "{contrasts}"
+    );
+    let html = dir.path().join("r.html");
+    ok(&["report", s(&out), "--out", s(&html)]);
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.contains("Claims benchmark") && html.contains("Claim 4: sl-mae"));
+}

@@ -3,6 +3,8 @@
 //! selection by validation AUROC, k-fold cross-validation, and embeddings.
 
 pub mod baseline;
+pub mod benchmark;
+pub mod claims;
 pub mod config;
 pub mod embed;
 pub mod encoder;
