@@ -48,6 +48,12 @@ pub enum Seeds {
     /// The two sides' runs are unrelated (pretrained encoders against random ones): each side is
     /// resampled on its own.
     Independent,
+    /// Each side is `a` (resp. `b`) blocks of n runs, and run i of every block on either side
+    /// belongs with run i of every other (the same seed, or the same training draw): one draw of n
+    /// indices serves all blocks. With `resample`, each side's blocks are drawn again too (blocks
+    /// that are themselves random samples, such as pretraining seeds); without, every block is
+    /// kept (blocks that are fixed choices, such as the objectives of a family).
+    Blocks { a: usize, b: usize, resample: bool },
 }
 
 /// Mean AUROC of the runs in `a` minus the mean AUROC of the runs in `b` (an encoder over several
@@ -95,6 +101,15 @@ pub fn pooled_auroc_difference(
                 a.len(),
                 b.len()
             ));
+        }
+        if let Seeds::Blocks { a: ka, b: kb, .. } = seeds {
+            if ka == 0 || kb == 0 || a.len() % ka != 0 || b.len() % kb != 0 || a.len() / ka != b.len() / kb {
+                return Err(format!(
+                    "{} and {} runs do not split into {ka} and {kb} blocks of one size",
+                    a.len(),
+                    b.len()
+                ));
+            }
         }
         let first = &a[0];
         if let Some(p) = a
@@ -147,6 +162,16 @@ pub fn pooled_auroc_difference(
                 (r.clone(), r)
             }
             Seeds::Independent => (draw_runs(a0.len()), draw_runs(b0.len())),
+            Seeds::Blocks { a: ka, b: kb, resample } => {
+                let n = a0.len() / ka;
+                let within = draw_runs(n);
+                let mut blocks = |k: usize| if resample { draw_runs(k) } else { (0..k).collect() };
+                let (qa, qb) = (blocks(ka), blocks(kb));
+                let expand = |q: &[usize]| -> Vec<usize> {
+                    q.iter().flat_map(|&j| within.iter().map(move |&i| j * n + i)).collect()
+                };
+                (expand(&qa), expand(&qb))
+            }
         };
         let mut diff = Some(0.0);
         for ((a, b), draws) in tasks.iter().zip(subjects.iter_mut()) {
@@ -326,5 +351,55 @@ mod tests {
         // the tasks must hold the same runs
         let two = [a2[0].clone(), a2[0].clone()];
         assert!(pooled_auroc_difference(&[(&a1, &b1), (&two, &b2)], Seeds::Fixed, 10, 5).is_err());
+    }
+
+    #[test]
+    fn blocks_pair_run_i_of_every_block_and_keep_or_redraw_the_blocks() {
+        let labels = [0, 1, 0, 1, 1, 0, 1, 0, 0, 1];
+        let perfect = preds(&[0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.6, 0.4, 0.2, 0.9], &labels);
+        let chance = preds(&[0.5; 10], &labels);
+        // side a: block 0 = [perfect, chance], block 1 = [perfect, chance]; side b: [chance, chance]
+        let a = [perfect.clone(), chance.clone(), perfect.clone(), chance.clone()];
+        let b = [chance.clone(), chance.clone()];
+        let fixed = Seeds::Blocks {
+            a: 2,
+            b: 1,
+            resample: false,
+        };
+        let d = mean_auroc_difference(&a, &b, fixed, 400, 2).unwrap();
+        assert_eq!(d.difference, 0.25);
+        // one within-block draw for both blocks: two, one or no copies of "perfect" per block,
+        // so each draw's difference is 0.5, 0.25 or 0
+        assert!(d.interval.0 >= 0.0 && d.interval.1 <= 0.5, "{d:?}");
+        // block 0 all perfect, block 1 all chance: fixed blocks give exactly 0.25 every draw, and
+        // redrawing the blocks spreads it to both ends
+        let a2 = [perfect.clone(), perfect.clone(), chance.clone(), chance.clone()];
+        let f = mean_auroc_difference(&a2, &b, fixed, 400, 2).unwrap();
+        assert_eq!(f.interval, (0.25, 0.25));
+        let r = mean_auroc_difference(
+            &a2,
+            &b,
+            Seeds::Blocks {
+                a: 2,
+                b: 1,
+                resample: true,
+            },
+            400,
+            2,
+        )
+        .unwrap();
+        assert!(r.interval.0 <= 0.0 && r.interval.1 >= 0.5, "{r:?}");
+        assert!(mean_auroc_difference(
+            &a2,
+            &b,
+            Seeds::Blocks {
+                a: 3,
+                b: 1,
+                resample: false
+            },
+            10,
+            2
+        )
+        .is_err());
     }
 }
