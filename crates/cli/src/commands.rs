@@ -303,7 +303,7 @@ pub struct SynthArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// The label the brains carry: atrophy (ad), subtle atrophy (mci), tumour grade (2 or 3
-    /// classes), a smooth or finely textured focal lesion (texture), a majority of three
+    /// classes), a smooth or finely textured region (texture), a majority of three
     /// independent findings (multi-factor), or none; docs/preprocessing.md#synthetic-brains
     #[arg(long, default_value = "ad", value_parser = clap::builder::PossibleValuesParser::new(TASK_NAMES))]
     pub task: String,

@@ -41,9 +41,11 @@ pub struct Focal {
     pub hyperintense: bool,
 }
 
-/// Spatial scale of a focal lesion's texture: about one voxel of the synthetic acquisitions
-/// (3.3-3.8 mm in-plane), so it is the finest detail a scan can hold and survives resampling.
-pub const FOCAL_TEXTURE_MM: f64 = 4.0;
+/// Spatial scale of a focal lesion's texture (the value-noise lattice): under two voxels of the
+/// tiny presets' 32 × 64 × 64 input (about 2.5 mm in-plane, 5 mm through the depth axis), so it is
+/// near the top of the spectrum a model sees, yet coarse enough to survive the acquisitions'
+/// 3.3-7.7 mm voxels and the resize (a 4 mm lattice was smoothed away).
+pub const FOCAL_TEXTURE_MM: f64 = 6.0;
 
 impl Focal {
     /// A lesion in the deep white matter of one hemisphere, above the ventricles.

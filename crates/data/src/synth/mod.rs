@@ -10,8 +10,8 @@
 //! wider sulci, smaller hippocampus); `mci` the same at about a third of the severity; `tumor-grade`
 //! 0 low grade (smooth homogeneous lesion) / 1 high grade (necrotic core, enhancing rim, fine
 //! heterogeneous texture); `tumor-grade-3` adds an intermediate grade; `texture` 0 smooth / 1
-//! finely textured focal white-matter lesion of the same size and mean intensity (the label lives
-//! only in local high-frequency texture that survives percentile clipping); `multi-factor` three
+//! finely textured region of the same size and generated mean (the label lives in high-frequency
+//! texture that survives the percentile clipping); `multi-factor` three
 //! independent findings (small hippocampi, enlarged ventricles, a white-matter hyperintensity), each
 //! present with probability 1/2, label 1 when at least two are present, so no single finding decides
 //! it; `none` unlabelled (label 0). The manifest's `finding` column names what each brain carries.
@@ -208,8 +208,13 @@ fn render(
     (img, mask)
 }
 
-/// `texture`'s texture amplitude, in units of T1 white matter (value noise has sd ≈ 0.35 of it).
-const TEXTURE_AMPLITUDE: f64 = 0.4;
+/// `texture`'s texture amplitude, in units where T1 white matter is 1 (value noise has sd ≈ 0.35
+/// of it), and the textured region's radius. Calibrated on 120 subjects at 32 × 64 × 64: smaller
+/// regions or fainter texture (radius 9-13 mm, amplitude 0.4 at 4 mm) left a logistic regression on
+/// a tiny MAE's mean-pooled tokens at AUROC 0.55-0.59 and hand-made high-pass detectors below 0.5;
+/// this setting gives it 0.64-0.68 (docs/research-log.md#claims-benchmark).
+const TEXTURE_AMPLITUDE: f64 = 0.8;
+const TEXTURE_RADIUS_MM: (f64, f64) = (24.0, 30.0);
 
 /// The multi-factor task's findings.
 const FACTORS: [&str; 3] = ["small-hippocampi", "enlarged-ventricles", "wm-hyperintensity"];
@@ -231,12 +236,8 @@ fn subject(task: SynthTask, s: usize, rng: &mut Rng) -> (i64, Anatomy, String) {
         SynthTask::TumorGrade | SynthTask::TumorGrade3 => format!("tumour grade {}", 2 + grade.unwrap_or(0)),
         SynthTask::Texture => {
             let textured = label == 1;
-            anat.focal = Some(Focal::sample(
-                rng,
-                (9.0, 13.0),
-                if textured { TEXTURE_AMPLITUDE } else { 0.0 },
-                false,
-            ));
+            let amplitude = if textured { TEXTURE_AMPLITUDE } else { 0.0 };
+            anat.focal = Some(Focal::sample(rng, TEXTURE_RADIUS_MM, amplitude, false));
             if textured { "textured lesion" } else { "smooth lesion" }.to_string()
         }
         SynthTask::MultiFactor => {
@@ -251,13 +252,13 @@ fn subject(task: SynthTask, s: usize, rng: &mut Rng) -> (i64, Anatomy, String) {
                 _ => i == odd,
             });
             if present[0] {
-                anat.hippocampus_scale -= 0.3;
+                anat.hippocampus_scale -= 0.45;
             }
             if present[1] {
-                anat.ventricle_scale += 0.5;
+                anat.ventricle_scale += 0.8;
             }
             if present[2] {
-                anat.focal = Some(Focal::sample(rng, (6.0, 9.0), 0.0, true));
+                anat.focal = Some(Focal::sample(rng, (9.0, 13.0), 0.0, true));
             }
             let names: Vec<&str> = (0..3).filter(|&i| present[i]).map(|i| FACTORS[i]).collect();
             names.join("+")
@@ -399,7 +400,7 @@ mod tests {
         let lesion_stats = |seed: u64, texture: f64| -> (f64, f64) {
             let mut arng = Rng::new(seed);
             let mut anat = sample_anatomy(&mut arng, 0.0, None);
-            anat.focal = Some(Focal::sample(&mut arng, (9.0, 13.0), texture, false));
+            anat.focal = Some(Focal::sample(&mut arng, TEXTURE_RADIUS_MM, texture, false));
             let healthy = Anatomy {
                 focal: None,
                 ..anat.clone()
@@ -456,10 +457,13 @@ mod tests {
             min_textured > 2.0 * max_smooth,
             "high-pass energy: smooth {smooth:?}, textured {textured:?}"
         );
-        // the same subjects (seeds) with and without texture: the lesion's mean barely moves
+        // the same subjects (seeds) with and without texture: the lesion's mean moves a little,
+        // downwards, because the top percentile clips the texture's peaks and its variance raises
+        // the volume's sd, which the z-score divides by (docs/preprocessing.md#synthetic-brains)
         for (a, b) in smooth.iter().zip(&textured) {
+            let shift = b.1 - a.1;
             assert!(
-                (a.1 - b.1).abs() < 0.25,
+                (-0.4..0.05).contains(&shift),
                 "lesion means (z units): smooth {a:?}, textured {b:?}"
             );
         }
