@@ -1,12 +1,12 @@
 //! `brainssl benchmark`: the in-silico test of the paper's four claims
-//! (`brainssl_downstream::benchmark`, docs/evaluation.md#claims-benchmark). Longer than the demo:
-//! about 40 minutes on 2 cores at `--draws 2 --k 16,32`, more at the defaults.
+//! (`brainssl_downstream::benchmark`, docs/evaluation.md#claims-benchmark). Far longer than the
+//! demo: the few-shot ResNet-50 runs dominate (docs/research-log.md#claims-benchmark).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use brainssl_backend::DeviceSpec;
-use brainssl_downstream::benchmark::{BenchmarkPlan, BenchmarkScale};
+use brainssl_downstream::benchmark::{BenchmarkPlan, BenchmarkResult, BenchmarkScale};
 use brainssl_downstream::{DownstreamConfig, Mode};
 use clap::Args;
 
@@ -24,6 +24,10 @@ pub struct BenchmarkArgs {
     /// Write into a non-empty --out, overwriting its files (others are kept)
     #[arg(long)]
     force: bool,
+    /// Train nothing: recompute the claims of the finished benchmark in --out from its run folders'
+    /// prediction files, and rewrite benchmark.json, claims.md and the claim tables
+    #[arg(long)]
+    claims_only: bool,
     /// Seed of the synthetic populations and their splits
     #[arg(long, default_value_t = 0)]
     data_seed: u64,
@@ -69,6 +73,15 @@ pub struct BenchmarkArgs {
 }
 
 pub fn benchmark(a: BenchmarkArgs) -> Result<()> {
+    if a.claims_only {
+        let path = a.out.join("benchmark.json");
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{}: no finished benchmark", path.display()))?;
+        let mut result: BenchmarkResult =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark result", path.display()))?;
+        result.compute_claims(a.resamples)?;
+        return write_outputs(&a.out, &result);
+    }
     if a.seeds < 2 || a.k.is_empty() || a.draws < 1 {
         bail!("the benchmark needs --seeds 2 or more (its intervals resample them), one k and one draw");
     }
@@ -111,13 +124,18 @@ pub fn benchmark(a: BenchmarkArgs) -> Result<()> {
         progress: true,
     };
     let result = plan.run(&a.out)?;
+    write_outputs(&a.out, &result)
+}
+
+fn write_outputs(out: &Path, result: &BenchmarkResult) -> Result<()> {
     brainssl_scan::atomic_write(
-        &a.out.join("benchmark.json"),
-        serde_json::to_string_pretty(&result)?.as_bytes(),
+        &out.join("benchmark.json"),
+        serde_json::to_string_pretty(result)?.as_bytes(),
     )?;
     let mut md = format!(
         "# Claims benchmark\n\n{} pretraining seeds per objective, {:.0} s.\n\n",
-        a.seeds, result.seconds
+        result.study.seeds.len(),
+        result.seconds
     );
     for h in result.headlines() {
         md.push_str(&format!("- {h}\n"));
@@ -126,10 +144,10 @@ pub fn benchmark(a: BenchmarkArgs) -> Result<()> {
         md.push('\n');
         md.push_str(&t.to_markdown());
         if i < result.claims.len() {
-            write_table(&a.out, &format!("claim{}", i + 1), t)?;
+            write_table(out, &format!("claim{}", i + 1), t)?;
         }
     }
-    brainssl_scan::atomic_write(&a.out.join("claims.md"), md.as_bytes())?;
+    brainssl_scan::atomic_write(&out.join("claims.md"), md.as_bytes())?;
     println!("{md}");
     Ok(())
 }

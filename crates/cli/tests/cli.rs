@@ -399,7 +399,11 @@ fn synth_cycles_contrasts_and_names_findings() {
     for r in &m.rows {
         let session: usize = r.extra["session"].parse().unwrap();
         assert_eq!(r.contrast, ["T1", "T2", "FLAIR"][session]);
-        let want = if r.label == 1 { "textured lesion" } else { "smooth lesion" };
+        let want = if r.label == 1 {
+            "textured lesion"
+        } else {
+            "smooth lesion"
+        };
         assert_eq!(r.extra["finding"], want);
     }
     let e = fails(&["synth", "--out", data.to_str().unwrap(), "--contrasts", "T3"]);

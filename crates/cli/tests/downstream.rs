@@ -693,6 +693,11 @@ fn benchmark_tests_four_claims() {
             .all(|c| contrasts.contains(&format!(",{c},"))),
         "{contrasts}"
     );
+    // the claims again from the run folders, training nothing
+    let claims_md = std::fs::read_to_string(out.join("claims.md")).unwrap();
+    std::fs::remove_file(out.join("claims.md")).unwrap();
+    ok(&["benchmark", "--out", s(&out), "--claims-only", "--resamples", "50"]);
+    assert_eq!(std::fs::read_to_string(out.join("claims.md")).unwrap(), claims_md);
     let html = dir.path().join("r.html");
     ok(&["report", s(&out), "--out", s(&html)]);
     let html = std::fs::read_to_string(&html).unwrap();

@@ -17,11 +17,15 @@ use brainssl_eval::table::Table;
 use brainssl_eval::{pooled_auroc_difference, AurocDifference, Predictions, Seeds};
 use serde::{Deserialize, Serialize};
 
-use crate::seeds::TaskResult;
+use crate::seeds::{EncoderKind, TaskResult};
 use crate::study::FewShot;
 
 /// An interval inside ±this (AUROC) counts as "no effect worth the name".
 pub const EQUIVALENCE_MARGIN: f64 = 0.03;
+/// Both sides at or above this mean AUROC: the task is too easy to tell them apart.
+pub const CEILING: f64 = 0.97;
+/// Both sides at or below this: neither found the signal, so there is no effect to compare.
+pub const FLOOR: f64 = 0.55;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -40,8 +44,23 @@ impl Verdict {
         let (lo, hi) = d.interval;
         if lo.is_nan() || hi.is_nan() {
             (Verdict::Undecided, "no interval: every bootstrap draw held one class")
+        } else if lo > 0.0 && hi < EQUIVALENCE_MARGIN {
+            (
+                Verdict::Supported,
+                "the 95 % interval lies above 0, though within +0.03: a small effect",
+            )
         } else if lo > 0.0 {
             (Verdict::Supported, "the 95 % interval lies above 0")
+        } else if d.auroc_a.min(d.auroc_b) >= CEILING {
+            (
+                Verdict::Undecided,
+                "both sides at the ceiling (mean AUROC ≥ 0.97): too easy to tell them apart",
+            )
+        } else if d.auroc_a.max(d.auroc_b) <= FLOOR {
+            (
+                Verdict::Undecided,
+                "both sides near chance (mean AUROC ≤ 0.55): neither found the signal",
+            )
         } else if hi < 0.0 {
             (
                 Verdict::NotSupported,
@@ -86,6 +105,10 @@ pub struct Claim {
     /// How the runs are resampled, in words.
     pub resampling: String,
     pub rows: Vec<ClaimRow>,
+    /// Mean test AUROC of the controls on the primary test set ("step-0 students 0.71, …"), so a
+    /// win of one objective over another can be read against untrained encoders.
+    #[serde(default)]
+    pub controls: String,
     pub verdict: Verdict,
     pub reason: String,
 }
@@ -102,6 +125,7 @@ impl Claim {
             statement: statement.into(),
             resampling: resampling.into(),
             rows,
+            controls: String::new(),
             verdict,
             reason: reason.into(),
         })
@@ -159,6 +183,9 @@ impl Claim {
              The other rows are read the same way, without correction for their number.",
             self.resampling
         ));
+        if !self.controls.is_empty() {
+            t.note(format!("Controls on the primary test set: {}.", self.controls));
+        }
         t
     }
 }
@@ -169,8 +196,11 @@ pub struct ClaimTasks {
     pub high_frequency: String,
     /// Several independent findings make the label (claim 2's primary task).
     pub multi_factor: String,
-    /// Every task, pooled for claim 3.
+    /// Every test set, each a row of every claim.
     pub all: Vec<String>,
+    /// The test sets pooled for claim 3: one per population (two test sets of the same subjects
+    /// would count that population twice and hide their covariance).
+    pub pooled: Vec<String>,
 }
 
 /// Test predictions of every run of `groups` on `task`: group by group, each in seed order, so
@@ -196,7 +226,8 @@ fn read(dir: &Path) -> Result<Predictions> {
     Predictions::read(&dir.join("test_predictions.csv")).map_err(|e| anyhow!(e))
 }
 
-/// Side `a` against side `b` on the tasks named (pooled when several).
+/// Side `a` against side `b` on the tasks named (pooled when several). Every group is one block of
+/// runs in seed order; run i of every block shares seed i.
 fn compare(
     tasks: &[&TaskResult],
     (a, b): (&[&str], &[&str]),
@@ -209,7 +240,12 @@ fn compare(
         sides.push((predictions(t, a)?, predictions(t, b)?));
     }
     let refs: Vec<(&[Predictions], &[Predictions])> = sides.iter().map(|(x, y)| (&x[..], &y[..])).collect();
-    let difference = pooled_auroc_difference(&refs, Seeds::Paired, resamples, 0xc1a1).map_err(|e| anyhow!(e))?;
+    let seeds = Seeds::Blocks {
+        a: a.len(),
+        b: b.len(),
+        resample: false,
+    };
+    let difference = pooled_auroc_difference(&refs, seeds, resamples, 0xc1a1).map_err(|e| anyhow!(e))?;
     Ok(ClaimRow {
         test,
         a: a.join(" + "),
@@ -222,6 +258,23 @@ fn compare(
 
 const SEED_RESAMPLING: &str = "Each bootstrap draw resamples the pretraining seeds (paired: runs of one seed share \
      their initialisation) and then the test subjects.";
+
+/// "step-0 students 0.712, random encoders 0.655" on `task`.
+fn controls(task: &TaskResult) -> String {
+    task.groups
+        .iter()
+        .filter(|g| g.kind != EncoderKind::Pretrained)
+        .map(|g| {
+            let v: Vec<f64> = g.runs.iter().map(|r| r.test_auroc).collect();
+            let name = match g.kind {
+                EncoderKind::StepZero => "step-0 students",
+                _ => "random encoders",
+            };
+            format!("{name} {:.3}", v.iter().sum::<f64>() / v.len().max(1) as f64)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Claims 1-3 from the multi-seed study's frozen probes. Objectives are the study's group names
 /// `mae`, `sl-mae`, `jepa` and `vcr-jepa`.
@@ -239,30 +292,39 @@ pub fn encoder_claims(tasks: &[TaskResult], roles: &ClaimTasks, resamples: usize
         }
         Ok(rows)
     };
-    let c1 = Claim::new(
+    let mut c1 = Claim::new(
         1,
         "spectral-loss MAE beats MAE where the label lives in high-frequency structure",
         SEED_RESAMPLING,
         per_task(&["sl-mae"], &["mae"], &roles.high_frequency)?,
     )?;
-    let c2 = Claim::new(
+    c1.controls = format!("{}: {}", roles.high_frequency, controls(task(&roles.high_frequency)?));
+    let mut c2 = Claim::new(
         2,
         "VCR-JEPA beats JEPA where the label spans several independent findings",
         SEED_RESAMPLING,
         per_task(&["vcr-jepa"], &["jepa"], &roles.multi_factor)?,
     )?;
+    c2.controls = format!("{}: {}", roles.multi_factor, controls(task(&roles.multi_factor)?));
     let families: (&[&str], &[&str]) = (&["mae", "sl-mae"], &["jepa", "vcr-jepa"]);
-    let all: Vec<&TaskResult> = roles.all.iter().map(|n| task(n)).collect::<Result<_>>()?;
-    let mut rows = vec![compare(&all, families, "all tasks (pooled)".into(), true, resamples)?];
-    for t in &all {
-        rows.push(compare(&[t], families, t.task.clone(), false, resamples)?);
+    let pooled: Vec<&TaskResult> = roles.pooled.iter().map(|n| task(n)).collect::<Result<_>>()?;
+    let mut rows = vec![compare(
+        &pooled,
+        families,
+        format!("pooled over {}", roles.pooled.join(", ")),
+        true,
+        resamples,
+    )?];
+    for name in &roles.all {
+        rows.push(compare(&[task(name)?], families, name.clone(), false, resamples)?);
     }
     let c3 = Claim::new(
         3,
         "the MAE family (MAE, SL-MAE) beats the JEPA family (JEPA, VCR-JEPA)",
         &format!(
-            "{SEED_RESAMPLING} Pairs: MAE with JEPA and SL-MAE with VCR-JEPA of the same seed. The pooled row \
-             is the mean over tasks of each task's difference, one seed draw for all tasks."
+            "{SEED_RESAMPLING} One seed draw serves MAE and SL-MAE (and JEPA and VCR-JEPA): the objectives \
+             are fixed, the seeds random. The pooled row is the mean over its test sets of each set's \
+             difference, one seed draw for all of them."
         ),
         rows,
     )?;
@@ -270,7 +332,9 @@ pub fn encoder_claims(tasks: &[TaskResult], roles: &ClaimTasks, resamples: usize
 }
 
 /// Claim 4 from a few-shot sweep whose models are `{objective}-seed{s}` and `baseline`: every
-/// objective against the baseline at every k, the first objective at `primary_k` deciding.
+/// objective against the baseline at every k, the first objective at `primary_k` deciding. Runs
+/// are paired by training draw (every model trains on the same draws); the SSL side's seeds are
+/// blocks drawn again in each resample.
 pub fn few_shot_claim(
     fs: &FewShot,
     objectives: &[String],
@@ -297,8 +361,14 @@ pub fn few_shot_claim(
             if a.is_empty() || b.is_empty() {
                 bail!("no few-shot runs of {o} or {baseline} at k = {k}");
             }
-            let difference = pooled_auroc_difference(&[(&a, &b)], Seeds::Independent, resamples, 0xf5 + k as u64)
-                .map_err(|e| anyhow!(e))?;
+            // runs come model by model (seed by seed), each in draw order
+            let seeds = Seeds::Blocks {
+                a: a.len() / b.len(),
+                b: 1,
+                resample: true,
+            };
+            let difference =
+                pooled_auroc_difference(&[(&a, &b)], seeds, resamples, 0xf5 + k as u64).map_err(|e| anyhow!(e))?;
             rows.push(ClaimRow {
                 test: format!("k = {k} per class"),
                 a: o.clone(),
@@ -315,8 +385,9 @@ pub fn few_shot_claim(
             "{} fine-tuned on {primary_k} labelled subjects per class beats a ResNet-50 trained from scratch",
             objectives[0]
         ),
-        "Each bootstrap draw resamples the SSL runs (pretraining seeds × training draws) and the baseline's \
-         runs (training draws) independently, then the test subjects.",
+        "Each bootstrap draw resamples the training draws (one draw for both sides: every model trains on \
+         the same subjects), the SSL side's pretraining seeds, then the test subjects. The baseline starts \
+         from one initialisation in every run.",
         rows,
     )
 }
@@ -342,11 +413,20 @@ mod tests {
     #[test]
     fn verdicts_follow_the_interval() {
         assert_eq!(Verdict::of(&diff(0.01, 0.2)).0, Verdict::Supported);
+        assert!(Verdict::of(&diff(0.005, 0.02)).1.contains("small effect"));
         assert_eq!(Verdict::of(&diff(-0.2, -0.01)).0, Verdict::NotSupported);
         assert_eq!(Verdict::of(&diff(-0.02, 0.025)).0, Verdict::NotSupported);
         assert_eq!(Verdict::of(&diff(-0.1, 0.2)).0, Verdict::Undecided);
         assert_eq!(Verdict::of(&diff(-0.02, 0.05)).0, Verdict::Undecided);
         assert_eq!(Verdict::of(&diff(f64::NAN, f64::NAN)).0, Verdict::Undecided);
+        let at = |a: f64, b: f64| AurocDifference {
+            auroc_a: a,
+            auroc_b: b,
+            ..diff(-0.01, 0.01)
+        };
+        assert_eq!(Verdict::of(&at(0.99, 0.98)).0, Verdict::Undecided, "ceiling");
+        assert_eq!(Verdict::of(&at(0.52, 0.5)).0, Verdict::Undecided, "floor");
+        assert_eq!(Verdict::of(&at(0.8, 0.79)).0, Verdict::NotSupported);
     }
 
     /// Writes a prediction set: `good` runs rank every positive above every negative, the others
@@ -406,13 +486,15 @@ mod tests {
             high_frequency: "texture".into(),
             multi_factor: "multi-factor".into(),
             all: vec!["texture".into(), "multi-factor".into()],
+            pooled: vec!["texture".into(), "multi-factor".into()],
         };
         let claims = encoder_claims(&tasks, &roles, 200).unwrap();
         assert_eq!(claims.len(), 3);
         assert_eq!(claims[0].verdict, Verdict::Supported, "{}", claims[0].headline());
         assert_eq!(claims[0].rows[0].difference.interval, (0.5, 0.5));
         assert_eq!(claims[0].rows[1].test, "multi-factor");
-        assert_eq!(claims[1].verdict, Verdict::NotSupported);
+        // both at chance: nothing to compare, whatever the interval
+        assert_eq!(claims[1].verdict, Verdict::Undecided, "{}", claims[1].reason);
         assert_eq!(claims[1].rows[0].difference.difference, 0.0);
         // pooled: (mae + sl-mae)/2 − (jepa + vcr)/2 = 0.25 on texture, 0 on multi-factor
         let pooled = &claims[2].rows[0];

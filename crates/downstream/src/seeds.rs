@@ -404,7 +404,7 @@ mod tests {
     /// The step-0 control is only a control if it is the encoder the pretraining run started from.
     #[test]
     fn step_zero_student_is_the_encoder_a_run_starts_from() {
-        for preset in ["tiny-mae", "tiny-jepa"] {
+        for preset in ["tiny-mae", "tiny-sl-mae", "tiny-jepa", "tiny-vcr-jepa"] {
             let mut cfg = PretrainConfig::preset(preset).unwrap();
             cfg.seed = 7;
             let student = Student::init(&cfg, &mut Rng::new(cfg.seed), Device::Cpu);
