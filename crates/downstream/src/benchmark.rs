@@ -121,10 +121,18 @@ impl BenchmarkPlan {
         let p = Population {
             name: name.into(),
             generator: format!(
-                "synth --task {:?} --subjects {} --sessions {} --seed {}",
-                cfg.task, cfg.subjects, cfg.sessions, cfg.seed
-            )
-            .to_lowercase(),
+                "synth --task {} --subjects {} --sessions {} --seed {}{}",
+                cfg.task.name(),
+                cfg.subjects,
+                cfg.sessions,
+                cfg.seed,
+                if cfg.contrasts.is_empty() {
+                    String::new()
+                } else {
+                    let c: Vec<&str> = cfg.contrasts.iter().map(|c| c.name()).collect();
+                    format!(" --contrasts {}", c.join(","))
+                }
+            ),
             subjects: cfg.subjects,
             scans: m.rows.len(),
             manifest: dir.join("manifest.csv"),

@@ -65,6 +65,18 @@ impl SynthTask {
             _ => bail!("unknown task '{s}' ({})", TASK_NAMES.join(", ")),
         })
     }
+    /// The name `parse` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthTask::None => "none",
+            SynthTask::Ad => "ad",
+            SynthTask::Mci => "mci",
+            SynthTask::TumorGrade => "tumor-grade",
+            SynthTask::TumorGrade3 => "tumor-grade-3",
+            SynthTask::Texture => "texture",
+            SynthTask::MultiFactor => "multi-factor",
+        }
+    }
     pub fn classes(self) -> usize {
         match self {
             SynthTask::None => 1,
@@ -466,6 +478,13 @@ mod tests {
                 (-0.4..0.05).contains(&shift),
                 "lesion means (z units): smooth {a:?}, textured {b:?}"
             );
+        }
+    }
+
+    #[test]
+    fn task_names_round_trip() {
+        for name in TASK_NAMES {
+            assert_eq!(SynthTask::parse(name).unwrap().name(), name);
         }
     }
 
