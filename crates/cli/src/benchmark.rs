@@ -96,8 +96,7 @@ pub fn benchmark(a: BenchmarkArgs) -> Result<()> {
         presets.push((o.to_string(), cfg));
     }
     let with_epochs = |mut c: DownstreamConfig, epochs: usize| {
-        c.epochs = epochs;
-        c.warmup_epochs = c.warmup_epochs.min(epochs);
+        c.set_epochs(epochs);
         c
     };
     let mut probe = with_epochs(DownstreamConfig::paper(Mode::Frozen, 2, true), a.probe_epochs);

@@ -257,15 +257,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             .iter()
             .map(|c| {
                 let d = &c.difference;
-                format!(
-                    "{} vs {} {:+.3} [{:+.3}, {:+.3}] ({})",
-                    c.encoder,
-                    c.control,
-                    d.difference,
-                    d.interval.0,
-                    d.interval.1,
-                    d.verdict()
-                )
+                format!("{} vs {} {} ({})", c.encoder, c.control, d.with_interval(), d.verdict())
             })
             .collect();
         let higher = t.higher_count();
@@ -330,8 +322,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     // fine-tuning (paper recipe, the encoder trains) and the supervised baseline
     let mut t = Table::new("fine-tuned and supervised", &CLASSIFIER_COLUMNS);
     let mut fcfg = DownstreamConfig::paper(Mode::Finetune, 2, true);
-    fcfg.epochs = a.finetune_epochs;
-    fcfg.warmup_epochs = fcfg.warmup_epochs.min(fcfg.epochs);
+    fcfg.set_epochs(a.finetune_epochs);
     for task in &tasks {
         let mae = Encoder::load(&checkpoint_of("mae")?, CheckpointKey::Student, device)?;
         fcfg.classifier.heads = mae.cfg.heads;
@@ -348,8 +339,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     }
     let mut rcfg = DownstreamConfig::resnet(2, true);
     rcfg.class_names = tasks[0].class_names();
-    rcfg.epochs = a.baseline_epochs;
-    rcfg.warmup_epochs = rcfg.warmup_epochs.min(rcfg.epochs);
+    rcfg.set_epochs(a.baseline_epochs);
     let rdir = a.out.join("atrophy-baseline-resnet50");
     let o = train(
         &rcfg,

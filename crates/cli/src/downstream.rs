@@ -286,8 +286,7 @@ fn overrides(mut c: DownstreamConfig, config: Option<&Path>, epochs: Option<usiz
             .with_context(|| format!("{}: invalid downstream config", path.display()))?;
     }
     if let Some(e) = epochs {
-        c.epochs = e;
-        c.warmup_epochs = c.warmup_epochs.min(e);
+        c.set_epochs(e);
     }
     Ok(c)
 }

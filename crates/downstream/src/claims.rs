@@ -10,15 +10,13 @@
 //! Each claim has one primary comparison, which alone decides its verdict; the other rows show
 //! where else the effect does or does not appear.
 
-use std::path::Path;
-
 use anyhow::{anyhow, bail, Result};
 use brainssl_eval::table::Table;
 use brainssl_eval::{pooled_auroc_difference, AurocDifference, Predictions, Seeds};
 use serde::{Deserialize, Serialize};
 
-use crate::seeds::{EncoderKind, TaskResult};
-use crate::study::FewShot;
+use crate::seeds::{test_predictions, EncoderKind, TaskResult};
+use crate::study::{mean_and_sd, FewShot};
 
 /// An interval inside ±this (AUROC) counts as "no effect worth the name".
 pub const EQUIVALENCE_MARGIN: f64 = 0.03;
@@ -134,18 +132,15 @@ impl Claim {
     /// "Claim 1 (…): supported (…)".
     pub fn headline(&self) -> String {
         let p = self.rows.iter().find(|r| r.primary).expect("a claim has a primary row");
-        let d = &p.difference;
         format!(
-            "Claim {}: {}: {}. {} vs {} on {}: {:+.3} [{:+.3}, {:+.3}]; {}",
+            "Claim {}: {}: {}. {} vs {} on {}: {}; {}",
             self.number,
             self.statement,
             self.verdict.label(),
             p.a,
             p.b,
             p.test,
-            d.difference,
-            d.interval.0,
-            d.interval.1,
+            p.difference.with_interval(),
             self.reason
         )
     }
@@ -173,7 +168,7 @@ impl Claim {
                 format!("{} / {}", r.runs[0], r.runs[1]),
                 format!("{:.3}", d.auroc_a),
                 format!("{:.3}", d.auroc_b),
-                format!("{:+.3} [{:+.3}, {:+.3}]", d.difference, d.interval.0, d.interval.1),
+                d.with_interval(),
                 Verdict::of(d).0.label().into(),
             ]);
         }
@@ -216,14 +211,10 @@ fn predictions(task: &TaskResult, groups: &[&str]) -> Result<Vec<Predictions>> {
         let mut runs = g.runs.clone();
         runs.sort_by_key(|r| r.seed);
         for r in runs {
-            out.push(read(&r.dir)?);
+            out.push(r.test_predictions()?);
         }
     }
     Ok(out)
-}
-
-fn read(dir: &Path) -> Result<Predictions> {
-    Predictions::read(&dir.join("test_predictions.csv")).map_err(|e| anyhow!(e))
 }
 
 /// Side `a` against side `b` on the tasks named (pooled when several). Every group is one block of
@@ -270,7 +261,7 @@ fn controls(task: &TaskResult) -> String {
                 EncoderKind::StepZero => "step-0 students",
                 _ => "random encoders",
             };
-            format!("{name} {:.3}", v.iter().sum::<f64>() / v.len().max(1) as f64)
+            format!("{name} {:.3}", mean_and_sd(&v).0)
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -346,7 +337,7 @@ pub fn few_shot_claim(
         fs.runs
             .iter()
             .filter(|r| r.k == k && model(&r.model))
-            .map(|r| read(&r.result.dir))
+            .map(|r| test_predictions(&r.result.dir))
             .collect()
     };
     if objectives.is_empty() || !fs.ks.contains(&primary_k) {
@@ -397,6 +388,7 @@ mod tests {
     use super::*;
     use crate::seeds::{EncoderGroup, EncoderKind, ProbeRun};
     use crate::study::{FewShotRun, RunResult};
+    use std::path::Path;
 
     fn diff(lo: f64, hi: f64) -> AurocDifference {
         AurocDifference {

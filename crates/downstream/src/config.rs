@@ -143,6 +143,12 @@ impl DownstreamConfig {
         c
     }
 
+    /// A shorter or longer run of the same recipe: the warm-up is cut to fit a run shorter than it.
+    pub fn set_epochs(&mut self, epochs: usize) {
+        self.epochs = epochs;
+        self.warmup_epochs = self.warmup_epochs.min(epochs);
+    }
+
     pub fn validate(&self, embed_dim: usize) -> anyhow::Result<()> {
         self.classifier.validate(embed_dim)?;
         self.prep.validate().map_err(anyhow::Error::msg)?;

@@ -76,6 +76,18 @@ pub struct ProbeRun {
     pub dir: PathBuf,
 }
 
+impl ProbeRun {
+    /// The probe's predictions on the test scans (its folder's `test_predictions.csv`).
+    pub fn test_predictions(&self) -> Result<Predictions> {
+        test_predictions(&self.dir)
+    }
+}
+
+/// A classifier run folder's predictions on its test scans.
+pub fn test_predictions(dir: &Path) -> Result<Predictions> {
+    Predictions::read(&dir.join("test_predictions.csv")).map_err(|e| anyhow!(e))
+}
+
 /// The probes of one encoder group on one task, one per seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EncoderGroup {
@@ -266,12 +278,8 @@ impl SeedStudyPlan {
                 Encoder::random(arch, seed, self.device),
             )?;
         }
-        let read = |g: &EncoderGroup| -> Result<Vec<Predictions>> {
-            g.runs
-                .iter()
-                .map(|r| Predictions::read(&r.dir.join("test_predictions.csv")).map_err(|e| anyhow!(e)))
-                .collect()
-        };
+        let read =
+            |g: &EncoderGroup| -> Result<Vec<Predictions>> { g.runs.iter().map(ProbeRun::test_predictions).collect() };
         let mut comparisons = Vec::new();
         for g in groups.iter().filter(|g| g.kind == EncoderKind::Pretrained) {
             let mine = read(g)?;
@@ -379,7 +387,7 @@ impl TaskResult {
                 c.control.clone(),
                 format!("{:.3}", d.auroc_a),
                 format!("{:.3}", d.auroc_b),
-                format!("{:+.3} [{:+.3}, {:+.3}]", d.difference, d.interval.0, d.interval.1),
+                d.with_interval(),
                 d.verdict().into(),
             ]);
         }

@@ -154,24 +154,26 @@ pub fn pooled_auroc_difference(
     let mut draw_runs = |n: usize| -> Vec<usize> { (0..n).map(|_| runs_rng.below(n as u64) as usize).collect() };
     let mut diffs = Vec::with_capacity(resamples);
     let mut skipped = 0;
+    // paired runs are one block a side
+    let blocks = match seeds {
+        Seeds::Paired => Some((1, 1, false)),
+        Seeds::Blocks { a, b, resample } => Some((a, b, resample)),
+        Seeds::Fixed | Seeds::Independent => None,
+    };
     for _ in 0..resamples {
-        let (ra, rb) = match seeds {
-            Seeds::Fixed => (all_a.clone(), all_b.clone()),
-            Seeds::Paired => {
-                let r = draw_runs(a0.len());
-                (r.clone(), r)
-            }
-            Seeds::Independent => (draw_runs(a0.len()), draw_runs(b0.len())),
-            Seeds::Blocks { a: ka, b: kb, resample } => {
-                let n = a0.len() / ka;
-                let within = draw_runs(n);
-                let mut blocks = |k: usize| if resample { draw_runs(k) } else { (0..k).collect() };
-                let (qa, qb) = (blocks(ka), blocks(kb));
-                let expand = |q: &[usize]| -> Vec<usize> {
-                    q.iter().flat_map(|&j| within.iter().map(move |&i| j * n + i)).collect()
-                };
-                (expand(&qa), expand(&qb))
-            }
+        let (ra, rb) = if let Some((ka, kb, resample)) = blocks {
+            let n = a0.len() / ka;
+            let within = draw_runs(n);
+            let mut redraw = |k: usize| if resample { draw_runs(k) } else { (0..k).collect() };
+            let (qa, qb) = (redraw(ka), redraw(kb));
+            let expand = |q: &[usize]| -> Vec<usize> {
+                q.iter().flat_map(|&j| within.iter().map(move |&i| j * n + i)).collect()
+            };
+            (expand(&qa), expand(&qb))
+        } else if seeds == Seeds::Independent {
+            (draw_runs(a0.len()), draw_runs(b0.len()))
+        } else {
+            (all_a.clone(), all_b.clone())
         };
         let mut diff = Some(0.0);
         for ((a, b), draws) in tasks.iter().zip(subjects.iter_mut()) {
@@ -203,6 +205,14 @@ pub fn pooled_auroc_difference(
 }
 
 impl AurocDifference {
+    /// The difference and its interval as tables print them: "+0.049 [-0.143, +0.255]".
+    pub fn with_interval(&self) -> String {
+        format!(
+            "{:+.3} [{:+.3}, {:+.3}]",
+            self.difference, self.interval.0, self.interval.1
+        )
+    }
+
     /// "higher" or "lower" when the 95 % interval excludes 0, else "undecided".
     pub fn verdict(&self) -> &'static str {
         if self.interval.0 > 0.0 {
