@@ -25,7 +25,7 @@ full=0
 
 # pip's messages go to .venv/pip.log; on failure they are shown
 pip_quiet() {
-  if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "$@" >>"$VENV/pip.log" 2>&1; then
+  if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "$@" >>"$VENV/pip.log" 2>&1; then
     cat "$VENV/pip.log" >&2
     echo "setup: pip install $* failed (log: $VENV/pip.log)" >&2
     exit 1
