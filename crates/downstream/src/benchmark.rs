@@ -235,9 +235,8 @@ impl BenchmarkPlan {
             few_shot,
             few_shot_objectives: self.few_shot_objectives.clone(),
             claims: Vec::new(),
-            seconds: 0.0,
+            seconds: started.elapsed().as_secs_f64(),
         };
-        result.seconds = started.elapsed().as_secs_f64();
         // the hours of training are on disk before the claims are read from them: should reading
         // fail, `brainssl benchmark --claims-only` can try again
         brainssl_scan::atomic_write(
@@ -358,9 +357,7 @@ impl BenchmarkResult {
             let Some(h) = other.groups.iter().find(|h| h.name == g.name) else {
                 continue;
             };
-            let stat =
-                |runs: &[crate::seeds::ProbeRun]| mean_and_sd(&runs.iter().map(|r| r.test_auroc).collect::<Vec<_>>());
-            let ((a, sa), (b, sb)) = (stat(&g.runs), stat(&h.runs));
+            let ((a, sa), (b, sb)) = (g.test_auroc(), h.test_auroc());
             t.push(vec![
                 g.name.clone(),
                 format_mean_sd(a, sa, 3),

@@ -16,7 +16,7 @@ use brainssl_eval::{pooled_auroc_difference, AurocDifference, Predictions, Seeds
 use serde::{Deserialize, Serialize};
 
 use crate::seeds::{test_predictions, EncoderKind, TaskResult};
-use crate::study::{mean_and_sd, FewShot};
+use crate::study::FewShot;
 
 /// An interval inside ±this (AUROC) counts as "no effect worth the name".
 pub const EQUIVALENCE_MARGIN: f64 = 0.03;
@@ -256,12 +256,11 @@ fn controls(task: &TaskResult) -> String {
         .iter()
         .filter(|g| g.kind != EncoderKind::Pretrained)
         .map(|g| {
-            let v: Vec<f64> = g.runs.iter().map(|r| r.test_auroc).collect();
             let name = match g.kind {
                 EncoderKind::StepZero => "step-0 students",
                 _ => "random encoders",
             };
-            format!("{name} {:.3}", mean_and_sd(&v).0)
+            format!("{name} {:.3}", g.test_auroc().0)
         })
         .collect::<Vec<_>>()
         .join(", ")

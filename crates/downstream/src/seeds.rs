@@ -96,6 +96,13 @@ pub struct EncoderGroup {
     pub runs: Vec<ProbeRun>,
 }
 
+impl EncoderGroup {
+    /// Mean and sd over the seeds of the probes' test AUROC.
+    pub fn test_auroc(&self) -> (f64, f64) {
+        mean_and_sd(&self.runs.iter().map(|r| r.test_auroc).collect::<Vec<_>>())
+    }
+}
+
 /// One objective against one control.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Comparison {
@@ -337,7 +344,7 @@ impl TaskResult {
         let mut unlearned = false;
         for g in &self.groups {
             let (v, vs) = mean_and_sd(&g.runs.iter().map(|r| r.val_auroc).collect::<Vec<_>>());
-            let (a, s) = mean_and_sd(&g.runs.iter().map(|r| r.test_auroc).collect::<Vec<_>>());
+            let (a, s) = g.test_auroc();
             let (c, cs) = mean_and_sd(&g.runs.iter().map(|r| 100.0 * r.test_accuracy).collect::<Vec<_>>());
             let per: Vec<String> = g
                 .runs
